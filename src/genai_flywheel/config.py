@@ -1,0 +1,276 @@
+"""The one configuration file, ``flywheel.yaml``, validated by pydantic.
+
+Every model forbids unknown keys and bounds its numbers, so a typo or an out-of-range value fails at
+``flywheel config validate`` (and at DAG parse time) with the key's dotted path and the fix, not hours later
+inside a task.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from genai_flywheel.exceptions import ConfigError
+
+CONFIG_ENV = "FLYWHEEL_CONFIG"
+DATA_ROOT_ENV = "FLYWHEEL_DATA_ROOT"
+DEFAULT_CONFIG = "flywheel.yaml"
+
+_NAME = r"^[a-z][a-z0-9_-]{0,62}$"
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MlflowTarget(_Model):
+    """Where an application's production traces live."""
+
+    tracking_uri: str = Field(min_length=1, description="MLflow tracking URI, e.g. http://127.0.0.1:5000")
+    experiment: str = Field(min_length=1, description="Experiment name the production app logs traces to")
+
+
+class Stratum(_Model):
+    """Traces matching ``filter`` are sampled at ``rate`` instead of the base rate (first match wins)."""
+
+    name: str = Field(pattern=_NAME)
+    filter: str = Field(min_length=1)
+    rate: Rate
+
+
+class Sampling(_Model):
+    rate: Rate = 0.2
+    filter: str | None = Field(default=None, description="Only traces matching this selection filter")
+    strata: list[Stratum] = Field(default_factory=list)
+    shards: int = Field(default=4, ge=1, le=64, description="Scoring shards (mapped task instances)")
+    seed: str = Field(default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash")
+
+    @field_validator("strata")
+    @classmethod
+    def _unique_strata(cls, strata: list[Stratum]) -> list[Stratum]:
+        names = [s.name for s in strata]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stratum names must be unique; repeated: {dupes}")
+        return strata
+
+
+class ScorerSpec(_Model):
+    """One scorer: a built-in by ``name``, or a user's ``@scorer`` by ``ref`` (``module:function``)."""
+
+    name: str = Field(pattern=_NAME)
+    ref: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    threshold: float | None = Field(default=None, description="Pass threshold for numeric values")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the scorer")
+
+
+class Judge(_Model):
+    """The OpenAI-compatible LLM-judge endpoint, reached through an Airflow Connection."""
+
+    conn_id: str | None = Field(default=None, description="Airflow Connection id; judges skip when unset")
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    max_cost_per_run_usd: float = Field(default=5.0, ge=0.0, le=100_000.0)
+    pool: str = Field(default="flywheel_llm_judge", pattern=r"^[A-Za-z0-9_.-]{1,256}$")
+    pool_slots: int = Field(default=4, ge=1, le=1024)
+    timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+
+
+class Price(_Model):
+    """USD per 1,000 tokens."""
+
+    input_per_1k: float = Field(ge=0.0, le=1000.0)
+    output_per_1k: float = Field(ge=0.0, le=1000.0)
+
+
+class Slo(_Model):
+    latency_ms: float = Field(default=5000.0, gt=0.0, le=3_600_000.0)
+
+
+class AlertRule(_Model):
+    """Fire when ``metric op threshold`` holds for the whole confidence interval, not just the estimate.
+
+    ``metric`` names a column of the metrics partition, e.g. ``latency_p95_ms``, ``error_rate`` or
+    ``scorer.relevance.pass_rate``.
+    """
+
+    name: str = Field(pattern=_NAME)
+    metric: str = Field(min_length=1)
+    op: Literal[">", ">=", "<", "<="]
+    threshold: float
+    min_samples: int = Field(default=30, ge=1, le=10_000_000)
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+class Notify(_Model):
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    slack_conn_id: str | None = None
+    email_to: list[str] = Field(default_factory=list)
+    renotify_after_hours: float = Field(default=24.0, ge=0.0, le=24 * 365)
+
+
+class CurationRule(_Model):
+    """A selection rule of the curation DAG: a filter, a cap and a priority (lower runs first)."""
+
+    name: str = Field(pattern=_NAME)
+    filter: str | None = None
+    kind: Literal["filter", "query_clusters", "regression_guard"] = "filter"
+    cap: int = Field(default=200, ge=1, le=1_000_000)
+    priority: int = Field(default=100, ge=0, le=10_000)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Curation(_Model):
+    schedule: str = "0 2 * * *"
+    lookback_days: int = Field(default=7, ge=1, le=3650)
+    dataset_prefix: str = Field(default="flywheel", pattern=_NAME)
+    rules: list[CurationRule] = Field(default_factory=list)
+
+
+class Gate(_Model):
+    scorer: str = Field(pattern=_NAME)
+    min_mean: float | None = None
+    min_improvement: float | None = Field(default=None, description="Mean difference vs production")
+    max_p_value: float | None = Field(default=None, gt=0.0, le=1.0)
+
+
+class Evaluation(_Model):
+    candidate: str | None = Field(default=None, description="module:function or an MLflow model URI")
+    scorers: list[str] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+
+
+class PiiRedaction(_Model):
+    emails: bool = True
+    phones: bool = True
+    cards: bool = True
+    extra_patterns: list[str] = Field(default_factory=list)
+
+
+class Export(_Model):
+    schedule: str = "0 3 * * 1"
+    min_score: float = Field(default=0.7, ge=0.0, le=1.0)
+    validation_fraction: Rate = 0.1
+    system_prompt: str | None = None
+    pii: PiiRedaction = Field(default_factory=PiiRedaction)
+
+
+class Application(_Model):
+    """A monitored GenAI application; one monitor DAG is generated per application."""
+
+    name: str = Field(pattern=_NAME)
+    mlflow: MlflowTarget
+    schedule: str = Field(default="0 * * * *", description="Cron expression of the monitor interval")
+    start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    sampling: Sampling = Field(default_factory=Sampling)
+    scorers: list[ScorerSpec] = Field(default_factory=list)
+    judge: Judge = Field(default_factory=Judge)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    slo: Slo = Field(default_factory=Slo)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    notify: Notify = Field(default_factory=Notify)
+    curation: Curation = Field(default_factory=Curation)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    export: Export = Field(default_factory=Export)
+
+    @field_validator("schedule", mode="after")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parts = value.split()
+        if value.startswith("@") or len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
+            raise ValueError(f"schedule {value!r} is not a 5-field cron expression; use e.g. '0 * * * *'")
+        return value
+
+    @field_validator("start_date", mode="after")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Application:
+        for label, names in (
+            ("scorers", [s.name for s in self.scorers]),
+            ("alerts", [a.name for a in self.alerts]),
+            ("curation.rules", [r.name for r in self.curation.rules]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{label} names must be unique; repeated: {dupes}")
+        return self
+
+
+class FlywheelConfig(_Model):
+    data_root: str = Field(default="./data", min_length=1)
+    applications: list[Application] = Field(min_length=1)
+
+    @field_validator("applications")
+    @classmethod
+    def _unique_apps(cls, apps: list[Application]) -> list[Application]:
+        names = [a.name for a in apps]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"application names must be unique; repeated: {dupes}")
+        return apps
+
+    def app(self, name: str) -> Application:
+        """The application called ``name``, or a ConfigError listing the configured ones."""
+        for app in self.applications:
+            if app.name == name:
+                return app
+        known = ", ".join(a.name for a in self.applications)
+        raise ConfigError(f"no application {name!r} in the configuration; configured: {known}")
+
+    def data_path(self) -> Path:
+        """The data root: ``$FLYWHEEL_DATA_ROOT`` if set, else ``data_root`` from the file."""
+        return Path(os.environ.get(DATA_ROOT_ENV) or self.data_root).expanduser()
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} invalid setting(s)"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        hint = ""
+        if e["type"] == "extra_forbidden":
+            hint = "; remove it or check its spelling"
+        elif e["type"] == "missing":
+            hint = "; add it"
+        lines.append(f"  {key}: {e['msg']}{shown}{hint}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> FlywheelConfig:
+    """Validate an already-loaded mapping; raise ConfigError naming each bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with 'applications:'")
+    try:
+        return FlywheelConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: ``path``, else ``$FLYWHEEL_CONFIG``, else ``./flywheel.yaml``."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> FlywheelConfig:
+    """Read and validate the YAML configuration file."""
+    p = config_path(path)
+    if not p.is_file():
+        raise ConfigError(f"configuration file {str(p)!r} not found; set ${CONFIG_ENV} or pass --config")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return parse_config(data, str(p))
