@@ -70,6 +70,9 @@ class ScorerSpec(_Model):
     name: str = Field(pattern=_NAME)
     ref: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     threshold: float | None = Field(default=None, description="Pass threshold for numeric values")
+    sample_rate: Rate | None = Field(
+        default=None, description="This scorer's own base sampling rate (e.g. lower for costly judges)"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the scorer")
 
 

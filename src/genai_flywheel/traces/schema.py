@@ -97,6 +97,7 @@ SAMPLE_FIELDS = [
     pa.field("sample_rate", pa.float64(), nullable=False),
     pa.field("weight", pa.float64(), nullable=False),  # inclusion weight = 1 / sample_rate
     pa.field("shard", pa.int32(), nullable=False),
+    pa.field("scorers", pa.list_(pa.string()), nullable=False),  # scorers that sampled this trace
 ]
 
 # One row per (trace, scorer): the output of the score stage.

@@ -1,0 +1,92 @@
+"""Production monitor: one DAG per application in flywheel.yaml, one task per stage, per schedule interval.
+
+extract -> validate -> sample -> score (mapped over shards) -> write_back -> aggregate -> store -> alert.
+Each task makes one call into ``genai_flywheel.pipeline`` and returns paths and counts, never data.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+
+from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config
+
+
+def build_monitor(app_name: str) -> None:
+    app = flywheel_config().app(app_name)
+    metrics_asset = Asset(f"flywheel://metrics/{app_name}", extra={"app": app_name})
+
+    @dag(
+        dag_id=f"flywheel_monitor_{app_name}",
+        description=f"Monitor production traces of {app_name}: score, aggregate, store, alert",
+        schedule=CronDataIntervalTimetable(app.schedule, timezone="UTC"),
+        start_date=app.start_date,
+        catchup=False,
+        max_active_runs=2,
+        default_args=DEFAULT_ARGS,
+        tags=dag_tags("monitor", app_name),
+        doc_md=__doc__,
+    )
+    def monitor() -> None:
+        @task
+        def extract(data_interval_start=None, data_interval_end=None) -> dict:
+            from genai_flywheel import pipeline
+
+            return pipeline.extract(app_name, data_interval_start, data_interval_end)
+
+        @task(retries=0)  # a broken contract does not heal by retrying
+        def validate(data_interval_start=None, data_interval_end=None) -> dict:
+            from genai_flywheel import pipeline
+
+            return pipeline.validate(app_name, data_interval_start, data_interval_end)
+
+        @task
+        def sample(data_interval_start=None, data_interval_end=None) -> list[int]:
+            from genai_flywheel import pipeline
+
+            return pipeline.sample(app_name, data_interval_start, data_interval_end)["shards"]
+
+        # Judge calls are rate-limited by an Airflow pool sized in the config (judge.pool_slots).
+        @task(pool=app.judge.pool if app.judge.conn_id else "default_pool")
+        def score(shard: int, data_interval_start=None, data_interval_end=None) -> dict:
+            from flywheel_airflow.hooks import judge_endpoint
+            from genai_flywheel import pipeline
+
+            return pipeline.score_shard(app_name, data_interval_start, data_interval_end, shard,
+                                        judge=judge_endpoint(app))
+
+        @task(trigger_rule="none_failed")  # an interval with nothing sampled still gets its metrics
+        def write_back(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+            from genai_flywheel import pipeline
+
+            return pipeline.write_back(app_name, data_interval_start, data_interval_end, run_id=run_id)
+
+        @task
+        def aggregate(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+            from genai_flywheel import pipeline
+
+            return pipeline.aggregate(app_name, data_interval_start, data_interval_end, run_id=run_id)
+
+        @task(outlets=[metrics_asset])
+        def store(data_interval_start=None, data_interval_end=None) -> dict:
+            from genai_flywheel import pipeline
+
+            return pipeline.store(app_name, data_interval_start, data_interval_end)
+
+        @task
+        def alert(data_interval_start=None, data_interval_end=None) -> dict:
+            from flywheel_airflow.notifiers import send_alerts
+            from genai_flywheel import pipeline
+
+            result = pipeline.alert(app_name, data_interval_start, data_interval_end)
+            result["sent"] = send_alerts(result.pop("notifications"), app.notify, get_current_context())
+            return result
+
+        shards = extract() >> validate() >> sample()
+        scored = score.expand(shard=shards)
+        scored >> write_back() >> aggregate() >> store() >> alert()
+
+    monitor()
+
+
+for _app in flywheel_config().applications:
+    build_monitor(_app.name)

@@ -1,0 +1,32 @@
+"""What every flywheel DAG shares: the configuration, default task arguments, tags."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from genai_flywheel.config import FlywheelConfig, load_config
+
+log = logging.getLogger(__name__)
+
+# Every task that talks to MLflow retries with backoff: a restarted tracking server or a locked SQLite
+# file must cost a retry, not a failed interval.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "genai-flywheel",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+@lru_cache(maxsize=1)
+def flywheel_config() -> FlywheelConfig:
+    """The validated configuration (``$FLYWHEEL_CONFIG``), read once per process."""
+    return load_config()
+
+
+def dag_tags(stage: str, app: str) -> list[str]:
+    return ["genai-flywheel", stage, f"app:{app}"]

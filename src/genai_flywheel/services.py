@@ -1,0 +1,258 @@
+"""Start, watch and stop the local services of the embedded default: an ``mlflow server`` over SQLite and
+the Airflow components (api-server, scheduler, dag-processor, triggerer) over SQLite with LocalExecutor.
+
+It drives the ``mlflow`` and ``airflow`` command-line programs as subprocesses and never imports Airflow.
+Everything lives under one home folder (default ``./.demo``): databases, logs, pid files, the generated
+Airflow login. ``stop_all`` ends whatever ``start_*`` started, also from another process (pid files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from genai_flywheel.exceptions import FlywheelError
+
+log = logging.getLogger(__name__)
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Modules every task imports: the LocalExecutor's forkserver loads them once, and each task process
+# inherits them copy-on-write instead of spending seconds re-importing mlflow and pyarrow.
+FORKSERVER_PRELOAD = (
+    "airflow,airflow.executors.local_executor,airflow.sdk,pyarrow,pyarrow.parquet,pandas,mlflow,"
+    "mlflow.entities,mlflow.tracing.client,genai_flywheel.pipeline,genai_flywheel.traces.extract"
+)
+
+
+class ServiceError(FlywheelError):
+    """A local service did not start or did not become healthy."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where the embedded default runs: project folder, home folder, ports."""
+
+    project: Path
+    home: Path
+    mlflow_port: int = 5500
+    airflow_port: int = 8080
+    parallelism: int = 4
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.home / "pids"
+
+    @property
+    def data_root(self) -> Path:
+        return Path(os.environ.get("FLYWHEEL_DATA_ROOT") or self.project / "data")
+
+    def bin(self, name: str) -> str:
+        """A program of the active virtual environment (next to this interpreter), else from PATH."""
+        here = Path(sys.executable).parent / name
+        return str(here) if here.exists() else (shutil.which(name) or name)
+
+    def _secret(self, name: str) -> str:
+        path = self.home / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def airflow_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment every Airflow command of this stack runs with."""
+        db = self.airflow_home / "airflow.db"
+        env = dict(os.environ)
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.project / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project / "plugins"),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
+                "AIRFLOW__CORE__MP_START_METHOD": "forkserver",
+                "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": FORKSERVER_PRELOAD,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "airflow-passwords.json"),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+                "AIRFLOW__API__PORT": str(self.airflow_port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt-secret"),
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "airflow"),
+                "FLYWHEEL_CONFIG": os.environ.get("FLYWHEEL_CONFIG") or str(self.project / "flywheel.yaml"),
+                "FLYWHEEL_DATA_ROOT": str(self.data_root),
+                "MLFLOW_TRACKING_URI": self.mlflow_uri,
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "DO_NOT_TRACK": "true",
+                "GX_ANALYTICS_ENABLED": "false",
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(self.project / "plugins"), os.environ.get("PYTHONPATH", "")) if p
+                ),
+            }
+        )
+        if extra:
+            env.update(extra)
+        return env
+
+    def login(self) -> tuple[str, str]:
+        """The Airflow UI's user and password (written by ``init_airflow``)."""
+        data = json.loads((self.home / "airflow-passwords.json").read_text())
+        user = next(iter(data))
+        return user, data[user]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> int:
+    """Start ``argv`` in its own process group with output to ``logs/<name>.log``; record its pid."""
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    stack.pids.mkdir(parents=True, exist_ok=True)
+    pid_file = stack.pids / f"{name}.pid"
+    if pid_file.exists() and _alive(int(pid_file.read_text())):
+        log.info("%s already running (pid %s)", name, pid_file.read_text().strip())
+        return int(pid_file.read_text())
+    out = open(stack.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
+                            cwd=stack.project, start_new_session=True)
+    pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_http(url: str, *, timeout_s: float, name: str, log_file: Path | None = None) -> None:
+    """Wait until ``url`` answers 2xx/3xx/401, or raise ServiceError with the log's tail."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - local URL
+                if resp.status < 400:
+                    return
+        except urllib.error.HTTPError as err:
+            if err.code in (401, 403):
+                return
+            last = f"HTTP {err.code}"
+        except (urllib.error.URLError, OSError) as err:
+            last = str(err)
+        time.sleep(1)
+    tail = ""
+    if log_file and log_file.exists():
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
+    raise ServiceError(f"{name} did not answer at {url} within {timeout_s:.0f} s ({last}); log tail:\n{tail}")
+
+
+def start_mlflow(stack: Stack, *, workers: int = 2) -> str:
+    """Start ``mlflow server`` over SQLite under the home folder; returns its URI once healthy."""
+    stack.home.mkdir(parents=True, exist_ok=True)
+    argv = [
+        stack.bin("mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{stack.home / 'mlflow.db'}",
+        "--artifacts-destination", str(stack.home / "mlartifacts"),
+        "--host", "127.0.0.1", "--port", str(stack.mlflow_port), "--workers", str(workers),
+    ]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    start(stack, "mlflow", argv, env)
+    wait_http(f"{stack.mlflow_uri}/health", timeout_s=180, name="mlflow server",
+              log_file=stack.logs / "mlflow.log")
+    return stack.mlflow_uri
+
+
+def airflow(stack: Stack, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run one ``airflow`` CLI command against this stack."""
+    proc = subprocess.run([stack.bin("airflow"), *args], env=stack.airflow_env(), cwd=stack.project,
+                          capture_output=capture, text=True)
+    if check and proc.returncode != 0:
+        raise ServiceError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def init_airflow(stack: Stack, pools: Mapping[str, int] | None = None) -> None:
+    """Create the metadata DB, the UI login and the pools (idempotent)."""
+    stack.airflow_home.mkdir(parents=True, exist_ok=True)
+    pw_file = stack.home / "airflow-passwords.json"
+    if not pw_file.exists():
+        pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+        pw_file.chmod(0o600)
+    airflow(stack, "db", "migrate")
+    for name, slots in (pools or {}).items():
+        airflow(stack, "pools", "set", name, str(slots), "LLM-judge calls of genai-flywheel")
+
+
+def start_airflow(stack: Stack) -> str:
+    """Start the four Airflow components; returns the UI URL once the api-server is healthy."""
+    env = stack.airflow_env()
+    for component in AIRFLOW_COMPONENTS:
+        start(stack, f"airflow-{component}", [stack.bin("airflow"), component], env)
+    wait_http(f"{stack.airflow_url}/api/v2/monitor/health", timeout_s=240, name="airflow api-server",
+              log_file=stack.logs / "airflow-api-server.log")
+    return stack.airflow_url
+
+
+def stop_all(stack: Stack, *, timeout_s: float = 30) -> list[str]:
+    """Stop every process this stack started (SIGTERM to its group, then SIGKILL); returns their names."""
+    stopped = []
+    if not stack.pids.exists():
+        return stopped
+    for pid_file in sorted(stack.pids.glob("*.pid")):
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            if _alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            stopped.append(pid_file.stem)
+        pid_file.unlink()
+    return stopped
