@@ -1,0 +1,200 @@
+"""``make demo``: the whole loop on the embedded default, through the real Airflow scheduler.
+
+1. start an ``mlflow server`` (SQLite) and Airflow (api-server, scheduler, dag-processor, triggerer;
+   SQLite, LocalExecutor);
+2. simulate a few days of production traffic of the demo app, with planted incidents;
+3. backfill the monitor DAG over every interval of those days (``airflow backfill create``) and wait;
+4. run the improvement loop: curation (which triggers the development evaluation through its Asset)
+   and the fine-tuning export;
+5. print a summary against the planted incidents and write the static HTML report.
+
+The services keep running afterwards (``make down`` stops them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from genai_flywheel.config import Application, load_config
+from genai_flywheel.services import ServiceError, Stack, airflow, init_airflow, start_airflow, start_mlflow, stop_all
+
+PROJECT = Path(os.environ.get("FLYWHEEL_PROJECT") or Path.cwd()).resolve()
+TERMINAL = {"success", "failed"}
+
+
+def say(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def stack_from_env() -> Stack:
+    return Stack(
+        project=PROJECT,
+        home=Path(os.environ.get("FLYWHEEL_HOME") or PROJECT / ".demo"),
+        mlflow_port=int(os.environ.get("FLYWHEEL_MLFLOW_PORT", "5500")),
+        airflow_port=int(os.environ.get("FLYWHEEL_AIRFLOW_PORT", "8080")),
+        parallelism=int(os.environ.get("AIRFLOW__CORE__PARALLELISM", "4")),
+    )
+
+
+def interval_bounds(app: Application, days: int, now: datetime | None = None) -> tuple[datetime, datetime, timedelta]:
+    """The last ``days`` days of whole schedule intervals before ``now``: (start, end, interval length)."""
+    from croniter import croniter
+
+    now = now or datetime.now(timezone.utc)
+    it = croniter(app.schedule, now)
+    end = it.get_prev(datetime)
+    step = end - it.get_prev(datetime)
+    start = end - timedelta(days=days)
+    return start, end, step
+
+
+def up(stack: Stack) -> None:
+    cfg = load_config(os.environ.get("FLYWHEEL_CONFIG") or PROJECT / "flywheel.yaml")
+    say(f"starting mlflow server on {stack.mlflow_uri} (logs: {stack.logs})")
+    start_mlflow(stack)
+    say("initialising Airflow (metadata DB, login, judge pools)")
+    init_airflow(stack, {a.judge.pool: a.judge.pool_slots for a in cfg.applications})
+    say(f"starting Airflow api-server, scheduler, dag-processor, triggerer on {stack.airflow_url}")
+    start_airflow(stack)
+
+
+def wait_for_dag(stack: Stack, dag_id: str, timeout_s: float = 900) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = airflow(stack, "dags", "list", "-o", "json", check=False).stdout
+        if dag_id in out:
+            return
+        time.sleep(3)
+    errors = airflow(stack, "dags", "list-import-errors", check=False).stdout
+    raise ServiceError(f"DAG {dag_id} was not parsed within {timeout_s:.0f} s; import errors:\n{errors}")
+
+
+def dag_runs(stack: Stack, dag_id: str) -> list[dict[str, Any]]:
+    proc = airflow(stack, "dags", "list-runs", dag_id, "-o", "json", check=False)
+    try:
+        start = proc.stdout.index("[")
+        return json.loads(proc.stdout[start:])
+    except ValueError:
+        return []
+
+
+def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: float = 1500,
+              since: int = 0) -> list[dict[str, Any]]:
+    """Wait until ``expected`` runs of ``dag_id`` (beyond ``since`` earlier ones) are finished."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        runs = dag_runs(stack, dag_id)[: max(0, len(dag_runs(stack, dag_id)) - since)] if since else dag_runs(stack, dag_id)
+        done = [r for r in runs if r.get("state") in TERMINAL]
+        ok = sum(1 for r in done if r["state"] == "success")
+        line = f"{label}: {len(done)}/{expected} runs finished ({ok} succeeded, {len(done) - ok} failed)"
+        if line != last:
+            say(line)
+            last = line
+        if len(done) >= expected:
+            return runs
+        time.sleep(5)
+    raise ServiceError(f"{label}: runs did not finish within {timeout_s:.0f} s ({last}); see {stack.logs}")
+
+
+def run(stack: Stack, days: int, traces_per_day: int) -> int:
+    from genai_flywheel.demo.simulate import simulate
+
+    t0 = time.monotonic()
+    cfg = load_config(os.environ.get("FLYWHEEL_CONFIG") or PROJECT / "flywheel.yaml")
+    app = cfg.applications[0]
+    up(stack)
+    start, end, step = interval_bounds(app, days)
+    truth_path = cfg.data_path() / "ground_truth.json"
+    say(f"simulating {days} days of traffic ({traces_per_day}/day) into {app.mlflow.experiment}")
+    sim = simulate(stack.mlflow_uri, app.mlflow.experiment, days=days, traces_per_day=traces_per_day,
+                   end=end, ground_truth_path=truth_path, progress=True)
+    say(f"wrote {sim.n_traces} traces, {sim.n_feedback} user feedback")
+
+    dag_id = f"flywheel_monitor_{app.name}"
+    wait_for_dag(stack, dag_id)
+    airflow(stack, "dags", "unpause", dag_id)
+    n_intervals = int((end - start) / step)
+    say(f"backfilling {dag_id} over {n_intervals} intervals {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
+    airflow(stack, "backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(),
+            "--to-date", (end - step).isoformat(), "--max-active-runs", "2", "--reprocess-behavior", "failed")
+    runs = wait_runs(stack, dag_id, n_intervals, "monitor backfill")
+    failed = [r for r in runs if r["state"] == "failed"]
+
+    loop = run_loop(stack, app)
+    summary = summarize(stack, cfg, sim.ground_truth, n_intervals, failed, loop)
+    say(f"finished in {time.monotonic() - t0:.0f} s")
+    print(summary)
+    return 1 if failed else 0
+
+
+def run_loop(stack: Stack, app: Application) -> dict[str, Any]:
+    """Curation (its Asset triggers the development evaluations) and the fine-tuning export."""
+    results: dict[str, Any] = {}
+    dags = airflow(stack, "dags", "list", "-o", "json", check=False).stdout
+    for stage in ("curate", "evaluate", "export"):
+        dag_id = f"flywheel_{stage}_{app.name}"
+        if dag_id not in dags:
+            continue
+        airflow(stack, "dags", "unpause", dag_id)
+    for stage in ("curate", "export"):
+        dag_id = f"flywheel_{stage}_{app.name}"
+        if dag_id not in dags:
+            continue
+        before = len(dag_runs(stack, dag_id))
+        airflow(stack, "dags", "trigger", dag_id)
+        results[stage] = wait_runs(stack, dag_id, before + 1, stage)
+    eval_id = f"flywheel_evaluate_{app.name}"
+    if eval_id in dags and "curate" in results:
+        results["evaluate"] = wait_runs(stack, eval_id, 2, "development evaluation")
+    return results
+
+
+def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict) -> str:
+    from genai_flywheel.report import render_report, summarize as report_summary
+
+    app = cfg.applications[0]
+    data_root = cfg.data_path()
+    s = report_summary(data_root, app.name)
+    report = render_report(data_root, [app.name], data_root / "report.html", ground_truth=truth,
+                           links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url})
+    user, password = stack.login()
+    lines = [
+        "",
+        "=== genai-flywheel demo ===",
+        f"monitor intervals processed : {n_intervals - len(failed)}/{n_intervals}",
+        f"summary                     : {json.dumps(s, default=str)}",
+        f"HTML report                 : file://{report}",
+        f"MLflow UI                   : {stack.mlflow_uri}",
+        f"Airflow UI                  : {stack.airflow_url}  (login {user} / {password})",
+        "stop everything             : make down",
+    ]
+    return "\n".join(lines)
+
+
+def main(action: str, *, days: int = 3, traces_per_day: int = 400) -> int:
+    stack = stack_from_env()
+    if action == "down":
+        stopped = stop_all(stack)
+        say(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if action == "up":
+        up(stack)
+        user, password = stack.login()
+        say(f"MLflow UI {stack.mlflow_uri} · Airflow UI {stack.airflow_url} (login {user} / {password})")
+        return 0
+    if action == "status":
+        for pid_file in sorted(stack.pids.glob("*.pid")) if stack.pids.exists() else []:
+            print(pid_file.stem, pid_file.read_text().strip())
+        return 0
+    try:
+        return run(stack, days, traces_per_day)
+    except ServiceError as err:
+        print(f"demo failed: {err}", file=sys.stderr)
+        return 1
