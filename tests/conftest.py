@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration once, at import: point it at a private home before anything imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="flywheel-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+    }
+)
+os.environ.setdefault("FLYWHEEL_CONFIG", str(ROOT / "flywheel.yaml"))
+os.environ.setdefault("FLYWHEEL_DATA_ROOT", str(_AIRFLOW_HOME / "data"))
+if str(ROOT / "plugins") not in sys.path:  # what Airflow's plugin loader does for DAG files
+    sys.path.insert(0, str(ROOT / "plugins"))
 
 # Keep MLflow quiet and local: no telemetry, no prompts, no network.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -167,6 +167,12 @@ class Export(_Model):
     pii: PiiRedaction = Field(default_factory=PiiRedaction)
 
 
+class Contract(_Model):
+    """The trace data contract's batch-level condition (row-level failures are quarantined)."""
+
+    max_bad_fraction: Rate = Field(default=0.5, description="Fail the interval above this quarantined share")
+
+
 class Application(_Model):
     """A monitored GenAI application; one monitor DAG is generated per application."""
 
@@ -175,6 +181,7 @@ class Application(_Model):
     schedule: str = Field(default="0 * * * *", description="Cron expression of the monitor interval")
     start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=timezone.utc))
     sampling: Sampling = Field(default_factory=Sampling)
+    contract: Contract = Field(default_factory=Contract)
     scorers: list[ScorerSpec] = Field(default_factory=list)
     judge: Judge = Field(default_factory=Judge)
     prices: dict[str, Price] = Field(default_factory=dict)

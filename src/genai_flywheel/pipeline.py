@@ -41,11 +41,11 @@ def _context(
 
 
 def _read(path: Path) -> pa.Table:
-    import pyarrow.parquet as pq
+    from genai_flywheel.metrics.store import read_parquet
 
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the previous stage of this interval first")
-    return pq.read_table(path)
+    return read_parquet(path)
 
 
 def _write(table: pa.Table, path: Path) -> Path:
@@ -73,11 +73,15 @@ def validate(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | No
     from genai_flywheel.metrics.store import atomic_write_json
     from genai_flywheel.quality.contract import validate_traces
 
-    _, _, ws = _context(app_name, start, end, config)
-    result = validate_traces(_read(ws.path("traces.parquet")))
+    _, app, ws = _context(app_name, start, end, config)
+    result = validate_traces(_read(ws.path("traces.parquet")),
+                             max_bad_fraction=app.contract.max_bad_fraction, raise_on_failure=False)
+    # The quarantine and the report are written even when the batch as a whole fails, so the failed
+    # task leaves the evidence an operator needs, and nothing downstream reads a half-written stage.
     _write(result.quarantine, ws.path("quarantine.parquet"))
-    _write(result.valid, ws.path("valid.parquet"))
     atomic_write_json(result.report, ws.path("contract.json"))
+    result.raise_for_failures()
+    _write(result.valid, ws.path("valid.parquet"))
     if result.quarantine.num_rows:
         log.warning("%d traces quarantined by the data contract; see %s", result.quarantine.num_rows,
                     ws.path("quarantine.parquet"))

@@ -1,0 +1,486 @@
+"""Aggregate one interval's traces and scores into a long metrics table: one row per metric.
+
+Schema (:data:`METRICS_SCHEMA`): ``app``, ``interval_start``, ``interval_end`` (timestamp[ms, UTC]),
+``metric``, ``value`` (float64, null when the window holds no data for it), ``n`` (int64, the sample size
+behind the value), ``ci_low``/``ci_high`` (float64, 95 % confidence interval; null where not meaningful or
+when the sample is too small). Rows are sorted by ``metric``.
+
+Metric names are a public contract (alert rules and charts use them):
+
+====================================  ====================================================================
+metric                                meaning (``n``; CI)
+====================================  ====================================================================
+``volume``                            rows of ``traces``: the validated traces of the window; quarantined
+                                      rows are not included (n = volume; no CI)
+``quarantined``                       rows the validate stage quarantined (n = volume + quarantined)
+``error_rate``                        share of traces with status ERROR (n = volume; Wilson CI)
+``error_rate.<error_type>``           share of traces that failed with that exception type; ``unknown``
+                                      when an ERROR trace has none (n = volume; Wilson CI)
+``latency_p50_ms`` .. ``p90``,        end-to-end percentiles of ``execution_time_ms`` (n = traces with a
+``p95``, ``p99``                      latency; distribution-free order-statistic CI, null when n is too
+                                      small: p50 needs n >= 6, p90 36, p95 72, p99 368)
+``latency_mean_ms``                   mean latency (Student t CI)
+``span.<SPAN_TYPE>.latency_<p>_ms``   p50/p90/p95/p99 of the per-trace summed duration of spans of that
+                                      type, e.g. ``span.LLM.latency_p95_ms``; a null type is ``UNKNOWN``
+                                      (n = traces having that span type; order-statistic CI)
+``tokens_input``, ``tokens_output``   token sums (n = traces reporting the count; no CI)
+``tokens_total``                      sum of ``total_tokens``, or input + output where it is null
+``tokens_per_trace``                  mean total tokens over traces with token usage (t CI)
+``cost_usd``                          sum over priced traces of tokens / 1000 x price by ``model``
+                                      (n = priced traces; no CI)
+``cost_unpriced_traces``              traces with token usage whose model has no price, or whose usage
+                                      is not split into input/output (n = traces with usage)
+``feedback.<name>.positive_rate``     share of positive HUMAN feedback ``<name>`` (JSON boolean, or
+                                      "positive"/"negative"); the latest assessment per trace counts
+                                      (n = traces with such feedback; Wilson CI)
+``sampled``                           distinct traces in the score table (selected for scoring)
+``scorer.<name>.mean``                mean of ``numeric``, weighted by the inclusion weight (ratio
+                                      estimator; n = rows with a number; t CI on the Kish effective n)
+``scorer.<name>.pass_rate``           weighted share of ``passed`` (n = rows with pass/fail; Wilson CI on
+                                      the Kish effective n)
+``scorer.<name>.n``                   traces the scorer scored (rows without ``error``)
+``scorer.<name>.errors``              rows not scored, with a reason in ``error`` (n = all rows of it)
+====================================  ====================================================================
+
+Point-estimate metrics (counts and sums) never carry a CI; :func:`is_estimate` tells them apart from the
+statistical estimates, for which a null CI means "too few samples" (alert rules rely on that).
+
+Inputs are sorted by ``trace_id`` first, so the result does not depend on the order in which upstream
+shards were concatenated: the same traces and scores give the same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.metrics import stats
+from genai_flywheel.metrics.intervals import to_utc
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from genai_flywheel.config import Price
+
+log = logging.getLogger(__name__)
+
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+
+TRACE_COLUMNS = (
+    "trace_id",
+    "app",
+    "status",
+    "execution_time_ms",
+    "error_type",
+    "spans",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "model",
+    "assessments",
+)
+SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id")
+
+# Metrics that are statistical estimates: they carry a CI whenever the sample is large enough.
+_ESTIMATE = re.compile(
+    r"^(error_rate(\..+)?|latency_(p50|p90|p95|p99|mean)_ms|span\..+\.latency_(p50|p90|p95|p99)_ms"
+    r"|tokens_per_trace|feedback\..+\.positive_rate|scorer\..+\.(mean|pass_rate))$"
+)
+
+
+def is_estimate(metric: str) -> bool:
+    """True when ``metric`` is a statistical estimate with a CI (a null CI then means too few samples).
+
+    False for counts and sums (``volume``, ``tokens_total``, ``cost_usd``, ``scorer.<name>.n``, ...), whose
+    value is exact and which never carry a CI.
+    """
+    return bool(_ESTIMATE.match(metric))
+
+
+@functools.cache
+def metrics_schema() -> pa.Schema:
+    """The Arrow schema of a metrics table (also importable as ``METRICS_SCHEMA``)."""
+    import pyarrow as pa
+
+    ts = pa.timestamp("ms", tz="UTC")
+    return pa.schema(
+        [
+            pa.field("app", pa.string(), nullable=False),
+            pa.field("interval_start", ts, nullable=False),
+            pa.field("interval_end", ts, nullable=False),
+            pa.field("metric", pa.string(), nullable=False),
+            pa.field("value", pa.float64()),
+            pa.field("n", pa.int64(), nullable=False),
+            pa.field("ci_low", pa.float64()),
+            pa.field("ci_high", pa.float64()),
+        ]
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The lint rules ban pyarrow at module level (slow to import; DAG files are parsed often), so the
+    # schema constant is built on first access.
+    if name == "METRICS_SCHEMA":
+        return metrics_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class _Row:
+    metric: str
+    value: float | None
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def _require_columns(table: pa.Table, columns: tuple[str, ...], label: str, produced_by: str) -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DataContractError(
+            f"the {label} table lacks column(s) {missing}; pass the output of the {produced_by} stage"
+        )
+
+
+def _float_column(table: pa.Table, name: str) -> np.ndarray:
+    """A numeric column as float64 with NaN for null."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = pc.cast(table.column(name), pa.float64())
+    return np.asarray(col.to_numpy(), dtype=np.float64) if len(col) else np.empty(0, dtype=np.float64)
+
+
+def _distribution_rows(prefix: str, values: np.ndarray, with_mean: bool) -> list[_Row]:
+    n = int(values.size)
+    rows = []
+    for label, q in PERCENTILES:
+        low, high = stats.quantile_ci(values, q)
+        rows.append(_Row(f"{prefix}_{label}_ms", _finite(stats.quantile(values, q)), n, low, high))
+    if with_mean:
+        mean, (low, high) = stats.mean_ci(values)
+        rows.append(_Row(f"{prefix}_mean_ms", _finite(mean), n, low, high))
+    return rows
+
+
+def _proportion_row(metric: str, successes: float, n: float, n_reported: int) -> _Row:
+    if n <= 0:
+        return _Row(metric, None, n_reported)
+    low, high = stats.wilson_interval(successes, n)
+    return _Row(metric, successes / n, n_reported, low, high)
+
+
+def _error_rows(traces: pa.Table, volume: int) -> list[_Row]:
+    import pyarrow.compute as pc
+
+    status = traces.column("status")
+    is_error = pc.fill_null(pc.equal(pc.utf8_upper(status), "ERROR"), False) if volume else None
+    errors = int(pc.sum(is_error).as_py() or 0) if volume else 0
+    rows = [_proportion_row("error_rate", errors, volume, volume)]
+    if errors:
+        types = Counter(t or "unknown" for t in pc.filter(traces.column("error_type"), is_error).to_pylist())
+        rows.extend(_proportion_row(f"error_rate.{t}", c, volume, volume) for t, c in types.items())
+    return rows
+
+
+def _span_rows(traces: pa.Table, volume: int) -> list[_Row]:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if volume == 0:
+        return []
+    spans = traces.column("spans").combine_chunks()
+    flat = pc.list_flatten(spans)
+    if len(flat) == 0:
+        return []
+    parents = np.asarray(pc.list_parent_indices(spans).to_numpy(), dtype=np.int64)
+    encoded = pc.dictionary_encode(pc.fill_null(pc.struct_field(flat, "span_type"), "UNKNOWN"))
+    codes = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+    durations = np.asarray(pc.struct_field(flat, "duration_ms").to_numpy(zero_copy_only=False), dtype=float)
+    valid = ~np.isnan(durations)
+    rows: list[_Row] = []
+    for code, span_type in sorted(enumerate(encoded.dictionary.to_pylist()), key=lambda item: item[1]):
+        mask = valid & (codes == code)
+        if not mask.any():
+            continue
+        # A trace can hold several spans of one type (e.g. two retriever calls): its time in that type is
+        # their sum, so the percentile is over traces, not over spans.
+        per_trace = np.bincount(parents[mask], weights=durations[mask], minlength=volume)
+        present = np.bincount(parents[mask], minlength=volume) > 0
+        rows.extend(_distribution_rows(f"span.{span_type}.latency", per_trace[present], with_mean=False))
+    return rows
+
+
+def _token_and_cost_rows(traces: pa.Table, prices: Mapping[str, Price], app: str) -> list[_Row]:
+    import numpy as np
+
+    inp = _float_column(traces, "input_tokens")
+    out = _float_column(traces, "output_tokens")
+    total = _float_column(traces, "total_tokens")
+    has_in, has_out = ~np.isnan(inp), ~np.isnan(out)
+    split = has_in | has_out
+    per_trace = np.where(
+        ~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan)
+    )
+    has_usage = ~np.isnan(per_trace)
+    tokens_mean, (low, high) = stats.mean_ci(per_trace[has_usage])
+    rows = [
+        _Row("tokens_input", math.fsum(inp[has_in].tolist()), int(has_in.sum())),
+        _Row("tokens_output", math.fsum(out[has_out].tolist()), int(has_out.sum())),
+        _Row("tokens_total", math.fsum(per_trace[has_usage].tolist()), int(has_usage.sum())),
+        _Row("tokens_per_trace", _finite(tokens_mean), int(has_usage.sum()), low, high),
+    ]
+    models = traces.column("model").to_pylist()
+    lookup = {m: prices.get(m) if m else None for m in set(models)}
+    in_price = np.array([p.input_per_1k if (p := lookup[m]) is not None else np.nan for m in models], float)
+    out_price = np.array([p.output_per_1k if (p := lookup[m]) is not None else np.nan for m in models], float)
+    # Traces without token usage cost nothing and are neither priced nor unpriced; a bare total cannot be
+    # priced because input and output tokens have different prices.
+    priced = has_usage & split & ~np.isnan(in_price)
+    per_trace_cost = np.nan_to_num(inp) / 1000.0 * in_price + np.nan_to_num(out) / 1000.0 * out_price
+    costs = per_trace_cost[priced].tolist()
+    unpriced = Counter(m or "<no model>" for m, flag in zip(models, has_usage & ~priced, strict=True) if flag)
+    if unpriced:
+        log.warning(
+            "app %s: %d trace(s) with token usage have no price (models: %s); add the models under "
+            "'prices:' of the application in flywheel.yaml, or make the app report input/output tokens",
+            app,
+            sum(unpriced.values()),
+            ", ".join(sorted(unpriced)),
+        )
+    rows.append(_Row("cost_usd", math.fsum(costs), len(costs)))
+    rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), int(has_usage.sum())))
+    return rows
+
+
+def feedback_polarity(raw: str | None) -> bool | None:
+    """A feedback value (JSON text) as positive/negative: JSON booleans and the strings "positive" and
+    "negative" (any case); ``None`` for anything else."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        value = raw  # a bare word such as positive that was stored without JSON quoting
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("positive", "negative"):
+            return word == "positive"
+    return None
+
+
+def _feedback_rows(traces: pa.Table, volume: int) -> list[_Row]:
+    import pyarrow.compute as pc
+
+    if volume == 0:
+        return []
+    assessments = traces.column("assessments").combine_chunks()
+    flat = pc.list_flatten(assessments)
+    if len(flat) == 0:
+        return []
+    parents = pc.list_parent_indices(assessments)
+
+    def field(name: str) -> Any:
+        return pc.struct_field(flat, name)
+
+    keep = pc.and_(
+        pc.and_(
+            pc.fill_null(pc.equal(pc.utf8_lower(field("kind")), "feedback"), False),
+            pc.fill_null(pc.equal(pc.utf8_upper(field("source_type")), "HUMAN"), False),
+        ),
+        pc.is_null(field("error")),
+    )
+    selected = zip(
+        pc.filter(parents, keep).to_pylist(),
+        pc.filter(field("name"), keep).to_pylist(),
+        pc.filter(field("create_time_ms"), keep).to_pylist(),
+        pc.filter(field("assessment_id"), keep).to_pylist(),
+        pc.filter(field("value"), keep).to_pylist(),
+        strict=True,
+    )
+    latest: dict[tuple[int, str], tuple[int, str, str | None]] = {}
+    for trace_idx, name, created, assessment_id, value in selected:
+        if not name:
+            continue
+        # Latest by creation time; the assessment id breaks ties so the choice is deterministic.
+        key, candidate = (
+            (trace_idx, name),
+            (created if created is not None else -1, assessment_id or "", value),
+        )
+        if key not in latest or candidate[:2] > latest[key][:2]:
+            latest[key] = candidate
+    positives: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
+    for (_, name), (_, _, value) in latest.items():
+        polarity = feedback_polarity(value)
+        if polarity is not None:
+            counted[name] += 1
+            positives[name] += int(polarity)
+    return [
+        _proportion_row(f"feedback.{name}.positive_rate", positives[name], counted[name], counted[name])
+        for name in counted
+    ]
+
+
+def _scorer_rows(scores: pa.Table) -> list[_Row]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if scores.num_rows == 0:
+        return [_Row("sampled", 0.0, 0)]
+    # One row per (trace, scorer): a retried shard may have written a trace twice. Sorting puts scored rows
+    # before error rows, then the lowest assessment id, and the first row of each key is kept.
+    scores = scores.append_column("_errored", pc.is_valid(scores.column("error"))).sort_by(
+        [
+            ("trace_id", "ascending"),
+            ("scorer", "ascending"),
+            ("_errored", "ascending"),
+            ("assessment_id", "ascending"),
+        ]
+    )
+    trace_ids = np.asarray(scores.column("trace_id").to_pylist(), dtype=object)
+    scorers = np.asarray(scores.column("scorer").to_pylist(), dtype=object)
+    first = np.ones(scores.num_rows, dtype=bool)
+    first[1:] = (trace_ids[1:] != trace_ids[:-1]) | (scorers[1:] != scorers[:-1])
+    if not first.all():
+        log.warning(
+            "score table holds %d duplicate (trace, scorer) row(s); counted once", int((~first).sum())
+        )
+    errored = np.asarray(scores.column("_errored").to_numpy(), dtype=bool)
+    numeric = np.asarray(pc.cast(scores.column("numeric"), pa.float64()).to_numpy(), dtype=float)
+    passed = np.asarray(pc.cast(scores.column("passed"), pa.float64()).to_numpy(), dtype=float)
+    weight = np.asarray(
+        pc.fill_null(pc.cast(scores.column("weight"), pa.float64()), 1.0).to_numpy(), dtype=float
+    )
+    # A null weight means the rows did not go through the sample stage: each counts once.
+    bad = first & ~errored & ~(np.isfinite(weight) & (weight > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataContractError(
+            f"scorer {scorers[i]!r}, trace {trace_ids[i]!r}: inclusion weight {float(weight[i])!r} is not "
+            "a positive number; the sample stage must set weight = 1 / sample_rate with 0 < rate <= 1"
+        )
+    sampled = len(set(trace_ids[first].tolist()))
+    rows = [_Row("sampled", float(sampled), sampled)]
+    for scorer in sorted(set(scorers.tolist())):
+        mine = first & (scorers == scorer)
+        scored = mine & ~errored
+        has_value = scored & np.isfinite(numeric)
+        has_pass = scored & ~np.isnan(passed)
+        mean, (low, high), _ = stats.weighted_mean_ci(numeric[has_value], weight[has_value])
+        rows.append(_Row(f"scorer.{scorer}.mean", _finite(mean), int(has_value.sum()), low, high))
+        if has_pass.any():
+            w = weight[has_pass]
+            rate = math.fsum((passed[has_pass] * w).tolist()) / math.fsum(w.tolist())
+            n_eff = stats.kish_effective_n(w)
+            low, high = stats.wilson_interval(rate * n_eff, n_eff)
+            rows.append(_Row(f"scorer.{scorer}.pass_rate", rate, int(has_pass.sum()), low, high))
+        else:
+            rows.append(_Row(f"scorer.{scorer}.pass_rate", None, 0))
+        rows.append(_Row(f"scorer.{scorer}.n", float(scored.sum()), int(scored.sum())))
+        rows.append(_Row(f"scorer.{scorer}.errors", float((mine & errored).sum()), int(mine.sum())))
+    return rows
+
+
+def aggregate(
+    traces: pa.Table,
+    scores: pa.Table,
+    *,
+    app: str,
+    interval_start: datetime,
+    interval_end: datetime,
+    prices: Mapping[str, Price],
+    quarantined: int = 0,
+    run_id: str | None = None,
+) -> pa.Table:
+    """Compute every metric of one application's interval ``[interval_start, interval_end)``.
+
+    ``traces`` is the (validated) trace table of the window, ``scores`` the score table of its sample,
+    ``prices`` the application's USD-per-1k-token table by model name and ``quarantined`` the number of
+    rows the validate stage set aside. ``run_id`` only labels log lines: it is not stored, so a re-run
+    produces identical bytes. Returns a :data:`METRICS_SCHEMA` table sorted by metric (see the module
+    docstring for the names). An empty window gives ``volume`` 0 and null estimates, never an error.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    start, end = to_utc(interval_start), to_utc(interval_end)
+    if end <= start:
+        raise ValueError(f"interval_end {end.isoformat()} must be after interval_start {start.isoformat()}")
+    if quarantined < 0:
+        raise ValueError(f"quarantined must be a count >= 0, got {quarantined!r}")
+    _require_columns(traces, TRACE_COLUMNS, "trace", "extract/validate")
+    _require_columns(scores, SCORE_COLUMNS, "score", "score")
+    if traces.num_rows:
+        others = sorted(set(pc.unique(traces.column("app")).to_pylist()) - {app})
+        if others:
+            raise DataContractError(
+                f"the trace table holds rows of app(s) {others} but metrics are aggregated for {app!r}; "
+                "pass only this application's traces"
+            )
+        # Sort so the result does not depend on the order of upstream shards (float sums, ties).
+        traces = traces.sort_by([("trace_id", "ascending")])
+    volume = traces.num_rows
+    rows = [
+        _Row("volume", float(volume), volume),
+        _Row("quarantined", float(quarantined), volume + quarantined),
+    ]
+    rows += _error_rows(traces, volume)
+    latency = _float_column(traces, "execution_time_ms")
+    rows += _distribution_rows("latency", latency[~np.isnan(latency)], with_mean=True)
+    rows += _span_rows(traces, volume)
+    rows += _token_and_cost_rows(traces, prices, app)
+    rows += _feedback_rows(traces, volume)
+    rows += _scorer_rows(scores)
+
+    rows.sort(key=lambda r: r.metric)
+    names = [r.metric for r in rows]
+    dupes = sorted({m for m in names if names.count(m) > 1})
+    if dupes:
+        # Defensive: every family above is keyed by a set, so this means a new metric family collides.
+        raise DataContractError(
+            f"metric name(s) {dupes} computed twice for app {app!r}; rename the source values"
+        )
+    log.info(
+        "app %s interval %s: %d metrics from %d traces and %d score rows (run %s)",
+        app,
+        start.isoformat(),
+        len(rows),
+        volume,
+        scores.num_rows,
+        run_id or "-",
+    )
+    count = len(rows)
+    schema = metrics_schema()
+    return pa.table(
+        {
+            "app": pa.array([app] * count, pa.string()),
+            "interval_start": pa.array([start] * count, schema.field("interval_start").type),
+            "interval_end": pa.array([end] * count, schema.field("interval_end").type),
+            "metric": pa.array(names, pa.string()),
+            "value": pa.array([_finite(r.value) for r in rows], pa.float64()),
+            "n": pa.array([r.n for r in rows], pa.int64()),
+            "ci_low": pa.array([_finite(r.ci_low) for r in rows], pa.float64()),
+            "ci_high": pa.array([_finite(r.ci_high) for r in rows], pa.float64()),
+        },
+        schema=schema,
+    )

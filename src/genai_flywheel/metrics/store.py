@@ -1,0 +1,267 @@
+"""The Parquet metrics store, and atomic, byte-deterministic file writes for every stage.
+
+Layout under the data root::
+
+    metrics/app=<app>/interval=<2026-11-20T00-00-00Z>/part.parquet
+
+One file per (application, interval), replaced atomically, so re-running an interval overwrites its
+partition instead of duplicating rows, and a reader never sees a half-written file. Note the ``app`` and
+``interval`` directory names follow Hive style for humans and DuckDB globbing; the file itself also holds
+the ``app`` column, so read it without Hive partition inference (as :meth:`MetricsStore.read` does) or the
+column is duplicated.
+
+Determinism: :data:`PARQUET_OPTIONS` fixes every writer option, and the writer stores no timestamps or
+ids, so the same table gives the same bytes (with the same pyarrow version, whose name is in the footer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from genai_flywheel.exceptions import StoreError
+from genai_flywheel.metrics.aggregate import metrics_schema
+from genai_flywheel.metrics.intervals import interval_label, parse_interval_label, to_utc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+# Fixed writer options: changing any of them changes the bytes of every file written afterwards.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "row_group_size": 1_000_000,
+    "store_schema": True,
+    "write_page_index": False,
+    "write_page_checksum": False,
+    "use_byte_stream_split": False,
+}
+
+PART_FILE = "part.parquet"
+_FILE_MODE = 0o644  # mkstemp creates 0600; dashboards and other users must be able to read the store
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory, hence best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write through ``write`` to a temp file beside ``path``, fsync, then ``os.replace`` it into place."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise StoreError(
+            f"cannot create {path.parent}: {err}; check the data root exists and is writable"
+        ) from err
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException as err:
+        # Whatever failed (disk full, a serialisation error, a killed task), the target keeps its old content
+        # and no temp file is left behind.
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if isinstance(err, OSError):
+            raise StoreError(f"cannot write {path}: {err}; check free space and permissions") from err
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_parquet(table: pa.Table, path: Path | str) -> Path:
+    """Write ``table`` to ``path`` as Parquet atomically, with :data:`PARQUET_OPTIONS` (same table, same
+    bytes). Chunks are combined first so the file does not depend on how the table was assembled."""
+    import pyarrow.parquet as pq
+
+    table = table.combine_chunks()
+    return _atomic_write(Path(path), lambda handle: pq.write_table(table, handle, **PARQUET_OPTIONS))
+
+
+def read_parquet(path: Path | str) -> pa.Table:
+    """Read one Parquet file whole.
+
+    ``pq.read_table`` imports ``pyarrow.dataset`` (seconds, on every task start); reading the single file
+    through ``ParquetFile`` gives the same table without it.
+    """
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        return f.read()
+
+
+def atomic_write_text(text: str, path: Path | str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    data = text.encode("utf-8")
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    return _atomic_write(Path(path), write)
+
+
+def dumps_json(obj: Any) -> str:
+    """Canonical JSON: sorted keys, 2-space indent, no NaN (it is not JSON), trailing newline."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(obj: Any, path: Path | str) -> Path:
+    """Write ``obj`` as canonical JSON (:func:`dumps_json`) to ``path`` atomically."""
+    return atomic_write_text(dumps_json(obj), path)
+
+
+def check_name(app: str) -> str:
+    """``app`` if it is safe as a directory name, else a StoreError (it becomes part of a path)."""
+    if not isinstance(app, str) or not _SAFE_NAME.match(app) or ".." in app:
+        raise StoreError(
+            f"application name {app!r} cannot be used as a directory name; use letters, digits, '_', '-', '.'"
+        )
+    return app
+
+
+class MetricsStore:
+    """Metrics partitions of every application under ``root/metrics``."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    @property
+    def base(self) -> Path:
+        """The ``metrics`` directory under the data root."""
+        return self.root / "metrics"
+
+    def app_dir(self, app: str) -> Path:
+        """Directory holding one application's partitions."""
+        return self.base / f"app={check_name(app)}"
+
+    def partition_path(self, app: str, interval_start: datetime) -> Path:
+        """Where the partition of ``app`` for the interval starting at ``interval_start`` lives."""
+        return self.app_dir(app) / f"interval={interval_label(interval_start)}" / PART_FILE
+
+    def write_partition(self, table: pa.Table) -> Path:
+        """Write one (app, interval) metrics table as its partition, atomically replacing a previous run.
+
+        ``table`` must follow ``METRICS_SCHEMA`` and hold exactly one app and one interval (the output of
+        :func:`~genai_flywheel.metrics.aggregate.aggregate`). Rows are sorted by metric before writing.
+        """
+        import pyarrow.compute as pc
+
+        table = self._conform(table, "the table to write")
+        if table.num_rows == 0:
+            raise StoreError(
+                "cannot write an empty metrics table: it names no app or interval; pass aggregate()"
+            )
+        keys = {
+            name: pc.unique(table.column(name)).to_pylist()
+            for name in ("app", "interval_start", "interval_end")
+        }
+        several = {name: values for name, values in keys.items() if len(values) != 1}
+        if several:
+            raise StoreError(
+                f"a metrics partition holds one app and one interval, got {several}; write them one by one"
+            )
+        metrics = table.column("metric").to_pylist()
+        if len(set(metrics)) != len(metrics):
+            dupes = sorted({m for m in metrics if metrics.count(m) > 1})
+            raise StoreError(f"metric(s) {dupes} appear twice in the partition; aggregate once per interval")
+        table = table.sort_by([("metric", "ascending")])
+        path = self.partition_path(keys["app"][0], keys["interval_start"][0])
+        atomic_write_parquet(table, path)
+        log.info("wrote %d metrics to %s", table.num_rows, path)
+        return path
+
+    def _partitions(self, app: str) -> Iterator[tuple[datetime, Path]]:
+        directory = self.app_dir(app)
+        if not directory.is_dir():
+            return
+        for child in sorted(directory.iterdir()):
+            if not child.name.startswith("interval="):
+                continue
+            start = parse_interval_label(child.name.removeprefix("interval="))
+            part = child / PART_FILE
+            if start is None:
+                log.warning("ignoring %s: not an interval=<YYYY-MM-DDTHH-MM-SSZ> directory", child)
+            elif part.is_file():
+                yield start, part
+
+    def intervals(self, app: str) -> list[datetime]:
+        """Start times (UTC) of every stored interval of ``app``, ascending; empty for an unknown app."""
+        return [start for start, _ in self._partitions(app)]
+
+    def read(
+        self,
+        app: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        metrics: list[str] | None = None,
+    ) -> pa.Table:
+        """The stored metrics of ``app`` for intervals starting in ``[start, end)``, optionally only the
+        named ``metrics``, sorted by (interval_start, metric). An app without partitions gives 0 rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        lo = to_utc(start) if start is not None else None
+        hi = to_utc(end) if end is not None else None
+        tables = []
+        for interval_start, part in self._partitions(app):
+            if (lo is not None and interval_start < lo) or (hi is not None and interval_start >= hi):
+                continue
+            try:
+                table = read_parquet(part)
+            except (OSError, pa.ArrowException) as err:
+                raise StoreError(
+                    f"cannot read metrics partition {part}: {err}; delete it and re-run that interval"
+                ) from err
+            tables.append(self._conform(table, str(part)))
+        schema = metrics_schema()
+        if not tables:
+            return schema.empty_table()
+        table = pa.concat_tables(tables)
+        if metrics is not None:
+            table = table.filter(pc.is_in(table.column("metric"), value_set=pa.array(metrics, pa.string())))
+        return table.sort_by([("interval_start", "ascending"), ("metric", "ascending")])
+
+    @staticmethod
+    def _conform(table: pa.Table, label: str) -> pa.Table:
+        import pyarrow as pa
+
+        schema = metrics_schema()
+        missing = [name for name in schema.names if name not in table.column_names]
+        if missing:
+            raise StoreError(f"{label} lacks metrics column(s) {missing}; it must follow METRICS_SCHEMA")
+        try:
+            # cast() also drops foreign schema metadata (e.g. pandas'), which would change the bytes.
+            return table.select(schema.names).cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as err:
+            raise StoreError(f"{label} does not match METRICS_SCHEMA: {err}") from err

@@ -1,0 +1,414 @@
+"""What the report reads from the data root, as plain Python values, and :func:`summarize`.
+
+Sources (all optional except that an application without metrics shows an empty monitor section):
+
+* ``metrics/app=<app>/...`` through :class:`~genai_flywheel.metrics.store.MetricsStore` (long format).
+* ``alerts/app=<app>/events.parquet`` through :class:`~genai_flywheel.alerts.AlertStore`: one row per
+  (recorded interval, rule) with ``evaluation`` (firing / ok / insufficient_data), ``kind`` (fired,
+  still_firing, resolved, ok, insufficient_data) and ``status`` after the interval.
+* ``datasets/<name>/v<N>/manifest.json`` (see :mod:`genai_flywheel.curation.datasets`): fields read are
+  ``dataset``, ``version``, ``app``, ``records``, ``added``, ``updated``, ``quarantined``, ``per_rule``,
+  ``digest``, ``interval_start_ms``, ``interval_end_ms``; a manifest without ``app`` is matched by name
+  (``<prefix>_<app>_<ruleset>``).
+* ``evaluations/app=<app>/<run>/summary.json``: fields read are ``candidate``, ``dataset``, ``version``,
+  ``n_records``, ``candidate_errors``, ``scorers`` ({scorer: {n, candidate_mean, production_mean,
+  improvement (or diff / mean_diff), ci_low, ci_high, p_value, wins, losses, ties}}), optionally ``rules``
+  ({rule: {scorer: same stats}}) and ``gate`` ({passed, checks: [{gate, criterion, threshold, actual,
+  passed, message}]}); without ``gate`` in the summary, a sibling ``gate.json`` of that shape is read.
+  Every field may be missing; it is then shown as n/a.
+* The traffic simulator's ground truth, passed in by the caller (see :func:`parse_incidents`).
+
+A malformed JSON file does not abort the report: it is listed under the section as unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.metrics.intervals import iso, to_utc
+from genai_flywheel.report.charts import Point
+
+log = logging.getLogger(__name__)
+
+_VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A planted incident window ``[start, end)`` of the ground truth."""
+
+    name: str
+    kind: str
+    start: datetime
+    end: datetime
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AppData:
+    """Everything the report shows about one application."""
+
+    app: str
+    intervals: tuple[tuple[datetime, datetime], ...]
+    metrics: dict[str, tuple[Point, ...]]
+    events: tuple[dict[str, Any], ...]
+    datasets: tuple[dict[str, Any], ...] = ()
+    evaluations: tuple[dict[str, Any], ...] = ()
+    problems: tuple[str, ...] = field(default=())  # unreadable optional files, shown in the report
+
+
+def _utc(value: datetime) -> datetime:
+    # pyarrow returns zoneinfo UTC; one tzinfo object everywhere keeps comparisons and repr uniform.
+    return to_utc(value).astimezone(UTC)
+
+
+def load_metrics(
+    data_root: Path, app: str
+) -> tuple[tuple[tuple[datetime, datetime], ...], dict[str, tuple[Point, ...]]]:
+    """The stored intervals of ``app`` (ascending) and every metric as points sorted by interval."""
+    from genai_flywheel.metrics.store import MetricsStore
+
+    table = MetricsStore(data_root).read(app)
+    intervals: set[tuple[datetime, datetime]] = set()
+    series: dict[str, list[Point]] = {}
+    for row in table.to_pylist():
+        start, end = _utc(row["interval_start"]), _utc(row["interval_end"])
+        intervals.add((start, end))
+        series.setdefault(row["metric"], []).append(
+            Point(start, end, row["value"], row["ci_low"], row["ci_high"], int(row["n"] or 0))
+        )
+    metrics = {name: tuple(sorted(points, key=lambda p: p.start)) for name, points in sorted(series.items())}
+    return tuple(sorted(intervals)), metrics
+
+
+def load_events(data_root: Path, app: str) -> tuple[dict[str, Any], ...]:
+    """The alert event log of ``app`` as dicts, sorted by (interval_start, rule); empty when none."""
+    from genai_flywheel.alerts import AlertStore
+
+    rows = AlertStore(data_root).read_events(app).to_pylist()
+    for row in rows:
+        for key in ("interval_start", "interval_end", "firing_since"):
+            if row[key] is not None:
+                row[key] = _utc(row[key])
+    rows.sort(key=lambda r: (r["interval_start"], r["rule"]))
+    return tuple(rows)
+
+
+def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        log.warning("report: skipping unreadable %s: %s", path, err)
+        problems.append(f"{path}: not readable JSON ({err}); fix or delete the file")
+        return None
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return None
+    return data
+
+
+def load_datasets(data_root: Path, app: str, problems: list[str]) -> tuple[dict[str, Any], ...]:
+    """Manifests of the curated dataset versions of ``app``, sorted by (dataset, version)."""
+    base = Path(data_root) / "datasets"
+    if not base.is_dir():
+        return ()
+    found: list[dict[str, Any]] = []
+    for ds_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        for v_dir in sorted(ds_dir.iterdir()):
+            match = _VERSION_DIR.match(v_dir.name)
+            manifest_path = v_dir / "manifest.json"
+            if not match or not manifest_path.is_file():
+                continue  # not a committed version (a crashed run leaves no manifest)
+            manifest = _read_json(manifest_path, problems)
+            if manifest is None:
+                continue
+            owner = manifest.get("app")
+            if owner is None:
+                owner = app if f"_{app}_" in f"_{ds_dir.name}_" else None
+            if owner != app:
+                continue
+            entry = dict(manifest)
+            entry.setdefault("dataset", ds_dir.name)
+            entry.setdefault("version", int(match.group(1)))
+            found.append(entry)
+    found.sort(key=lambda m: (str(m["dataset"]), _as_int(m["version"])))
+    return tuple(found)
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def load_evaluations(data_root: Path, app: str, problems: list[str]) -> tuple[dict[str, Any], ...]:
+    """``summary.json`` of every development evaluation run of ``app``, sorted by run directory name;
+    each gets ``_run`` (the directory name) and ``gate`` from ``gate.json`` when the summary has none."""
+    base = Path(data_root) / "evaluations" / f"app={app}"
+    if not base.is_dir():
+        return ()
+    runs: list[dict[str, Any]] = []
+    for run_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        path = run_dir / "summary.json"
+        if not path.is_file():
+            continue
+        summary = _read_json(path, problems)
+        if summary is None:
+            continue
+        entry = dict(summary)
+        entry["_run"] = run_dir.name
+        gate_path = run_dir / "gate.json"
+        if "gate" not in entry and gate_path.is_file():
+            gate = _read_json(gate_path, problems)
+            if gate is not None:
+                entry["gate"] = gate
+        runs.append(entry)
+    return tuple(runs)
+
+
+def load_app(data_root: Path | str, app: str) -> AppData:
+    """Read everything the report shows about ``app`` under ``data_root``."""
+    root = Path(data_root)
+    intervals, metrics = load_metrics(root, app)
+    problems: list[str] = []
+    return AppData(
+        app=app,
+        intervals=intervals,
+        metrics=metrics,
+        events=load_events(root, app),
+        datasets=load_datasets(root, app, problems),
+        evaluations=load_evaluations(root, app, problems),
+        problems=tuple(problems),
+    )
+
+
+def _parse_time(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _utc(datetime.fromtimestamp(value / 1000.0, UTC))  # epoch milliseconds, as in the traces
+    if isinstance(value, str):
+        try:
+            return _utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    raise DataContractError(
+        f"ground truth {where} = {value!r} is not a time; use an ISO 8601 string such as "
+        "'2026-01-05T13:00:00Z', epoch milliseconds, or a datetime"
+    )
+
+
+def _field(item: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        if item.get(name) is not None:
+            return item[name]
+    return None
+
+
+def parse_incidents(ground_truth: Mapping[str, Any] | list[Any] | None, app: str) -> list[Incident]:
+    """The planted incident windows of ``ground_truth`` that concern ``app``, sorted by (start, name).
+
+    Accepted shapes: the simulator's dict ``{"incidents": [{name, kind, start, end, ...}], ...}`` or a bare
+    list of ``{name, start, end}`` windows. Times are ISO 8601 strings, epoch milliseconds or datetimes
+    (``start_ms``/``end_ms`` are read too). An incident (or the whole dict) with an ``app`` key naming
+    another application is skipped.
+    """
+    if ground_truth is None:
+        return []
+    if isinstance(ground_truth, Mapping):
+        owner = ground_truth.get("app")
+        if isinstance(owner, str) and owner != app:
+            return []
+        items = ground_truth.get("incidents")
+        if not isinstance(items, list):
+            raise DataContractError(
+                f"ground truth has no 'incidents' list (keys: {sorted(map(str, ground_truth))}); pass the "
+                "simulator's ground-truth dict or a list of {name, start, end} windows"
+            )
+    elif isinstance(ground_truth, list):
+        items = ground_truth
+    else:
+        raise DataContractError(
+            f"ground truth must be a dict or a list, got {type(ground_truth).__name__}; pass the "
+            "simulator's ground-truth dict or a list of {name, start, end} windows"
+        )
+    incidents: list[Incident] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise DataContractError(
+                f"ground truth incidents[{i}] = {item!r} is not a dict with name/start/end"
+            )
+        if item.get("app") not in (None, app):
+            continue
+        start_raw = _field(item, ("start", "start_ms", "start_time", "window_start"))
+        end_raw = _field(item, ("end", "end_ms", "end_time", "window_end"))
+        if start_raw is None or end_raw is None:
+            raise DataContractError(
+                f"ground truth incidents[{i}] ({item.get('name', '?')!r}) lacks a start or end; give both"
+            )
+        start = _parse_time(start_raw, f"incidents[{i}].start")
+        end = _parse_time(end_raw, f"incidents[{i}].end")
+        if end <= start:
+            raise DataContractError(
+                f"ground truth incidents[{i}] ends at {iso(end)}, not after its start {iso(start)}; swap them"
+            )
+        kind = str(item.get("kind") or "")
+        name = str(item.get("name") or kind or f"incident {i + 1}")
+        description = str(item.get("description") or "")
+        incidents.append(Incident(name, kind, start, end, description))
+    incidents.sort(key=lambda x: (x.start, x.name))
+    return incidents
+
+
+def overlaps(start: datetime, end: datetime, window_start: datetime, window_end: datetime) -> bool:
+    """True when ``[start, end)`` and ``[window_start, window_end)`` share time."""
+    return start < window_end and end > window_start
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What the alerts did during one planted incident."""
+
+    incident: Incident
+    rules: tuple[str, ...]  # rules whose evaluation was firing on an interval overlapping the window
+    first_firing: tuple[datetime, datetime] | None  # the earliest such interval
+    delay_s: float | None  # from the incident start to the end of that interval (alerts fire at its end)
+
+    @property
+    def detected(self) -> bool:
+        """At least one rule fired during the window."""
+        return bool(self.rules)
+
+
+def detections(incidents: list[Incident], events: tuple[dict[str, Any], ...]) -> list[Detection]:
+    """For each incident, the rules that were firing in an interval overlapping its window."""
+    firing = [e for e in events if e["evaluation"] == "firing"]
+    result = []
+    for inc in incidents:
+        hits = [e for e in firing if overlaps(e["interval_start"], e["interval_end"], inc.start, inc.end)]
+        if not hits:
+            result.append(Detection(inc, (), None, None))
+            continue
+        first = min(hits, key=lambda e: (e["interval_start"], e["rule"]))
+        delay = max(0.0, (first["interval_end"] - inc.start).total_seconds())
+        result.append(
+            Detection(
+                inc,
+                tuple(sorted({e["rule"] for e in hits})),
+                (first["interval_start"], first["interval_end"]),
+                delay,
+            )
+        )
+    return result
+
+
+def firing_outside(incidents: list[Incident], events: tuple[dict[str, Any], ...]) -> dict[str, int]:
+    """Per rule, the firing intervals that overlap no planted incident (candidate false alarms)."""
+    counts: Counter[str] = Counter()
+    for e in events:
+        if e["evaluation"] != "firing":
+            continue
+        if not any(overlaps(e["interval_start"], e["interval_end"], i.start, i.end) for i in incidents):
+            counts[e["rule"]] += 1
+    return dict(sorted(counts.items()))
+
+
+def _sum(metrics: dict[str, tuple[Point, ...]], name: str) -> float:
+    return float(sum(p.value for p in metrics.get(name, ()) if p.value is not None))
+
+
+def _families(metrics: dict[str, tuple[Point, ...]], prefix: str, suffix: str) -> list[str]:
+    """The ``<x>`` of every metric named ``<prefix><x><suffix>``, sorted."""
+    return sorted(
+        m[len(prefix) : len(m) - len(suffix)]
+        for m in metrics
+        if m.startswith(prefix) and m.endswith(suffix) and len(m) > len(prefix) + len(suffix)
+    )
+
+
+def alert_counts(events: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    """Per rule: metric, op, threshold, severity, ``fired`` (episodes), ``firing_intervals``,
+    ``insufficient_data`` intervals, ``evaluated`` intervals and ``status`` after the latest interval."""
+    rules: dict[str, dict[str, Any]] = {}
+    for e in events:  # sorted by interval, so the last one seen per rule is the latest
+        r = rules.setdefault(
+            e["rule"],
+            {"fired": 0, "firing_intervals": 0, "insufficient_data": 0, "evaluated": 0},
+        )
+        r.update(
+            metric=e["metric"],
+            op=e["op"],
+            threshold=e["threshold"],
+            severity=e["severity"],
+            status=e["status"],
+        )
+        r["evaluated"] += 1
+        r["fired"] += int(e["kind"] == "fired")
+        r["firing_intervals"] += int(e["evaluation"] == "firing")
+        r["insufficient_data"] += int(e["evaluation"] == "insufficient_data")
+    return dict(sorted(rules.items()))
+
+
+def summary_of(data: AppData) -> dict[str, Any]:
+    """The :func:`summarize` dict of already loaded data."""
+    m = data.metrics
+    scorers = sorted(set(_families(m, "scorer.", ".n")))
+    volume = {p.start: p.value for p in m.get("volume", ()) if p.value is not None}
+    # error_rate is errors / volume exactly, so rounding recovers the count of each interval.
+    errors = sum(
+        round(p.value * volume[p.start])
+        for p in m.get("error_rate", ())
+        if p.value is not None and p.start in volume
+    )
+    feedback = {
+        name: sum(p.n for p in m[f"feedback.{name}.positive_rate"])
+        for name in _families(m, "feedback.", ".positive_rate")
+    }
+    alerts = alert_counts(data.events)
+    return {
+        "app": data.app,
+        "intervals": len(data.intervals),
+        "first_interval_start": iso(data.intervals[0][0]) if data.intervals else None,
+        "last_interval_end": iso(data.intervals[-1][1]) if data.intervals else None,
+        "traces": int(_sum(m, "volume")),
+        "error_traces": int(errors),
+        "quarantined": int(_sum(m, "quarantined")),
+        "sampled": int(_sum(m, "sampled")),
+        "scored": int(sum(_sum(m, f"scorer.{s}.n") for s in scorers)),
+        "scored_by_scorer": {s: int(_sum(m, f"scorer.{s}.n")) for s in scorers},
+        "scorer_errors": int(sum(_sum(m, f"scorer.{s}.errors") for s in scorers)),
+        "feedback_by_name": feedback,
+        "tokens_total": int(_sum(m, "tokens_total")),
+        "cost_usd": round(_sum(m, "cost_usd"), 6),
+        "alerts_raised": sum(r["fired"] for r in alerts.values()),
+        "alerts_fired_by_rule": {rule: r["fired"] for rule, r in alerts.items()},
+        "firing_intervals_by_rule": {rule: r["firing_intervals"] for rule, r in alerts.items()},
+        "firing_now": sorted(rule for rule, r in alerts.items() if r["status"] == "firing"),
+        "datasets": len({d["dataset"] for d in data.datasets}),
+        "evaluations": len(data.evaluations),
+    }
+
+
+def summarize(data_root: Path | str, app: str) -> dict[str, Any]:
+    """Headline numbers of ``app`` under ``data_root``, JSON-ready (for the CLI's demo summary).
+
+    Keys: ``app``, ``intervals`` (metrics partitions), ``first_interval_start``/``last_interval_end`` (ISO,
+    None when no intervals), ``traces`` (sum of ``volume``), ``error_traces``, ``quarantined``, ``sampled``
+    (traces selected for scoring), ``scored`` (trace x scorer pairs scored; per scorer in
+    ``scored_by_scorer``), ``scorer_errors``, ``feedback_by_name`` (traces with human feedback),
+    ``tokens_total``, ``cost_usd``, ``alerts_raised`` (alert episodes that started, i.e. ``fired`` events),
+    ``alerts_fired_by_rule``, ``firing_intervals_by_rule`` (intervals whose evaluation was firing),
+    ``firing_now`` (rules firing after the latest interval), ``datasets`` (curated datasets of the app) and
+    ``evaluations`` (development evaluation runs).
+    """
+    return summary_of(load_app(data_root, app))

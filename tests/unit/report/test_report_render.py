@@ -1,0 +1,329 @@
+"""The HTML report and summarize() on a small metrics store with alert events, built through the real APIs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genai_flywheel.config import AlertRule
+from genai_flywheel.exceptions import ConfigError, DataContractError
+from genai_flywheel.report import render_report, summarize
+from genai_flywheel.report.data import parse_incidents
+
+APP = "support"
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+N_INTERVALS = 6
+SPIKE = (2, 3)  # intervals whose latency p95 is far above the rule's threshold
+RULES = [
+    AlertRule(name="latency-p95", metric="latency_p95_ms", op=">", threshold=3000, min_samples=10),
+    AlertRule(name="errors-high", metric="error_rate", op=">", threshold=0.5, min_samples=10),
+]
+GROUND_TRUTH = {
+    "incidents": [
+        # Covers the spike: the latency rule fires in it.
+        {"name": "chat <latency> x4", "kind": "latency",
+         "start": "2026-01-05T02:00:00Z", "end": "2026-01-05T04:00:00Z"},
+        # Nothing fires here.
+        {"name": "silent & unseen", "kind": "quality",
+         "start": "2026-01-05T05:00:00Z", "end": "2026-01-05T06:00:00Z"},
+    ]
+}  # fmt: skip
+
+
+def _partition(i: int) -> Any:
+    import pyarrow as pa
+
+    from genai_flywheel.metrics import metrics_schema
+
+    spike = i in SPIKE
+    lat = 5000.0 if spike else 1000.0
+    # The last interval has a latency estimate without a CI (too few samples): the band must break there.
+    lat_ci = (None, None) if i == N_INTERVALS - 1 else (lat * 0.8, lat * 1.2)
+    rows: dict[str, tuple[float | None, int, float | None, float | None]] = {
+        "volume": (100.0, 100, None, None),
+        "sampled": (20.0, 20, None, None),
+        "latency_p95_ms": (lat, 100, *lat_ci),
+        "span.LLM.latency_p95_ms": (lat * 0.7, 100, lat * 0.6, lat * 0.8),
+        "error_rate": (0.02, 100, 0.005, 0.07),
+        "error_rate.TimeoutError": (0.02, 100, 0.005, 0.07),
+        "scorer.relevance.pass_rate": (0.9, 20, 0.7, 0.97),
+        "scorer.relevance.n": (20.0, 20, None, None),
+        "scorer.relevance.errors": (1.0, 21, None, None),
+        "feedback.user_feedback.positive_rate": (0.75, 12, 0.47, 0.91),
+        "cost_usd": (0.25, 100, None, None),
+        "tokens_total": (5000.0, 100, None, None),
+    }
+    names = sorted(rows)
+    start = T0 + i * HOUR
+    return pa.table(
+        {
+            "app": [APP] * len(names),
+            "interval_start": [start] * len(names),
+            "interval_end": [start + HOUR] * len(names),
+            "metric": names,
+            "value": [rows[m][0] for m in names],
+            "n": [rows[m][1] for m in names],
+            "ci_low": [rows[m][2] for m in names],
+            "ci_high": [rows[m][3] for m in names],
+        },
+        schema=metrics_schema(),
+    )
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six hourly intervals written with MetricsStore and alert-processed with the alerts API."""
+    from genai_flywheel.alerts import process_interval
+    from genai_flywheel.metrics import MetricsStore
+
+    root = tmp_path_factory.mktemp("data")
+    store = MetricsStore(root)
+    for i in range(N_INTERVALS):
+        table = _partition(i)
+        store.write_partition(table)
+        start = T0 + i * HOUR
+        process_interval(
+            root, APP, store.read(APP, start, start + HOUR), RULES, start, start + HOUR, HOUR * 24
+        )
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("out") / "report.html"
+    render_report(
+        data_root,
+        [APP],
+        out,
+        title="<script>alert(1)</script> & co",
+        ground_truth=GROUND_TRUTH,
+        links={
+            "MLflow UI": "http://127.0.0.1:5000/#/experiments?a=1&b=2",
+            "Airflow <UI>": "http://127.0.0.1:8080",
+        },
+    )
+    return out.read_text(encoding="utf-8")
+
+
+def _svgs(page: str) -> dict[str, str]:
+    """Every chart SVG by its <title>."""
+    return {
+        re.search(r"<title id=\"[^\"]+-title\">([^<]*)</title>", svg).group(1): svg  # type: ignore[union-attr]
+        for svg in re.findall(r"<svg .*?</svg>", page, re.S)
+    }
+
+
+def _rows(page: str, table_class: str) -> list[list[str]]:
+    table = re.search(rf'<table class="{table_class}">.*?</table>', page, re.S)
+    assert table, f"no table {table_class}"
+    body = table.group(0).split("<tbody>")[1]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)]
+
+
+def test_one_svg_per_chart_with_titles_and_axis_labels(page: str) -> None:
+    charts = _svgs(page)
+    assert sorted(charts) == [
+        "Error rate",
+        "Feedback user_feedback: positive rate",
+        "Latency p95",
+        "Scorer relevance: pass rate",
+        "Traffic",
+    ]
+    for svg in charts.values():
+        assert 'role="img"' in svg and "interval (UTC)" in svg and 'class="legend"' in svg
+    assert "latency p95 (ms)" in charts["Latency p95"]
+    assert "pass rate (%)" in charts["Scorer relevance: pass rate"]
+    # The per-span-type line is on the latency chart.
+    assert "LLM spans p95" in charts["Latency p95"]
+
+
+def test_ci_band_drawn_and_broken_where_the_ci_is_missing(page: str) -> None:
+    latency = _svgs(page)["Latency p95"]
+    bands = re.findall(r'<path class="ci-band" d="([^"]+)"', latency)
+    # Two CI-bearing series (end to end has a band; the LLM span line has none): one band, closed, covering
+    # intervals 0..4 only because interval 5 has no CI.
+    assert len(bands) == 1 and bands[0].endswith("Z")
+    assert bands[0].count("L") + 1 == 2 * (N_INTERVALS - 1)
+    assert "95% CI" in latency
+    assert 'class="ci-band"' not in _svgs(page)["Traffic"]  # counts have no CI
+
+
+def test_alert_windows_and_threshold_only_on_the_alerted_metric(page: str) -> None:
+    charts = _svgs(page)
+    latency = charts["Latency p95"]
+    windows = re.findall(r'<rect class="alert-window"[^>]*><title>([^<]*)</title>', latency)
+    # The two firing intervals are merged into one window.
+    assert windows == ["alert latency-p95 firing: 2026-01-05 02:00 to 2026-01-05 04:00 UTC"]
+    assert 'class="threshold"' in latency and "latency-p95: &gt; 3,000 ms" in latency
+    assert "alert-window" not in charts["Traffic"]
+    assert "alert-window" not in charts["Error rate"]  # its rule never fired
+    assert 'class="threshold"' in charts["Error rate"]
+
+
+def test_alert_event_table_has_fired_still_firing_resolved(page: str) -> None:
+    rows = _rows(page, "alert-events")
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("2026-01-05 02:00 to 2026-01-05 03:00", "latency-p95", "fired", "firing"),
+        ("2026-01-05 03:00 to 2026-01-05 04:00", "latency-p95", "still_firing", "firing"),
+        ("2026-01-05 04:00 to 2026-01-05 05:00", "latency-p95", "resolved", "ok"),
+    ]
+    fired = rows[0]
+    assert fired[4:7] == ["5,000 ms", "4,000 ms to 6,000 ms", "100"]
+    assert fired[8] == "yes"  # notified
+    assert '<tr class="state-fired">' in page
+
+
+def test_incident_detection_rows(page: str) -> None:
+    rows = _rows(page, "incidents")
+    assert [(r[0], r[3], r[6]) for r in rows] == [
+        ("chat &lt;latency&gt; x4", "latency-p95", "yes"),
+        ("silent &amp; unseen", "none", "no"),
+    ]
+    assert rows[0][5] == "1 h"  # incident 02:00, first firing interval ends 03:00
+    incident_rects = re.findall(r'class="incident-window"', page)
+    assert len(incident_rects) == 2 * len(_svgs(page))  # both windows hatched on every chart
+
+
+def test_text_is_escaped_and_nothing_external_is_loaded(page: str) -> None:
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+    assert "Airflow &lt;UI&gt;" in page
+    assert 'href="http://127.0.0.1:5000/#/experiments?a=1&amp;b=2"' in page
+    assert not re.search(r"\ssrc=|<link|@import|url\((?!#)", page)
+    urls = set(re.findall(r"https?://[^\s\"'<)]+", page))
+    assert urls == {"http://www.w3.org/2000/svg", "http://127.0.0.1:5000/#/experiments?a=1&amp;b=2",
+                    "http://127.0.0.1:8080"}  # fmt: skip
+
+
+def test_same_inputs_give_the_same_bytes(data_root: Path, tmp_path: Path, page: str) -> None:
+    kwargs: dict[str, Any] = {
+        "title": "<script>alert(1)</script> & co",
+        "ground_truth": GROUND_TRUTH,
+        "links": {
+            "MLflow UI": "http://127.0.0.1:5000/#/experiments?a=1&b=2",
+            "Airflow <UI>": "http://127.0.0.1:8080",
+        },
+    }
+    a = render_report(data_root, [APP], tmp_path / "a.html", **kwargs)
+    b = render_report(data_root, [APP], tmp_path / "b.html", **kwargs)
+    assert a.read_bytes() == b.read_bytes() == page.encode("utf-8")
+    stamped = render_report(
+        data_root, [APP], tmp_path / "c.html", generated_at=datetime(2026, 2, 1, 12, tzinfo=UTC)
+    ).read_text()
+    assert "Generated 2026-02-01 12:00 UTC." in stamped
+
+
+def test_summarize_counts(data_root: Path) -> None:
+    s = summarize(data_root, APP)
+    assert s["intervals"] == N_INTERVALS
+    assert (
+        s["first_interval_start"] == "2026-01-05T00:00:00Z"
+        and s["last_interval_end"] == "2026-01-05T06:00:00Z"
+    )
+    assert s["traces"] == 100 * N_INTERVALS
+    assert s["error_traces"] == 2 * N_INTERVALS
+    assert (s["sampled"], s["scored"], s["scorer_errors"]) == (
+        20 * N_INTERVALS,
+        20 * N_INTERVALS,
+        N_INTERVALS,
+    )
+    assert s["scored_by_scorer"] == {"relevance": 20 * N_INTERVALS}
+    assert s["feedback_by_name"] == {"user_feedback": 12 * N_INTERVALS}
+    assert s["cost_usd"] == pytest.approx(0.25 * N_INTERVALS)
+    assert s["alerts_raised"] == 1
+    assert s["alerts_fired_by_rule"] == {"errors-high": 0, "latency-p95": 1}
+    assert s["firing_intervals_by_rule"] == {"errors-high": 0, "latency-p95": 2}
+    assert s["firing_now"] == []
+    json.dumps(s)  # JSON-ready for the CLI
+
+
+def test_headline_numbers_in_page(page: str) -> None:
+    headline = re.search(r'<dl class="headline">.*?</dl>', page, re.S).group(0)  # type: ignore[union-attr]
+    cards = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)(?: <small>|</dd>)", headline))
+    assert cards["intervals processed"] == "6"
+    assert cards["traces"] == "600"
+    assert cards["sampled / scored"] == "120 / 120"
+    assert cards["alerts raised"] == "1"
+
+
+def test_unknown_app_renders_an_empty_section(data_root: Path, tmp_path: Path) -> None:
+    html = render_report(data_root, ["other"], tmp_path / "r.html").read_text()
+    assert "No metrics stored for other" in html
+    assert "no data in these intervals" in html
+    assert "No alert rule has been evaluated" in html
+    assert summarize(data_root, "other")["intervals"] == 0
+
+
+def test_optional_sections_render_when_their_files_exist(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(data_root, root)
+    before = render_report(root, [APP], tmp_path / "before.html").read_text()
+    assert "Curated datasets" not in before and "Development evaluations" not in before
+
+    version = root / "datasets" / "flywheel_support_default" / "v1"
+    version.mkdir(parents=True)
+    (version / "manifest.json").write_text(
+        json.dumps({"app": APP, "records": 42, "added": 40, "updated": 2, "quarantined": 1,
+                    "per_rule": {"smart_sync": 12, "negative_feedback": 30},
+                    "digest": "sha256:0123456789abcdef"})
+    )  # fmt: skip
+    run = root / "evaluations" / f"app={APP}" / "run-1"
+    run.mkdir(parents=True)
+    stats = {"n": 12, "candidate_mean": 0.9, "production_mean": 0.4, "diff": 0.5, "ci_low": 0.3,
+             "ci_high": 0.7, "p_value": 0.002, "wins": 10, "losses": 1, "ties": 1}  # fmt: skip
+    check = {"gate": "relevance", "criterion": "max_p_value", "threshold": 0.001, "actual": 0.002,
+             "passed": False, "message": "p-value 0.002 > 0.001"}  # fmt: skip
+    (run / "summary.json").write_text(
+        json.dumps({"candidate": "app:<fixed>", "dataset": "flywheel_support_default", "version": 1,
+                    "scorers": {"relevance": stats},
+                    "gate": {"passed": False, "checks": [check]}})
+    )  # fmt: skip
+    broken = root / "evaluations" / f"app={APP}" / "run-2"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+
+    html = render_report(root, [APP], tmp_path / "after.html").read_text()
+    assert _rows(html, "datasets")[0][:4] == ["flywheel_support_default", "v1", "42", "40"]
+    evaluation = _rows(html, "evaluation")
+    assert evaluation[0][:6] == ["all records", "relevance", "12", "0.9", "0.4", "+0.500"]
+    assert evaluation[0][6] == "+0.300 to +0.700"
+    assert "candidate app:&lt;fixed&gt;" in html
+    assert 'class="badge fail">gate failed' in html
+    assert _rows(html, "gate")[0][4] == "failed"
+    assert "Improvement over production (95% CI)" in html
+    assert "run-2" in html and "not readable JSON" in html  # reported, not fatal
+    assert summarize(root, APP)["evaluations"] == 1
+
+
+def test_bad_arguments_are_refused(data_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="javascript"):
+        render_report(data_root, [APP], tmp_path / "x.html", links={"x": "javascript:alert(1)"})
+    with pytest.raises(ConfigError, match="at least one application"):
+        render_report(data_root, [], tmp_path / "x.html")
+    with pytest.raises(DataContractError, match="incidents"):
+        render_report(data_root, [APP], tmp_path / "x.html", ground_truth={"windows": []})
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_parse_incidents_shapes() -> None:
+    windows = [
+        {"name": "b", "start": 1767582000000, "end": 1767585600000},  # epoch ms
+        {"name": "a", "start_ms": 1767582000000, "end_ms": 1767585600000, "app": "other"},
+        {"name": "c", "start": datetime(2026, 1, 5, 1, tzinfo=UTC), "end": "2026-01-05T02:00:00+00:00"},
+    ]
+    got = parse_incidents(windows, APP)
+    assert [(i.name, i.start.hour, i.end.hour) for i in got] == [("c", 1, 2), ("b", 3, 4)]
+    assert parse_incidents({"app": "other", "incidents": windows}, APP) == []
+    assert parse_incidents(None, APP) == []
+    with pytest.raises(DataContractError, match="not after its start"):
+        parse_incidents([{"name": "x", "start": "2026-01-05T02:00:00Z", "end": "2026-01-05T01:00:00Z"}], APP)
+    with pytest.raises(DataContractError, match="not a time"):
+        parse_incidents([{"name": "x", "start": "yesterday", "end": "2026-01-05T01:00:00Z"}], APP)
