@@ -7,6 +7,8 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Every Airflow task is a fresh process: without compiled bytecode each one recompiles mlflow at import.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup demo test test-unit test-dags test-integration lint down clean bench
 
@@ -15,7 +17,7 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 setup: $(VENV)/.synced  ## create the virtual environment from uv.lock

@@ -123,7 +123,8 @@ def score_shard(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from genai_flywheel.scoring import JudgeBudget, load_scorers, reuse_existing, score_table
+    from genai_flywheel.scoring import JudgeBudget, load_scorers, score_table
+    from genai_flywheel.scoring.reuse import reuse_existing
     from genai_flywheel.traces.sampling import rows_for_scorer
     from genai_flywheel.traces.schema import SCORE_SCHEMA
 

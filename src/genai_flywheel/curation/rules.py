@@ -1,0 +1,400 @@
+"""Curation rules: which production traces become evaluation records.
+
+Rules run in priority order (lower ``priority`` first; ties keep the configured order). A trace picked by a
+rule is not offered to later rules, and each rule picks at most ``cap`` traces. Every choice is
+deterministic: candidates are ranked by a total order ending in ``trace_id``.
+
+Rule kinds and their ``options``:
+
+``filter``
+    Traces matching ``filter`` (the selection language of :mod:`genai_flywheel.selection`), worst first.
+    Options: ``scores`` (assessment names whose lowest numeric value ranks a trace; default
+    ``[relevance, groundedness]``), ``feedback`` (human feedback name, negative = 0.0; default
+    ``user_feedback``), ``order`` (``worst`` (default), ``best`` or ``newest``).
+``query_clusters``
+    The worst query clusters (see :mod:`genai_flywheel.curation.clusters`) with at least ``min_volume``
+    traces: at most ``max_clusters`` (5) clusters and ``per_cluster_cap`` (``cap // max_clusters``) traces
+    each, worst traces first; traces already known good in a bad cluster (quality >= ``good_quality``, 0.8)
+    are left out. Options: ``method`` (``signature``/``jaccard``), ``signature_terms``, ``threshold``,
+    ``score`` (``relevance``), ``feedback``, ``min_volume`` (5), ``max_score`` (0.5), ``min_negative_rate``
+    (0.3), ``min_evidence`` (2), ``prior_weight`` (5), ``recent_hours`` (24), ``max_clusters``,
+    ``per_cluster_cap``, ``scores``, ``good_quality``.
+``regression_guard``
+    Good interactions to keep the next version honest: status OK, no negative feedback, quality >=
+    ``min_score`` (lowest of ``scores``; positive feedback alone counts as 1.0), spread across query clusters
+    by round robin (largest cluster first), best first inside a cluster. Options: ``min_score`` (0.8),
+    ``scores``, ``feedback``, ``require_positive_feedback`` (false), and the clustering options ``method``,
+    ``signature_terms``, ``threshold``.
+
+An optional ``filter`` narrows the candidates of every kind. Within a rule, a trace whose inputs repeat an
+input already ranked higher is moved behind all first occurrences, so a cap buys as many distinct records
+as possible; duplicates still come along (and are merged into one record later) when the cap allows.
+
+Ranking: "worst first" sorts by quality ascending, a trace without any score or verdict counting as
+``UNKNOWN_QUALITY`` (between clearly bad and clearly good), then newest first (recent behaviour matters most
+and the lookback window ages old traces out), then ``trace_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from genai_flywheel.config import Application, CurationRule
+from genai_flywheel.curation.clusters import (
+    METHOD_OPTIONS,
+    ClusterMethod,
+    ClusterStats,
+    cluster_options,
+    cluster_stats,
+)
+from genai_flywheel.curation.view import TraceView
+from genai_flywheel.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_QUALITY = 0.5
+DEFAULT_SCORES = ("relevance", "groundedness")
+DEFAULT_FEEDBACK = "user_feedback"
+# Added to the trace columns of the selected table.
+SELECTION_COLUMNS = ("rule", "rule_priority", "cluster_id", "selection_rank")
+
+# Critical user journeys: paying and signing in. A wrong answer there costs a customer, so those traces are
+# curated even when nobody complained. Apps that tag journeys are matched by ``tags.journey``; the demo app
+# does not tag them, so its billing and sign-in questions are matched by their words (adapt this rule to
+# your app's journeys).
+CRITICAL_JOURNEYS_FILTER = " OR ".join(
+    ["tags.journey IN ('checkout', 'login', 'billing')"]
+    + [
+        f"inputs.query CONTAINS '{word}'"
+        for word in ("invoice", "payment", "refund", "billing", "SSO", "SAML", "sign-on", "log in")
+    ]
+)
+
+_OPTIONS: dict[str, frozenset[str]] = {
+    "filter": frozenset({"scores", "feedback", "order"}),
+    "query_clusters": frozenset(
+        {
+            *METHOD_OPTIONS,
+            "score",
+            "feedback",
+            "min_volume",
+            "max_score",
+            "min_negative_rate",
+            "min_evidence",
+            "prior_weight",
+            "recent_hours",
+            "max_clusters",
+            "per_cluster_cap",
+            "scores",
+            "good_quality",
+        }
+    ),
+    "regression_guard": frozenset(
+        {*METHOD_OPTIONS, "min_score", "scores", "feedback", "require_positive_feedback"}
+    ),
+}
+
+
+def default_rules() -> list[CurationRule]:
+    """The rule set used when ``curation.rules`` is empty: every source of evaluation records.
+
+    negative user feedback, low automated judge scores, errors, badly answered query clusters, critical
+    user journeys, and a regression guard of good interactions.
+    """
+    return [
+        CurationRule(
+            name="negative_feedback",
+            filter="assessments.user_feedback.value = 'negative'",
+            priority=10,
+            cap=200,
+        ),
+        # Errors before low scores: a failed trace has no answer, so a scorer may also give it a low score.
+        CurationRule(
+            name="errors",
+            filter="trace.status = 'ERROR'",
+            priority=20,
+            cap=100,
+            options={"order": "newest"},
+        ),
+        CurationRule(
+            name="low_judge_scores",
+            filter="assessments.relevance.value < 0.5 OR assessments.groundedness.value < 0.5",
+            priority=30,
+            cap=200,
+        ),
+        CurationRule(
+            name="bad_query_clusters",
+            kind="query_clusters",
+            priority=40,
+            cap=200,
+            options={"score": "relevance", "min_volume": 5, "max_clusters": 5},
+        ),
+        CurationRule(name="critical_journeys", filter=CRITICAL_JOURNEYS_FILTER, priority=50, cap=100),
+        CurationRule(
+            name="regression_guard",
+            kind="regression_guard",
+            priority=90,
+            cap=100,
+            options={"min_score": 0.8},
+        ),
+    ]
+
+
+def effective_rules(app: Application) -> list[CurationRule]:
+    """The configured rules, or :func:`default_rules` when none are configured, in run order."""
+    rules = list(app.curation.rules) or default_rules()
+    order = sorted(range(len(rules)), key=lambda i: (rules[i].priority, i))
+    return [rules[i] for i in order]
+
+
+@dataclass
+class Selection:
+    """The outcome of :func:`select`: chosen row indices with their rule, plus the cluster statistics."""
+
+    rows: list[int] = field(default_factory=list)
+    rules: list[CurationRule] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)
+    clusters: list[str | None] = field(default_factory=list)
+    per_rule: dict[str, int] = field(default_factory=dict)
+    cluster_stats: list[ClusterStats] = field(default_factory=list)
+    selected_clusters: list[str] = field(default_factory=list)
+
+
+def check_rule(rule: CurationRule) -> None:
+    """Raise ConfigError (or FilterSyntaxError) naming the problem if ``rule`` cannot run.
+
+    Checks the option names of the rule's kind, their types, the cluster method and the filter's syntax, so
+    ``flywheel config validate`` can reject a bad rule before a DAG runs it.
+    """
+    allowed = _OPTIONS[rule.kind]
+    unknown = sorted(set(rule.options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"curation rule {rule.name!r} ({rule.kind}) has unknown option(s) {unknown}; "
+            f"allowed: {sorted(allowed)}"
+        )
+    if rule.kind == "filter" and not rule.filter:
+        raise ConfigError(f"curation rule {rule.name!r} of kind 'filter' needs a filter; add filter: '...'")
+    order = rule.options.get("order", "worst")
+    if order not in ("worst", "best", "newest"):
+        raise ConfigError(f"curation rule {rule.name!r}: order {order!r} is not one of worst, best, newest")
+    _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
+    for key in ("min_score", "max_clusters", "per_cluster_cap", "good_quality"):
+        if key in rule.options:
+            _number(rule, key, 0.0)
+    if rule.kind == "query_clusters":
+        cluster_options(rule.options, f"curation rule {rule.name!r}")
+    elif rule.kind == "regression_guard":
+        ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}")
+    if rule.filter:
+        from genai_flywheel.selection import parse_filter
+
+        parse_filter(rule.filter)
+
+
+def _names(value: Any, default: Sequence[str], rule: CurationRule, key: str) -> tuple[str, ...]:
+    if value is None:
+        return tuple(default)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(
+        f"curation rule {rule.name!r}: option {key}={value!r} must be a name or a list of names"
+    )
+
+
+def _number(rule: CurationRule, key: str, default: float) -> float:
+    value = rule.options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"curation rule {rule.name!r}: option {key}={value!r} must be a number")
+    return float(value)
+
+
+def _filter_mask(text: str | None, table: pa.Table) -> list[bool]:
+    """Rows of ``table`` matching the selection filter ``text`` (all rows when None)."""
+    if not text:
+        return [True] * table.num_rows
+    from genai_flywheel.selection import compile_filter
+
+    return [bool(m) for m in compile_filter(text).mask(table)]
+
+
+def _distinct_first(order: Iterable[int], view: TraceView) -> list[int]:
+    """Stable partition: the first trace of each distinct input, then the repeats (each in rank order)."""
+    seen: set[str] = set()
+    first: list[int] = []
+    repeats: list[int] = []
+    for row in order:
+        key = view.input_keys[row]
+        (repeats if key in seen else first).append(row)
+        seen.add(key)
+    return first + repeats
+
+
+def _ranked(
+    rows: Iterable[int], view: TraceView, scores: tuple[str, ...], feedback: str | None, order: str
+) -> list[int]:
+    def quality(row: int) -> float:
+        value = view.quality(row, scores, feedback)
+        return UNKNOWN_QUALITY if value is None else value
+
+    if order == "newest":
+        key = lambda r: (-view.timestamps[r], view.trace_ids[r])  # noqa: E731
+    elif order == "best":
+        key = lambda r: (-quality(r), -view.timestamps[r], view.trace_ids[r])  # noqa: E731
+    else:
+        key = lambda r: (quality(r), -view.timestamps[r], view.trace_ids[r])  # noqa: E731
+    return _distinct_first(sorted(rows, key=key), view)
+
+
+def _select_filter(rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool]) -> list[int]:
+    scores = _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
+    feedback = rule.options.get("feedback", DEFAULT_FEEDBACK)
+    ranked = _ranked(
+        (r for r in open_rows if mask[r]), view, scores, feedback, rule.options.get("order", "worst")
+    )
+    return ranked[: rule.cap]
+
+
+def _select_clusters(
+    rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool], selection: Selection
+) -> tuple[list[int], list[str]]:
+    owner = f"curation rule {rule.name!r}"
+    kwargs = cluster_options(rule.options, owner)
+    stats = cluster_stats(view, **kwargs)
+    if not selection.cluster_stats:
+        selection.cluster_stats = stats
+    max_clusters = int(_number(rule, "max_clusters", 5))
+    per_cluster = int(_number(rule, "per_cluster_cap", max(1, rule.cap // max(1, max_clusters))))
+    good = _number(rule, "good_quality", 0.8)
+    score = kwargs.get("score", "relevance")
+    scores = _names(rule.options.get("scores"), (score,) if score else DEFAULT_SCORES, rule, "scores")
+    feedback = kwargs.get("feedback", DEFAULT_FEEDBACK)
+    clustering = view.clustering(kwargs["method"])
+    open_set = set(open_rows)
+    chosen: list[int] = []
+    chosen_clusters: list[str] = []
+    for cluster in [s for s in stats if s.bad][:max_clusters]:
+        members = []
+        for row in clustering.clusters[cluster.cluster_id].members:
+            if row not in open_set or not mask[row]:
+                continue
+            # Known-good answers in a bad cluster are the regression guard's business, not failures.
+            quality = view.quality(row, scores, feedback)
+            if quality is None or quality < good:
+                members.append(row)
+        picked = _ranked(members, view, scores, feedback, "worst")[:per_cluster]
+        room = max(rule.cap - len(chosen), 0)
+        if picked and room:
+            chosen.extend(picked[:room])
+            chosen_clusters.append(cluster.cluster_id)
+        logger.info(
+            "rule %s: cluster %s (%s) volume=%d mean_score=%s negative_rate=%s -> %d traces",
+            rule.name,
+            cluster.cluster_id,
+            cluster.label,
+            cluster.volume,
+            cluster.mean_score,
+            cluster.negative_rate,
+            min(len(picked), room),
+        )
+    return chosen, chosen_clusters
+
+
+def _select_guard(rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool]) -> list[int]:
+    scores = _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
+    feedback = rule.options.get("feedback", DEFAULT_FEEDBACK)
+    min_score = _number(rule, "min_score", 0.8)
+    need_positive = bool(rule.options.get("require_positive_feedback", False))
+    clustering = view.clustering(ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}"))
+
+    buckets: dict[str, list[int]] = {}
+    for row in open_rows:
+        if not mask[row] or view.statuses[row] != "OK":
+            continue
+        verdict = view.assessments[row].polarity(feedback) if feedback else None
+        quality = view.quality(row, scores, feedback)
+        if verdict == -1 or quality is None or quality < min_score or (need_positive and verdict != 1):
+            continue
+        # Unclustered queries share one bucket that sorts after every cluster ("~" > "c-").
+        buckets.setdefault(clustering.assignment[row] or "~", []).append(row)
+    order = sorted(buckets, key=lambda c: (c == "~", -len(buckets[c]), c))
+    queues = [_ranked(buckets[c], view, scores, feedback, "best") for c in order]
+
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < rule.cap and any(depth < len(q) for q in queues):
+        for queue in queues:
+            if depth < len(queue) and len(chosen) < rule.cap:
+                chosen.append(queue[depth])
+        depth += 1
+    return chosen
+
+
+def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
+    """Apply ``rules`` (already in run order) to a trace table; see the module docstring."""
+    view = TraceView(table)
+    selection = Selection()
+    taken: set[int] = set()
+    for rule in rules:
+        check_rule(rule)
+        mask = _filter_mask(rule.filter, table)
+        open_rows = [r for r in range(len(view)) if r not in taken]
+        if rule.kind == "query_clusters":
+            rows, clusters = _select_clusters(rule, view, open_rows, mask, selection)
+            selection.selected_clusters.extend(clusters)
+        elif rule.kind == "regression_guard":
+            rows = _select_guard(rule, view, open_rows, mask)
+        else:
+            rows = _select_filter(rule, view, open_rows, mask)
+        for rank, row in enumerate(rows):
+            selection.rows.append(row)
+            selection.rules.append(rule)
+            selection.ranks.append(rank)
+            taken.add(row)
+        selection.per_rule[rule.name] = len(rows)
+        logger.info(
+            "curation rule %s (%s, priority %d): %d traces", rule.name, rule.kind, rule.priority, len(rows)
+        )
+    if not selection.cluster_stats and len(view):
+        selection.cluster_stats = cluster_stats(view)
+    clustering = view.clustering(_report_method(rules))
+    selection.clusters = [clustering.assignment[r] for r in selection.rows]
+    return selection
+
+
+def _report_method(rules: Sequence[CurationRule]) -> ClusterMethod:
+    """The clustering of the first ``query_clusters`` rule (else the default) labels every selected trace."""
+    for rule in rules:
+        if rule.kind == "query_clusters":
+            return ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}")
+    return ClusterMethod()
+
+
+def selection_table(table: pa.Table, selection: Selection) -> pa.Table:
+    """The selected trace rows (in selection order) plus the ``SELECTION_COLUMNS``."""
+    import pyarrow as pa
+
+    picked = table.take(pa.array(selection.rows, pa.int64()))
+    picked = picked.append_column("rule", pa.array([r.name for r in selection.rules], pa.string()))
+    picked = picked.append_column(
+        "rule_priority", pa.array([r.priority for r in selection.rules], pa.int32())
+    )
+    picked = picked.append_column("cluster_id", pa.array(selection.clusters, pa.string()))
+    return picked.append_column("selection_rank", pa.array(selection.ranks, pa.int32()))
+
+
+def select_traces(app: Application, table: pa.Table) -> pa.Table:
+    """Apply the application's curation rules (or :func:`default_rules`) to a trace table.
+
+    Returns the selected rows of ``table`` with the added columns ``rule``, ``rule_priority``,
+    ``cluster_id`` and ``selection_rank``, in rule order then rank.
+    """
+    return selection_table(table, select(effective_rules(app), table))
