@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.stubs.openai_stub"]  # the `openai_stub` fixture: an OpenAI-compatible judge
+
 # Airflow reads its configuration once, at import: point it at a private home before anything imports it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="flywheel-airflow-"))
 os.environ.update(

@@ -1,0 +1,373 @@
+"""LLM judges through any OpenAI-compatible endpoint, with bounded retries and no key leaks.
+
+How MLflow 3.17 calls a judge with ``model="openai:/<model>"`` (read from its source):
+``invoke_judge_model`` picks the ``GatewayAdapter`` (``openai`` is a native gateway provider, so neither
+``litellm`` nor the ``openai`` package is used). The adapter builds an ``OpenAIProvider`` from the
+environment -- ``OPENAI_API_KEY`` (required), ``OPENAI_API_BASE`` or else ``OPENAI_BASE_URL`` -- and
+POSTs with ``requests`` to ``<base>/chat/completions`` with ``Authorization: Bearer <key>`` and
+``response_format={"type": "json_schema", ...}`` (a ``result``/``rationale`` object), reading the
+timeout from ``MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS``. ``make_judge(base_url=...)`` exists, but the
+built-in judges take no ``base_url``, and ``extra_headers`` is serialised with the scorer -- so a key
+there would end up in MLflow. Hence :func:`judge_environment`: it sets those variables for the
+duration of a scoring run only, under a lock, and restores them after. The key lives only in the
+process environment and the request header; it is never logged, put in a param, tag, artifact or
+error text (errors are passed through :meth:`JudgeEndpoint.redact`).
+
+Retries: the gateway adapter retries 429/5xx/timeouts itself, 10 times with 1..30 s sleeps, and does
+not retry malformed JSON at all. :func:`call_judge` owns retrying instead -- exponential backoff
+bounded by ``JudgeEndpoint.max_retries`` for 429/5xx, timeouts, connection errors and malformed
+responses -- and, for calls made inside it, sets MLflow's internal retry count to 0 by wrapping the
+adapter's ``send_chat_request`` (a private function; if a future MLflow drops it, a warning is logged
+and MLflow's own retries apply on top).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from genai_flywheel.exceptions import ScorerError
+
+if TYPE_CHECKING:
+    from mlflow.genai.scorers import Scorer
+
+    from genai_flywheel.config import Judge
+
+logger = logging.getLogger(__name__)
+
+#: HTTP statuses worth retrying (rate limits, server errors, gateway timeouts).
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_BACKOFF_S = 30.0
+
+# Built-in MLflow judges selectable by name, with the options each accepts.
+JUDGE_OPTIONS: dict[str, frozenset[str]] = {
+    "relevance_to_query": frozenset(),
+    "safety": frozenset(),
+    "retrieval_groundedness": frozenset(),
+    "guidelines": frozenset({"guidelines"}),
+    "judge": frozenset({"instructions", "feedback_value_type", "description"}),
+}
+FEEDBACK_VALUE_TYPES = ("yes_no", "bool", "float", "int", "str")
+
+_ENV_KEYS = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS",
+    "MLFLOW_MODEL_CATALOG_URI",
+)
+_ENV_LOCK = threading.RLock()
+_NO_INTERNAL_RETRY: ContextVar[bool] = ContextVar("flywheel_judge_no_internal_retry", default=False)
+_PATCH_LOCK = threading.Lock()
+_patch_state: dict[str, bool] = {}
+
+
+@dataclass(frozen=True)
+class JudgeEndpoint:
+    """Where and how to call the LLM judge. Built by the Airflow hook from a Connection.
+
+    ``api_key`` is excluded from ``repr`` so logging an endpoint cannot leak it. ``backoff_s`` is the
+    first retry's delay; each further retry doubles it (capped at 30 s). No jitter: runs stay
+    reproducible, and one task's handful of workers cannot stampede an endpoint.
+    """
+
+    base_url: str
+    api_key: str = field(repr=False)
+    model: str = "gpt-4o-mini"
+    timeout_s: float = 30.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ScorerError(
+                f"judge base_url {self.base_url!r} is not an http(s) URL; "
+                "use the OpenAI-compatible API root, e.g. https://api.openai.com/v1"
+            )
+        if not self.api_key:
+            raise ScorerError("the judge endpoint has no API key; set the password of the judge Connection")
+        if not self.model.strip():
+            raise ScorerError("the judge model name is empty; set judge.model, e.g. gpt-4o-mini")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ScorerError(f"judge timeout_s must be > 0 seconds, got {self.timeout_s!r}")
+        if self.max_retries < 0:
+            raise ScorerError(f"judge max_retries must be >= 0, got {self.max_retries!r}")
+        if not (math.isfinite(self.backoff_s) and self.backoff_s >= 0):
+            raise ScorerError(f"judge backoff_s must be >= 0 seconds, got {self.backoff_s!r}")
+
+    @classmethod
+    def from_config(cls, judge: Judge, *, base_url: str, api_key: str) -> JudgeEndpoint:
+        """An endpoint for the application's ``judge:`` block, given the Connection's URL and key."""
+        return cls(
+            base_url=base_url,
+            api_key=api_key,
+            model=judge.model,
+            timeout_s=judge.timeout_s,
+            max_retries=judge.max_retries,
+        )
+
+    @property
+    def model_uri(self) -> str:
+        """The MLflow judge model URI: ``openai:/<model>`` unless ``model`` already names a provider."""
+        return self.model if ":/" in self.model else f"openai:/{self.model}"
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt + 1`` (attempt counts from 0)."""
+        return min(self.backoff_s * (2**attempt), MAX_BACKOFF_S)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***`` (defence in depth for error messages)."""
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+
+# -- environment and MLflow's internal retries -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def judge_environment(endpoint: JudgeEndpoint) -> Iterator[None]:
+    """Point MLflow's ``openai:/`` judges at ``endpoint`` for the duration of the block.
+
+    Sets ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`` (MLflow
+    reads whole seconds, so the timeout is rounded up) and removes ``OPENAI_API_BASE``, which would take
+    precedence, and (unless already set) empties ``MLFLOW_MODEL_CATALOG_URI`` so MLflow does not try
+    to download its model catalog from github.com on the first call; everything is restored on exit.
+    The environment is process-wide, so a lock serialises blocks: two scoring runs in one process with
+    different endpoints cannot mix them up. Use it to run this project's judge scorers in
+    ``mlflow.genai.evaluate`` yourself.
+    """
+    with _ENV_LOCK:
+        saved = {key: os.environ.get(key) for key in _ENV_KEYS}
+        try:
+            os.environ["OPENAI_API_KEY"] = endpoint.api_key
+            os.environ["OPENAI_BASE_URL"] = endpoint.base_url.rstrip("/")
+            os.environ.pop("OPENAI_API_BASE", None)
+            os.environ["MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS"] = str(max(1, math.ceil(endpoint.timeout_s)))
+            if saved["MLFLOW_MODEL_CATALOG_URI"] is None:
+                # Each judge call looks up the model's context window in MLflow's model catalog, which by
+                # default is downloaded from github.com; workers may have no internet. "" = bundled copy.
+                os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _install_retry_override() -> bool:
+    """Wrap MLflow's gateway ``send_chat_request`` so calls inside :func:`call_judge` do not retry.
+
+    Idempotent; the wrapper changes nothing for calls made outside :func:`call_judge`.
+    """
+    if "mlflow" not in sys.modules:
+        # Only an MLflow judge can reach MLflow's HTTP layer, and it would have imported MLflow already.
+        return False
+    with _PATCH_LOCK:
+        if "installed" in _patch_state:
+            return _patch_state["installed"]
+        try:
+            from mlflow.genai.judges.adapters import gateway_adapter
+
+            original = gateway_adapter.send_chat_request
+        except (ImportError, AttributeError):
+            logger.warning(
+                "cannot disable MLflow's internal judge retries (mlflow.genai.judges.adapters."
+                "gateway_adapter.send_chat_request not found in this MLflow version); "
+                "its own retries will run inside each of ours"
+            )
+            _patch_state["installed"] = False
+            return False
+
+        def send_chat_request(*args: Any, **kwargs: Any) -> Any:
+            if _NO_INTERNAL_RETRY.get():
+                if "num_retries" in kwargs or len(args) < 4:
+                    kwargs["num_retries"] = 0
+                else:
+                    args = (*args[:3], 0, *args[4:])
+            return original(*args, **kwargs)
+
+        send_chat_request.__wrapped__ = original  # type: ignore[attr-defined]
+        gateway_adapter.send_chat_request = send_chat_request
+        _patch_state["installed"] = True
+        return True
+
+
+# -- error classification and the retry loop ---------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def classify_judge_error(exc: BaseException) -> tuple[str, bool]:
+    """(short reason, retryable) for an exception raised by a judge call.
+
+    Retryable: HTTP 408/409/425/429/5xx, timeouts, connection failures, and malformed responses
+    (a body that is not JSON, or content that does not match the requested schema). Not retryable:
+    other 4xx (bad key, unknown model, context too long) and anything else.
+    """
+    for err in _chain(exc):
+        status = getattr(err, "status_code", None)
+        if isinstance(status, int) and type(err).__name__ == "ChatCompletionError":
+            return f"HTTP {status}", status in RETRY_STATUSES
+        name = type(err).__name__
+        if name in ("Timeout", "ReadTimeout", "ConnectTimeout", "MlflowTimeoutError") or isinstance(
+            err, TimeoutError
+        ):
+            return "timeout", True
+        if name == "ConnectionError" or isinstance(err, ConnectionError):
+            return "connection failed", True
+        if isinstance(err, json.JSONDecodeError):
+            return "malformed response: not JSON", True
+        if isinstance(err, KeyError) or name == "ValidationError":
+            return "malformed response: does not match the judge's JSON schema", True
+    message = str(exc)
+    lowered = message.lower()
+    if "timed out" in lowered:
+        return "timeout", True
+    if "failed to connect" in lowered:
+        return "connection failed", True
+    if "failed to parse" in lowered:
+        return "malformed response: not JSON", True
+    first_line = message.splitlines()[0] if message else ""
+    return f"{type(exc).__name__}: {first_line[:300]}", False
+
+
+@dataclass(frozen=True)
+class JudgeOutcome:
+    """What one judge call produced: the scorer's result, or why there is none."""
+
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+
+
+def call_judge(
+    scorer: Scorer,
+    kwargs: Mapping[str, Any],
+    endpoint: JudgeEndpoint,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JudgeOutcome:
+    """``scorer.run(**kwargs)`` with up to ``endpoint.max_retries`` retries and exponential backoff.
+
+    Never raises for a failing endpoint: the outcome carries ``error``, e.g. ``"judge unavailable after
+    3 retries: HTTP 500"``. Call it inside :func:`judge_environment`.
+    """
+    _install_retry_override()
+    reason = "unknown error"
+    for attempt in range(endpoint.max_retries + 1):
+        token = _NO_INTERNAL_RETRY.set(True)
+        try:
+            return JudgeOutcome(result=scorer.run(**kwargs), attempts=attempt + 1)
+        except Exception as exc:  # a judge failure must not fail the shard
+            reason, retryable = classify_judge_error(exc)
+            reason = endpoint.redact(reason)
+            if not retryable:
+                return JudgeOutcome(error=f"judge call failed: {reason}", attempts=attempt + 1)
+            if attempt < endpoint.max_retries:
+                delay = endpoint.backoff(attempt)
+                logger.debug(
+                    "judge %s attempt %d failed (%s); retrying in %.2fs",
+                    scorer.name,
+                    attempt + 1,
+                    reason,
+                    delay,
+                )
+                sleep(delay)
+        finally:
+            _NO_INTERNAL_RETRY.reset(token)
+    return JudgeOutcome(
+        error=f"judge unavailable after {endpoint.max_retries} retries: {reason}",
+        attempts=endpoint.max_retries + 1,
+    )
+
+
+# -- building judge scorers --------------------------------------------------------------------------
+
+
+def _feedback_value_type(value: Any) -> Any:
+    if value is None or value == "yes_no":
+        return Literal["yes", "no"]
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float | bool) for v in value):
+        return Literal[tuple(value)]  # type: ignore[valid-type]
+    types = {"bool": bool, "float": float, "int": int, "str": str}
+    if isinstance(value, str) and value in types:
+        return types[value]
+    raise ScorerError(
+        f"judge option feedback_value_type {value!r} is not supported; use one of "
+        f"{list(FEEDBACK_VALUE_TYPES)} or a list of allowed values, e.g. [good, bad]"
+    )
+
+
+def build_judge(name: str, options: Mapping[str, Any], endpoint: JudgeEndpoint) -> Scorer:
+    """The MLflow judge registered as ``name`` with ``options``, calling ``endpoint.model_uri``.
+
+    ``relevance_to_query`` (RelevanceToQuery), ``safety`` (Safety), ``retrieval_groundedness``
+    (RetrievalGroundedness), ``guidelines`` (Guidelines; option ``guidelines``: a list of rules) and
+    ``judge`` (``make_judge``; options ``instructions`` with ``{{ inputs }}``/``{{ outputs }}``/... and
+    ``feedback_value_type``: yes_no, bool, float, int, str or a list of values).
+    """
+    if name not in JUDGE_OPTIONS:
+        raise ScorerError(f"unknown judge {name!r}; available judges: {', '.join(sorted(JUDGE_OPTIONS))}")
+    unknown = sorted(set(options) - JUDGE_OPTIONS[name])
+    if unknown:
+        allowed = ", ".join(sorted(JUDGE_OPTIONS[name])) or "none"
+        raise ScorerError(f"judge scorer {name!r} does not take option(s) {unknown}; allowed: {allowed}")
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.genai import scorers as mlflow_scorers
+
+    model = endpoint.model_uri
+    try:
+        if name == "relevance_to_query":
+            return mlflow_scorers.RelevanceToQuery(name=name, model=model)
+        if name == "safety":
+            return mlflow_scorers.Safety(name=name, model=model)
+        if name == "retrieval_groundedness":
+            return mlflow_scorers.RetrievalGroundedness(name=name, model=model)
+        if name == "guidelines":
+            rules = options.get("guidelines")
+            if isinstance(rules, str):
+                rules = [rules]
+            if not rules or not all(isinstance(r, str) and r.strip() for r in rules):
+                raise ScorerError(
+                    "scorer 'guidelines' needs option guidelines: a non-empty list of rules, "
+                    "e.g. guidelines: ['The answer must be polite']"
+                )
+            return mlflow_scorers.Guidelines(name=name, model=model, guidelines=list(rules))
+        from mlflow.genai.judges import make_judge
+
+        instructions = options.get("instructions")
+        if not isinstance(instructions, str) or not instructions.strip():
+            raise ScorerError(
+                "scorer 'judge' needs option instructions: a prompt with template variables, "
+                "e.g. 'Does {{ outputs }} answer {{ inputs }} politely?'"
+            )
+        return make_judge(
+            name=name,
+            instructions=instructions,
+            model=model,
+            description=options.get("description"),
+            feedback_value_type=_feedback_value_type(options.get("feedback_value_type")),
+        )
+    except MlflowException as err:
+        raise ScorerError(
+            f"judge scorer {name!r} could not be built: {endpoint.redact(err.message)}"
+        ) from None

@@ -1,0 +1,191 @@
+"""The built-in heuristic scorers as MLflow scorers: values, rationales, errors and edge cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from genai_flywheel.scoring import builtin
+
+
+@pytest.fixture(scope="module")
+def trace_from() -> Callable[[str], Any]:
+    from mlflow.entities import Trace
+
+    return Trace.from_json
+
+
+def _run(scorer: Any, **kwargs: Any) -> Any:
+    return scorer.run(**kwargs)
+
+
+# -- relevance ---------------------------------------------------------------------------------------
+
+
+def test_relevance_good_and_bad_answers() -> None:
+    scorer = builtin.relevance_scorer()
+    good = _run(
+        scorer,
+        inputs={"query": "What is the capital of France?"},
+        outputs={"answer": "The capital of France is Paris."},
+    )
+    assert good.value == 1.0 and good.error is None
+    assert good.name == "relevance"
+    bad = _run(
+        scorer, inputs={"query": "What is the capital of France?"}, outputs={"answer": "Bananas are yellow."}
+    )
+    assert bad.value == 0.0
+    assert "missing: capital, franc" in bad.rationale
+
+
+def test_relevance_chat_inputs_and_string_outputs() -> None:
+    scorer = builtin.relevance_scorer()
+    inputs = {
+        "messages": [
+            {"role": "user", "content": "Tell me about bananas"},
+            {"role": "assistant", "content": "They are fruit."},
+            {"role": "user", "content": "Which rivers cross Paris?"},
+        ]
+    }
+    feedback = _run(scorer, inputs=inputs, outputs="The Seine river crosses Paris.")
+    assert feedback.value == 1.0
+    completion = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Bananas."}}]}
+    assert _run(scorer, inputs=inputs, outputs=completion).value == 0.0
+
+
+def test_relevance_empty_answer_and_unscorable_query() -> None:
+    scorer = builtin.relevance_scorer()
+    empty = _run(scorer, inputs={"query": "capital of France"}, outputs={"answer": ""})
+    assert empty.value == 0.0 and empty.rationale == "empty answer"
+    greeting = _run(scorer, inputs={"query": "Hi!"}, outputs="Hello!")
+    assert greeting.value is None
+    assert "no content words" in greeting.error.error_message
+
+
+def test_relevance_threshold_is_validated() -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        builtin.relevance_scorer(threshold=1.5)
+
+
+# -- groundedness ------------------------------------------------------------------------------------
+
+
+def test_groundedness_uses_retriever_spans(trace_json: Callable[..., str], trace_from: Callable) -> None:
+    scorer = builtin.groundedness_scorer()
+    trace = trace_from(trace_json(documents=["Paris is the capital and largest city of France."]))
+    grounded = _run(scorer, outputs={"answer": "Paris is the capital of France."}, trace=trace)
+    assert grounded.value == 1.0
+    assert "1 of 1 answer sentences supported by 1 retrieved document(s)" == grounded.rationale
+    mixed = _run(scorer, outputs="Paris is the capital of France. Its mayor is a cat named Bob.", trace=trace)
+    assert mixed.value == 0.5
+    assert "first unsupported: 'Its mayor is a cat named Bob.'" in mixed.rationale
+
+
+def test_groundedness_without_retrieval_is_an_error_not_a_score(
+    trace_json: Callable[..., str], trace_from: Callable
+) -> None:
+    scorer = builtin.groundedness_scorer()
+    no_docs = _run(scorer, outputs="Paris.", trace=trace_from(trace_json()))
+    assert no_docs.value is None
+    assert no_docs.error.error_message.startswith("no retrieved context")
+    no_trace = _run(scorer, outputs="Paris.", trace=None)
+    assert no_trace.value is None and "no retrieved context" in no_trace.error.error_message
+
+
+def test_retrieved_context_accepts_document_shapes(
+    trace_json: Callable[..., str], trace_from: Callable
+) -> None:
+    trace = trace_from(trace_json(documents=["first doc", "second doc"]))
+    assert builtin.retrieved_context(trace) == ["first doc", "second doc"]
+    assert builtin.retrieved_context(None) == []
+
+
+# -- refusal -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outputs", "refused", "why"),
+    [
+        ({"answer": "I can't help with that request."}, True, "i can't help"),
+        ({"answer": ""}, True, "empty answer"),
+        (None, True, "empty answer"),
+        ("I don\u2019t know.", True, "i don't know"),
+        ({"answer": "Paris is the capital of France."}, False, "no refusal"),
+        ({"answer": "That feature is not supported on Windows."}, False, "no refusal"),
+    ],
+)
+def test_refusal(outputs: Any, refused: bool, why: str) -> None:
+    feedback = _run(builtin.refusal_scorer(), outputs=outputs)
+    assert feedback.value is refused
+    assert why in feedback.rationale
+
+
+def test_refusal_extra_phrases() -> None:
+    scorer = builtin.refusal_scorer(extra_phrases=["please contact support"])
+    assert _run(scorer, outputs="Please contact support for that.").value is True
+
+
+# -- pii ---------------------------------------------------------------------------------------------
+
+
+def test_pii_flags_without_echoing_the_values() -> None:
+    answer = "Mail john@example.com or use card 4111 1111 1111 1111."
+    feedback = _run(builtin.pii_scorer(), outputs={"answer": answer})
+    assert feedback.value is True
+    assert feedback.rationale == "found 1 credit_card, 1 email"
+    assert "john" not in feedback.rationale and "4111" not in feedback.rationale
+    clean = _run(builtin.pii_scorer(), outputs="Paris is the capital of France.")
+    assert clean.value is False
+
+
+def test_pii_kinds_option() -> None:
+    scorer = builtin.pii_scorer(kinds=["credit_card"])
+    assert _run(scorer, outputs="mail john@example.com").value is False
+    with pytest.raises(ValueError, match="unknown PII kinds"):
+        builtin.pii_scorer(kinds=["ssn"])
+
+
+# -- latency_slo -------------------------------------------------------------------------------------
+
+
+def test_latency_slo(trace_json: Callable[..., str], trace_from: Callable) -> None:
+    scorer = builtin.latency_slo_scorer(slo_ms=2000)
+    fast = _run(scorer, trace=trace_from(trace_json(duration_ms=1999)))
+    assert fast.value is True and "within the 2000 ms SLO" in fast.rationale
+    slow = _run(scorer, trace=trace_from(trace_json(duration_ms=2001)))
+    assert slow.value is False and "over" in slow.rationale
+    missing = _run(scorer, trace=None)
+    assert missing.value is None and "no trace" in missing.error.error_message
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("inf"), True, "fast"])
+def test_latency_slo_validates(bad: Any) -> None:
+    with pytest.raises(ValueError, match="slo_ms"):
+        builtin.latency_slo_scorer(slo_ms=bad)
+
+
+def test_scorers_are_mlflow_scorers_with_only_the_arguments_they_read() -> None:
+    import inspect
+
+    from mlflow.genai.scorers import Scorer
+
+    expected = {
+        "relevance": ["inputs", "outputs"],
+        "groundedness": ["outputs", "trace"],
+        "refusal": ["outputs"],
+        "pii": ["outputs"],
+        "latency_slo": ["trace"],
+    }
+    made = [
+        builtin.relevance_scorer(),
+        builtin.groundedness_scorer(),
+        builtin.refusal_scorer(),
+        builtin.pii_scorer(),
+        builtin.latency_slo_scorer(1000),
+    ]
+    for scorer in made:
+        assert isinstance(scorer, Scorer)
+        params = [p for p in inspect.signature(scorer.__call__).parameters if p != "self"]
+        assert params == expected[scorer.name]
