@@ -6,14 +6,12 @@ Each task makes one call into ``genai_flywheel.pipeline`` and returns paths and 
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
-
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config, metrics_asset
 
 
 def build_monitor(app_name: str) -> None:
     app = flywheel_config().app(app_name)
-    metrics_asset = Asset(f"flywheel://metrics/{app_name}", extra={"app": app_name})
 
     @dag(
         dag_id=f"flywheel_monitor_{app_name}",
@@ -49,10 +47,12 @@ def build_monitor(app_name: str) -> None:
         @task(pool=app.judge.pool if app.judge.conn_id else "default_pool")
         def score(shard: int, data_interval_start=None, data_interval_end=None) -> dict:
             from flywheel_airflow.hooks import judge_endpoint
+
             from genai_flywheel import pipeline
 
-            return pipeline.score_shard(app_name, data_interval_start, data_interval_end, shard,
-                                        judge=judge_endpoint(app))
+            return pipeline.score_shard(
+                app_name, data_interval_start, data_interval_end, shard, judge=judge_endpoint(app)
+            )
 
         @task(trigger_rule="none_failed")  # an interval with nothing sampled still gets its metrics
         def write_back(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
@@ -66,7 +66,7 @@ def build_monitor(app_name: str) -> None:
 
             return pipeline.aggregate(app_name, data_interval_start, data_interval_end, run_id=run_id)
 
-        @task(outlets=[metrics_asset])
+        @task(outlets=[metrics_asset(app_name)])
         def store(data_interval_start=None, data_interval_end=None) -> dict:
             from genai_flywheel import pipeline
 
@@ -75,6 +75,7 @@ def build_monitor(app_name: str) -> None:
         @task
         def alert(data_interval_start=None, data_interval_end=None) -> dict:
             from flywheel_airflow.notifiers import send_alerts
+
             from genai_flywheel import pipeline
 
             result = pipeline.alert(app_name, data_interval_start, data_interval_end)

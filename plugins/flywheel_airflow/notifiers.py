@@ -19,8 +19,9 @@ def post_json(url: str, payload: dict[str, Any], *, attempts: int = 3, timeout_s
     """POST ``payload`` as JSON; retry with backoff on connection errors and 5xx. Returns the status."""
     body = json.dumps(payload, sort_keys=True).encode()
     for attempt in range(1, attempts + 1):
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
                 return int(resp.status)
@@ -81,8 +82,11 @@ class FlywheelAlertNotifier(BaseNotifier):
         if self.email_to:
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-            SmtpNotifier(to=self.email_to, subject=f"genai-flywheel alert {self.payload.get('rule')}",
-                         html_content=f"<pre>{self.text()}</pre>").notify(context)
+            SmtpNotifier(
+                to=self.email_to,
+                subject=f"genai-flywheel alert {self.payload.get('rule')}",
+                html_content=f"<pre>{self.text()}</pre>",
+            ).notify(context)
 
 
 def send_alerts(notifications: list[dict[str, Any]], notify_cfg: Any, context: Any) -> int:

@@ -1,11 +1,11 @@
 """The ``flywheel`` command line.
 
-    flywheel config validate [--config PATH]
-    flywheel simulate [--days N --traces-per-day N --tracking-uri URI --experiment NAME]
-    flywheel select --app NAME --filter '...' [--start T --end T] [--format table|json]
-    flywheel monitor --app NAME --start T --end T        (the monitor stages in-process, no Airflow)
-    flywheel report [--out PATH]
-    flywheel demo [up|run|down|status]                    (the embedded default, see README)
+flywheel config validate [--config PATH]
+flywheel simulate [--days N --traces-per-day N --tracking-uri URI --experiment NAME]
+flywheel select --app NAME --filter '...' [--start T --end T] [--format table|json]
+flywheel monitor --app NAME --start T --end T        (the monitor stages in-process, no Airflow)
+flywheel report [--out PATH]
+flywheel demo [up|run|down|status]                    (the embedded default, see README)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ log = logging.getLogger("flywheel")
 
 def _parse_time(text: str) -> datetime:
     """An ISO date/time (UTC if no offset), or a relative ``-2d``/``-6h``/``now``."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     t = text.strip()
     if t == "now":
         return now
@@ -38,7 +38,7 @@ def _parse_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a time; use ISO 8601 (2026-11-20T06:00Z), 'now' or a relative '-2d'"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -63,8 +63,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         ground_truth_path=Path(args.ground_truth) if args.ground_truth else None,
         progress=not args.quiet,
     )
-    print(f"wrote {result.n_traces} traces and {result.n_feedback} feedback assessments to "
-          f"{args.experiment} ({result.start.isoformat()} .. {result.end.isoformat()})")
+    print(
+        f"wrote {result.n_traces} traces and {result.n_feedback} feedback assessments to "
+        f"{args.experiment} ({result.start.isoformat()} .. {result.end.isoformat()})"
+    )
     return 0
 
 
@@ -76,8 +78,9 @@ def _score_summary(assessments: list[dict[str, Any]] | None) -> dict[str, Any]:
     return latest
 
 
-def run_select(app_name: str, filter_text: str, start: datetime, end: datetime,
-               config: Any = None) -> list[dict[str, Any]]:
+def run_select(
+    app_name: str, filter_text: str, start: datetime, end: datetime, config: Any = None
+) -> list[dict[str, Any]]:
     """The traces of ``app_name`` in [start, end) that match ``filter_text`` (pushdown + local)."""
     import pyarrow as pa
 
@@ -89,18 +92,26 @@ def run_select(app_name: str, filter_text: str, start: datetime, end: datetime,
     cfg = config or load_config()
     app = cfg.app(app_name)
     compiled = compile_filter(filter_text)
-    table = extract_window(app.mlflow.tracking_uri, app.mlflow.experiment, to_ms(start), to_ms(end),
-                           app=app.name, filter_string=compiled.pushdown)
+    table = extract_window(
+        app.mlflow.tracking_uri,
+        app.mlflow.experiment,
+        to_ms(start),
+        to_ms(end),
+        app=app.name,
+        filter_string=compiled.pushdown,
+    )
     table = table.filter(pa.array(compiled.mask(table), type=pa.bool_()))
     rows = []
     for r in table.select(["trace_id", "timestamp_ms", "status", "query", "assessments"]).to_pylist():
-        rows.append({
-            "trace_id": r["trace_id"],
-            "time": datetime.fromtimestamp(r["timestamp_ms"] / 1000, timezone.utc).isoformat(),
-            "status": r["status"],
-            "query": r["query"],
-            "scores": _score_summary(r["assessments"]),
-        })
+        rows.append(
+            {
+                "trace_id": r["trace_id"],
+                "time": datetime.fromtimestamp(r["timestamp_ms"] / 1000, UTC).isoformat(),
+                "status": r["status"],
+                "query": r["query"],
+                "scores": _score_summary(r["assessments"]),
+            }
+        )
     return rows
 
 
@@ -142,8 +153,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flywheel", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -166,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sel = sub.add_parser("select", help="run a trace selection filter ad hoc")
     sel.add_argument("--app", required=True)
-    sel.add_argument("--filter", required=True, help="e.g. \"inputs.query CONTAINS 'sync' AND trace.status = 'OK'\"")
+    sel.add_argument(
+        "--filter", required=True, help="e.g. \"inputs.query CONTAINS 'sync' AND trace.status = 'OK'\""
+    )
     sel.add_argument("--start", type=_parse_time, default=_parse_time("-7d"))
     sel.add_argument("--end", type=_parse_time, default=_parse_time("now"))
     sel.add_argument("--format", choices=["table", "json"], default="table")
@@ -193,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args) or 0)
     except FlywheelError as err:

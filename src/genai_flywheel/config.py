@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -52,7 +52,9 @@ class Sampling(_Model):
     filter: str | None = Field(default=None, description="Only traces matching this selection filter")
     strata: list[Stratum] = Field(default_factory=list)
     shards: int = Field(default=4, ge=1, le=64, description="Scoring shards (mapped task instances)")
-    seed: str = Field(default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash")
+    seed: str = Field(
+        default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash"
+    )
 
     @field_validator("strata")
     @classmethod
@@ -140,7 +142,10 @@ class Curation(_Model):
 
 
 class Gate(_Model):
+    """A development-evaluation gate on one scorer; ``rule`` limits it to one curation rule's records."""
+
     scorer: str = Field(pattern=_NAME)
+    rule: str | None = Field(default=None, pattern=_NAME)
     min_mean: float | None = None
     min_improvement: float | None = Field(default=None, description="Mean difference vs production")
     max_p_value: float | None = Field(default=None, gt=0.0, le=1.0)
@@ -179,7 +184,7 @@ class Application(_Model):
     name: str = Field(pattern=_NAME)
     mlflow: MlflowTarget
     schedule: str = Field(default="0 * * * *", description="Cron expression of the monitor interval")
-    start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=UTC))
     sampling: Sampling = Field(default_factory=Sampling)
     contract: Contract = Field(default_factory=Contract)
     scorers: list[ScorerSpec] = Field(default_factory=list)
@@ -203,7 +208,7 @@ class Application(_Model):
     @field_validator("start_date", mode="after")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Application:

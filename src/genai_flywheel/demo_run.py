@@ -17,15 +17,24 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from genai_flywheel.config import Application, load_config
-from genai_flywheel.services import ServiceError, Stack, airflow, init_airflow, start_airflow, start_mlflow, stop_all
+from genai_flywheel.services import (
+    ServiceError,
+    Stack,
+    airflow,
+    init_airflow,
+    start_airflow,
+    start_mlflow,
+    stop_all,
+)
 
 PROJECT = Path(os.environ.get("FLYWHEEL_PROJECT") or Path.cwd()).resolve()
 TERMINAL = {"success", "failed"}
+UNCHANGED_CANDIDATE = "genai_flywheel.demo.app:predict_production"
 
 
 def say(msg: str) -> None:
@@ -42,11 +51,13 @@ def stack_from_env() -> Stack:
     )
 
 
-def interval_bounds(app: Application, days: int, now: datetime | None = None) -> tuple[datetime, datetime, timedelta]:
+def interval_bounds(
+    app: Application, days: int, now: datetime | None = None
+) -> tuple[datetime, datetime, timedelta]:
     """The last ``days`` days of whole schedule intervals before ``now``: (start, end, interval length)."""
     from croniter import croniter
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     it = croniter(app.schedule, now)
     end = it.get_prev(datetime)
     step = end - it.get_prev(datetime)
@@ -84,13 +95,12 @@ def dag_runs(stack: Stack, dag_id: str) -> list[dict[str, Any]]:
         return []
 
 
-def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: float = 1500,
-              since: int = 0) -> list[dict[str, Any]]:
-    """Wait until ``expected`` runs of ``dag_id`` (beyond ``since`` earlier ones) are finished."""
+def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: float = 1500) -> list[dict]:
+    """Wait until ``expected`` runs of ``dag_id`` have finished; print progress as it changes."""
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
-        runs = dag_runs(stack, dag_id)[: max(0, len(dag_runs(stack, dag_id)) - since)] if since else dag_runs(stack, dag_id)
+        runs = dag_runs(stack, dag_id)
         done = [r for r in runs if r.get("state") in TERMINAL]
         ok = sum(1 for r in done if r["state"] == "success")
         line = f"{label}: {len(done)}/{expected} runs finished ({ok} succeeded, {len(done) - ok} failed)"
@@ -103,67 +113,52 @@ def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: f
     raise ServiceError(f"{label}: runs did not finish within {timeout_s:.0f} s ({last}); see {stack.logs}")
 
 
-def run(stack: Stack, days: int, traces_per_day: int) -> int:
-    from genai_flywheel.demo.simulate import simulate
-
-    t0 = time.monotonic()
-    cfg = load_config(os.environ.get("FLYWHEEL_CONFIG") or PROJECT / "flywheel.yaml")
-    app = cfg.applications[0]
-    up(stack)
-    start, end, step = interval_bounds(app, days)
-    truth_path = cfg.data_path() / "ground_truth.json"
-    say(f"simulating {days} days of traffic ({traces_per_day}/day) into {app.mlflow.experiment}")
-    sim = simulate(stack.mlflow_uri, app.mlflow.experiment, days=days, traces_per_day=traces_per_day,
-                   end=end, ground_truth_path=truth_path, progress=True)
-    say(f"wrote {sim.n_traces} traces, {sim.n_feedback} user feedback")
-
-    dag_id = f"flywheel_monitor_{app.name}"
-    wait_for_dag(stack, dag_id)
-    airflow(stack, "dags", "unpause", dag_id)
-    n_intervals = int((end - start) / step)
-    say(f"backfilling {dag_id} over {n_intervals} intervals {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
-    airflow(stack, "backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(),
-            "--to-date", (end - step).isoformat(), "--max-active-runs", "2", "--reprocess-behavior", "failed")
-    runs = wait_runs(stack, dag_id, n_intervals, "monitor backfill")
-    failed = [r for r in runs if r["state"] == "failed"]
-
-    loop = run_loop(stack, app)
-    summary = summarize(stack, cfg, sim.ground_truth, n_intervals, failed, loop)
-    say(f"finished in {time.monotonic() - t0:.0f} s")
-    print(summary)
-    return 1 if failed else 0
+def trigger(stack: Stack, dag_id: str, conf: dict[str, Any] | None = None) -> None:
+    args = ["dags", "trigger", dag_id]
+    if conf:
+        args += ["--conf", json.dumps(conf)]
+    airflow(stack, *args)
 
 
-def run_loop(stack: Stack, app: Application) -> dict[str, Any]:
-    """Curation (its Asset triggers the development evaluations) and the fine-tuning export."""
-    results: dict[str, Any] = {}
-    dags = airflow(stack, "dags", "list", "-o", "json", check=False).stdout
-    for stage in ("curate", "evaluate", "export"):
-        dag_id = f"flywheel_{stage}_{app.name}"
-        if dag_id not in dags:
-            continue
+def run_loop(stack: Stack, app: Application, window_end: datetime) -> dict[str, Any]:
+    """Curation, whose dataset Asset triggers the evaluation of the configured (fixed) candidate; an
+    on-demand evaluation of the unchanged production version; the fine-tuning export."""
+    curate, evaluate, export = (f"flywheel_{s}_{app.name}" for s in ("curate", "evaluate", "export"))
+    for dag_id in (curate, evaluate, export):
+        wait_for_dag(stack, dag_id)
         airflow(stack, "dags", "unpause", dag_id)
-    for stage in ("curate", "export"):
-        dag_id = f"flywheel_{stage}_{app.name}"
-        if dag_id not in dags:
-            continue
-        before = len(dag_runs(stack, dag_id))
-        airflow(stack, "dags", "trigger", dag_id)
-        results[stage] = wait_runs(stack, dag_id, before + 1, stage)
-    eval_id = f"flywheel_evaluate_{app.name}"
-    if eval_id in dags and "curate" in results:
-        results["evaluate"] = wait_runs(stack, eval_id, 2, "development evaluation")
+    results: dict[str, Any] = {}
+    say("curating evaluation datasets from the production traces")
+    trigger(stack, curate, {"window_end": window_end.isoformat()})
+    results["curate"] = wait_runs(stack, curate, 1, "curation")
+    say(f"evaluating the development version ({app.evaluation.candidate}) on the curated dataset")
+    wait_runs(stack, evaluate, 1, "development evaluation (Asset-triggered)")
+    say("evaluating the unchanged production version on the same dataset, for comparison")
+    trigger(stack, evaluate, {"candidate": UNCHANGED_CANDIDATE})
+    results["evaluate"] = wait_runs(stack, evaluate, 2, "development evaluations")
+    say("exporting fine-tuning data")
+    trigger(stack, export, {"window_end": window_end.isoformat(),
+                            "window_start": (window_end - timedelta(days=7)).isoformat()})
+    results["export"] = wait_runs(stack, export, 1, "fine-tuning export")
     return results
 
 
-def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict) -> str:
-    from genai_flywheel.report import render_report, summarize as report_summary
+def summarize(
+    stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict
+) -> str:
+    from genai_flywheel.report import render_report
+    from genai_flywheel.report import summarize as report_summary
 
     app = cfg.applications[0]
     data_root = cfg.data_path()
     s = report_summary(data_root, app.name)
-    report = render_report(data_root, [app.name], data_root / "report.html", ground_truth=truth,
-                           links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url})
+    report = render_report(
+        data_root,
+        [app.name],
+        data_root / "report.html",
+        ground_truth=truth,
+        links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url},
+    )
     user, password = stack.login()
     lines = [
         "",

@@ -41,9 +41,14 @@ def monitoring_run_id(app: Application) -> str:
 
     runs = _runs()
     if not runs:
-        run = client.create_run(exp_id, run_name=f"flywheel-monitor-{app.name}",
-                                tags={MONITOR_TAG: app.name, "mlflow.note.content":
-                                      f"Headline production metrics of {app.name}, one step per interval."})
+        run = client.create_run(
+            exp_id,
+            run_name=f"flywheel-monitor-{app.name}",
+            tags={
+                MONITOR_TAG: app.name,
+                "mlflow.note.content": f"Headline production metrics of {app.name}, one step per interval.",
+            },
+        )
         # A finished run still takes metrics; left RUNNING it would look like a hung job in the UI.
         client.set_terminated(run.info.run_id)
         runs = _runs()

@@ -62,8 +62,9 @@ def extract(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | Non
     from genai_flywheel.traces.extract import extract_window
 
     _, app, ws = _context(app_name, start, end, config)
-    table = extract_window(app.mlflow.tracking_uri, app.mlflow.experiment, ws.start_ms, ws.end_ms,
-                           app=app.name)
+    table = extract_window(
+        app.mlflow.tracking_uri, app.mlflow.experiment, ws.start_ms, ws.end_ms, app=app.name
+    )
     path = _write(table, ws.path("traces.parquet"))
     return {"path": str(path), "traces": table.num_rows}
 
@@ -74,8 +75,11 @@ def validate(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | No
     from genai_flywheel.quality.contract import validate_traces
 
     _, app, ws = _context(app_name, start, end, config)
-    result = validate_traces(_read(ws.path("traces.parquet")),
-                             max_bad_fraction=app.contract.max_bad_fraction, raise_on_failure=False)
+    result = validate_traces(
+        _read(ws.path("traces.parquet")),
+        max_bad_fraction=app.contract.max_bad_fraction,
+        raise_on_failure=False,
+    )
     # The quarantine and the report are written even when the batch as a whole fails, so the failed
     # task leaves the evidence an operator needs, and nothing downstream reads a half-written stage.
     _write(result.quarantine, ws.path("quarantine.parquet"))
@@ -83,8 +87,11 @@ def validate(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | No
     result.raise_for_failures()
     _write(result.valid, ws.path("valid.parquet"))
     if result.quarantine.num_rows:
-        log.warning("%d traces quarantined by the data contract; see %s", result.quarantine.num_rows,
-                    ws.path("quarantine.parquet"))
+        log.warning(
+            "%d traces quarantined by the data contract; see %s",
+            result.quarantine.num_rows,
+            ws.path("quarantine.parquet"),
+        )
     return {"valid": result.valid.num_rows, "quarantined": result.quarantine.num_rows}
 
 
@@ -102,8 +109,12 @@ def sample(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None
         for f in scores_dir.glob("shard=*.parquet"):
             if int(f.stem.split("=")[1]) not in shards:
                 f.unlink()
-    return {"shards": shards, "eligible": plan.eligible, "sampled": plan.table.num_rows,
-            "per_scorer": plan.per_scorer}
+    return {
+        "shards": shards,
+        "eligible": plan.eligible,
+        "sampled": plan.table.num_rows,
+        "per_scorer": plan.per_scorer,
+    }
 
 
 def score_shard(
@@ -172,8 +183,9 @@ def write_back(
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri
-    existing = existing_assessment_ids(uri, get_experiment_id(uri, app.mlflow.experiment), ws.start_ms,
-                                       ws.end_ms)
+    existing = existing_assessment_ids(
+        uri, get_experiment_id(uri, app.mlflow.experiment), ws.start_ms, ws.end_ms
+    )
     run_context = {"flywheel.app": app.name, "flywheel.interval": ws.key}
     if run_id:
         run_context["airflow.run_id"] = run_id
@@ -248,7 +260,11 @@ def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
 
 
 def run_monitor_interval(
-    app_name: str, start: Any, end: Any, *, judge: JudgeEndpoint | None = None,
+    app_name: str,
+    start: Any,
+    end: Any,
+    *,
+    judge: JudgeEndpoint | None = None,
     config: FlywheelConfig | None = None,
 ) -> dict:
     """All monitor stages of one interval in this process (what the DAG does, without Airflow)."""
@@ -256,8 +272,9 @@ def run_monitor_interval(
     out: dict[str, Any] = {"extract": extract(app_name, start, end, config=cfg)}
     out["validate"] = validate(app_name, start, end, config=cfg)
     out["sample"] = sample(app_name, start, end, config=cfg)
-    out["score"] = [score_shard(app_name, start, end, s, judge=judge, config=cfg)
-                    for s in out["sample"]["shards"]]
+    out["score"] = [
+        score_shard(app_name, start, end, s, judge=judge, config=cfg) for s in out["sample"]["shards"]
+    ]
     out["write_back"] = write_back(app_name, start, end, config=cfg)
     out["aggregate"] = aggregate(app_name, start, end, config=cfg)
     out["store"] = store(app_name, start, end, config=cfg)

@@ -104,7 +104,9 @@ class Stack:
                 "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": FORKSERVER_PRELOAD,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "airflow-passwords.json"),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
+                    self.home / "airflow-passwords.json"
+                ),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
                 "AIRFLOW__API__PORT": str(self.airflow_port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -154,8 +156,9 @@ def start(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> i
         log.info("%s already running (pid %s)", name, pid_file.read_text().strip())
         return int(pid_file.read_text())
     out = open(stack.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
-                            cwd=stack.project, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=stack.project, start_new_session=True
+    )
     pid_file.write_text(str(proc.pid))
     return proc.pid
 
@@ -186,22 +189,38 @@ def start_mlflow(stack: Stack, *, workers: int = 2) -> str:
     """Start ``mlflow server`` over SQLite under the home folder; returns its URI once healthy."""
     stack.home.mkdir(parents=True, exist_ok=True)
     argv = [
-        stack.bin("mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{stack.home / 'mlflow.db'}",
-        "--artifacts-destination", str(stack.home / "mlartifacts"),
-        "--host", "127.0.0.1", "--port", str(stack.mlflow_port), "--workers", str(workers),
+        stack.bin("mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{stack.home / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(stack.home / "mlartifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(stack.mlflow_port),
+        "--workers",
+        str(workers),
     ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     start(stack, "mlflow", argv, env)
-    wait_http(f"{stack.mlflow_uri}/health", timeout_s=180, name="mlflow server",
-              log_file=stack.logs / "mlflow.log")
+    wait_http(
+        f"{stack.mlflow_uri}/health", timeout_s=180, name="mlflow server", log_file=stack.logs / "mlflow.log"
+    )
     return stack.mlflow_uri
 
 
-def airflow(stack: Stack, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+def airflow(
+    stack: Stack, *args: str, check: bool = True, capture: bool = True
+) -> subprocess.CompletedProcess:
     """Run one ``airflow`` CLI command against this stack."""
-    proc = subprocess.run([stack.bin("airflow"), *args], env=stack.airflow_env(), cwd=stack.project,
-                          capture_output=capture, text=True)
+    proc = subprocess.run(
+        [stack.bin("airflow"), *args],
+        env=stack.airflow_env(),
+        cwd=stack.project,
+        capture_output=capture,
+        text=True,
+    )
     if check and proc.returncode != 0:
         raise ServiceError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
@@ -224,8 +243,12 @@ def start_airflow(stack: Stack) -> str:
     env = stack.airflow_env()
     for component in AIRFLOW_COMPONENTS:
         start(stack, f"airflow-{component}", [stack.bin("airflow"), component], env)
-    wait_http(f"{stack.airflow_url}/api/v2/monitor/health", timeout_s=240, name="airflow api-server",
-              log_file=stack.logs / "airflow-api-server.log")
+    wait_http(
+        f"{stack.airflow_url}/api/v2/monitor/health",
+        timeout_s=240,
+        name="airflow api-server",
+        log_file=stack.logs / "airflow-api-server.log",
+    )
     return stack.airflow_url
 
 

@@ -21,7 +21,7 @@ Layout (all below the data root)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -35,8 +35,8 @@ def to_utc(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def to_ms(value: datetime | str) -> int:
@@ -54,7 +54,9 @@ class IntervalWorkspace:
     end: datetime
 
     @classmethod
-    def of(cls, data_root: Path | str, app: str, start: datetime | str, end: datetime | str) -> IntervalWorkspace:
+    def of(
+        cls, data_root: Path | str, app: str, start: datetime | str, end: datetime | str
+    ) -> IntervalWorkspace:
         s, e = to_utc(start), to_utc(end)
         if e <= s:
             raise ValueError(f"interval end {e.isoformat()} must be after its start {s.isoformat()}")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SIM_END = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
+SIM_END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

@@ -86,8 +86,10 @@ def iter_traces(
 
 def count_traces(tracking_uri: str, experiment_id: str, filter_string: str) -> int:
     """How many traces match, reading trace infos only (fast: no spans)."""
-    return sum(1 for _ in iter_traces(tracking_uri, experiment_id, filter_string, include_spans=False,
-                                      page_size=1000))
+    return sum(
+        1
+        for _ in iter_traces(tracking_uri, experiment_id, filter_string, include_spans=False, page_size=1000)
+    )
 
 
 def extract_window(
@@ -255,8 +257,9 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
         duration = None
         if span.start_time_ns is not None and span.end_time_ns is not None:
             duration = (span.end_time_ns - span.start_time_ns) / 1e6
-        span_rows.append({"name": span.name, "span_type": span_type, "duration_ms": duration,
-                          "status": status})
+        span_rows.append(
+            {"name": span.name, "span_type": span_type, "duration_ms": duration, "status": status}
+        )
         if span_type == "RETRIEVER":
             context.extend(_documents(span.outputs))
         if model is None and span_type in ("CHAT_MODEL", "LLM"):

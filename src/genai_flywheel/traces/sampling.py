@@ -96,8 +96,12 @@ def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) 
     kept_strata = [strata[i] for i in keep]
     base_rates = [_trace_rate(sampling, s) for s in kept_strata]
     sampled = (
-        sampled.append_column(pa.field("stratum", pa.string(), nullable=False), pa.array(kept_strata, type=pa.string()))
-        .append_column(pa.field("sample_rate", pa.float64(), nullable=False), pa.array(base_rates, type=pa.float64()))
+        sampled.append_column(
+            pa.field("stratum", pa.string(), nullable=False), pa.array(kept_strata, type=pa.string())
+        )
+        .append_column(
+            pa.field("sample_rate", pa.float64(), nullable=False), pa.array(base_rates, type=pa.float64())
+        )
         .append_column(
             pa.field("weight", pa.float64(), nullable=False),
             pa.array([1.0 / r if r > 0 else 0.0 for r in base_rates], type=pa.float64()),
@@ -106,7 +110,10 @@ def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) 
             pa.field("shard", pa.int32(), nullable=False),
             pa.array([shard_of(ids[i], sampling.shards) for i in keep], type=pa.int32()),
         )
-        .append_column(pa.field("scorers", pa.list_(pa.string()), nullable=False), pa.array(chosen, type=pa.list_(pa.string())))
+        .append_column(
+            pa.field("scorers", pa.list_(pa.string()), nullable=False),
+            pa.array(chosen, type=pa.list_(pa.string())),
+        )
     )
     return SamplePlan(table=sampled, eligible=table.num_rows, per_scorer=per_scorer)
 

@@ -56,8 +56,7 @@ def to_feedback(row: dict[str, Any], run_context: dict[str, str]) -> Any:
     """The MLflow Feedback for one score row (value, or the error that kept it from being scored)."""
     from mlflow.entities import AssessmentError, AssessmentSource, Feedback
 
-    metadata = {"scorer_version": row["scorer_version"], "stratum": row.get("stratum") or "",
-                **run_context}
+    metadata = {"scorer_version": row["scorer_version"], "stratum": row.get("stratum") or "", **run_context}
     error = None
     value = None
     if row.get("error"):
@@ -69,8 +68,9 @@ def to_feedback(row: dict[str, Any], run_context: dict[str, str]) -> Any:
         value=value,
         error=error,
         rationale=row.get("rationale"),
-        source=AssessmentSource(source_type=row["source_type"],
-                                source_id=f"{row['scorer']}@{row['scorer_version']}"),
+        source=AssessmentSource(
+            source_type=row["source_type"], source_id=f"{row['scorer']}@{row['scorer_version']}"
+        ),
         metadata={k: str(v) for k, v in metadata.items()},
     )
     fb.assessment_id = row["assessment_id"]
