@@ -46,6 +46,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, tier))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_working_directory(tmp_path_factory: pytest.TempPathFactory):
+    """Run in a scratch folder: MLflow puts a SQLite store's artifacts under ./mlruns by default."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
+
+
 @pytest.fixture
 def sqlite_tracking_uri(tmp_path: Path) -> str:
     """A fresh MLflow SQLite tracking store in the test's temp folder."""

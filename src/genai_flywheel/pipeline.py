@@ -84,7 +84,10 @@ def validate(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | No
     # task leaves the evidence an operator needs, and nothing downstream reads a half-written stage.
     _write(result.quarantine, ws.path("quarantine.parquet"))
     atomic_write_json(result.report, ws.path("contract.json"))
-    result.raise_for_failures()
+    if not result.ok:
+        # A stale valid.parquet of an earlier run must not outlive the evidence that replaced it.
+        ws.path("valid.parquet").unlink(missing_ok=True)
+        result.raise_for_failures()
     _write(result.valid, ws.path("valid.parquet"))
     if result.quarantine.num_rows:
         log.warning(

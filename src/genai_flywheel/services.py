@@ -36,6 +36,12 @@ FORKSERVER_PRELOAD = (
 )
 
 
+# Airflow over SQLite has several writers (scheduler, dag-processor, api-server, CLI). sqlite3's default
+# 5 s busy timeout turns a long write of one of them into "database is locked" for another; waiting up to
+# a minute instead serialises them. Airflow imports this dict by its path (sql_alchemy_connect_args).
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+
+
 class ServiceError(FlywheelError):
     """A local service did not start or did not become healthy."""
 
@@ -108,6 +114,8 @@ class Stack:
                     self.home / "airflow-passwords.json"
                 ),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "genai_flywheel.services.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "genai_flywheel.services.SQLITE_CONNECT_ARGS",
                 "AIRFLOW__API__PORT": str(self.airflow_port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__WORKERS": "1",
@@ -135,6 +143,22 @@ class Stack:
         data = json.loads((self.home / "airflow-passwords.json").read_text())
         user = next(iter(data))
         return user, data[user]
+
+
+def sqlite_wal(path: Path) -> Path:
+    """Create (or switch) the SQLite database at ``path`` in WAL mode.
+
+    In the default rollback-journal mode a reader blocks every writer and a reader that wants to write
+    gets "database is locked" at once, whatever the busy timeout: with a scheduler, a dag-processor, an
+    api-server and tasks sharing one file that happens within minutes. WAL lets readers and one writer
+    proceed together; the mode is stored in the file, so every later connection gets it.
+    """
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    return path
 
 
 def _alive(pid: int) -> bool:
@@ -188,6 +212,7 @@ def wait_http(url: str, *, timeout_s: float, name: str, log_file: Path | None = 
 def start_mlflow(stack: Stack, *, workers: int = 2) -> str:
     """Start ``mlflow server`` over SQLite under the home folder; returns its URI once healthy."""
     stack.home.mkdir(parents=True, exist_ok=True)
+    sqlite_wal(stack.home / "mlflow.db")
     argv = [
         stack.bin("mlflow"),
         "server",
@@ -233,6 +258,7 @@ def init_airflow(stack: Stack, pools: Mapping[str, int] | None = None) -> None:
     if not pw_file.exists():
         pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
         pw_file.chmod(0o600)
+    sqlite_wal(stack.airflow_home / "airflow.db")
     airflow(stack, "db", "migrate")
     for name, slots in (pools or {}).items():
         airflow(stack, "pools", "set", name, str(slots), "LLM-judge calls of genai-flywheel")
