@@ -88,11 +88,11 @@ def wait_for_dag(stack: Stack, dag_id: str, timeout_s: float = 900) -> None:
 
 def dag_runs(stack: Stack, dag_id: str) -> list[dict[str, Any]]:
     proc = airflow(stack, "dags", "list-runs", dag_id, "-o", "json", check=False)
-    try:
-        start = proc.stdout.index("[")
-        return json.loads(proc.stdout[start:])
-    except ValueError:
-        return []
+    # The JSON list is the last line that is one; Airflow may log lines of its own before it.
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("[{") or line.strip() == "[]":
+            return json.loads(line)
+    return []
 
 
 def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: float = 1500) -> list[dict]:
@@ -100,7 +100,9 @@ def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: f
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
-        runs = dag_runs(stack, dag_id)
+        # One run per logical date: a run the scheduler made on unpause and a backfill run of the same
+        # interval are the same interval.
+        runs = list({r["logical_date"]: r for r in reversed(dag_runs(stack, dag_id))}.values())
         done = [r for r in runs if r.get("state") in TERMINAL]
         ok = sum(1 for r in done if r["state"] == "success")
         line = f"{label}: {len(done)}/{expected} runs finished ({ok} succeeded, {len(done) - ok} failed)"
@@ -120,6 +122,60 @@ def trigger(stack: Stack, dag_id: str, conf: dict[str, Any] | None = None) -> No
     airflow(stack, *args)
 
 
+def run(stack: Stack, days: int, traces_per_day: int) -> int:
+    """The whole demo; returns the process exit code."""
+    from genai_flywheel.demo.simulate import simulate
+
+    t0 = time.monotonic()
+    cfg = load_config(os.environ.get("FLYWHEEL_CONFIG") or PROJECT / "flywheel.yaml")
+    app = cfg.applications[0]
+    up(stack)
+    start, end, step = interval_bounds(app, days)
+    truth_path = cfg.data_path() / "ground_truth.json"
+    say(f"simulating {days} days of traffic ({traces_per_day}/day) into {app.mlflow.experiment}")
+    sim = simulate(
+        stack.mlflow_uri,
+        app.mlflow.experiment,
+        days=days,
+        traces_per_day=traces_per_day,
+        end=end,
+        ground_truth_path=truth_path,
+        progress=True,
+    )
+    say(f"wrote {sim.n_traces} traces, {sim.n_feedback} user feedback")
+
+    dag_id = f"flywheel_monitor_{app.name}"
+    wait_for_dag(stack, dag_id)
+    airflow(stack, "dags", "unpause", dag_id)
+    n_intervals = int((end - start) / step)
+    say(
+        f"backfilling {dag_id}: {n_intervals} intervals, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    )
+    airflow(
+        stack,
+        "backfill",
+        "create",
+        "--dag-id",
+        dag_id,
+        "--from-date",
+        start.isoformat(),
+        "--to-date",
+        (end - step).isoformat(),
+        "--max-active-runs",
+        "2",
+        "--reprocess-behavior",
+        "failed",
+    )
+    runs = wait_runs(stack, dag_id, n_intervals, "monitor backfill")
+    failed = [r for r in runs if r["state"] == "failed"]
+
+    loop = run_loop(stack, app, end)
+    summary = summarize(stack, cfg, sim.ground_truth, n_intervals, failed, loop)
+    say(f"finished in {time.monotonic() - t0:.0f} s")
+    print(summary)
+    return 1 if failed else 0
+
+
 def run_loop(stack: Stack, app: Application, window_end: datetime) -> dict[str, Any]:
     """Curation, whose dataset Asset triggers the evaluation of the configured (fixed) candidate; an
     on-demand evaluation of the unchanged production version; the fine-tuning export."""
@@ -137,8 +193,11 @@ def run_loop(stack: Stack, app: Application, window_end: datetime) -> dict[str, 
     trigger(stack, evaluate, {"candidate": UNCHANGED_CANDIDATE})
     results["evaluate"] = wait_runs(stack, evaluate, 2, "development evaluations")
     say("exporting fine-tuning data")
-    trigger(stack, export, {"window_end": window_end.isoformat(),
-                            "window_start": (window_end - timedelta(days=7)).isoformat()})
+    trigger(
+        stack,
+        export,
+        {"window_end": window_end.isoformat(), "window_start": (window_end - timedelta(days=7)).isoformat()},
+    )
     results["export"] = wait_runs(stack, export, 1, "fine-tuning export")
     return results
 

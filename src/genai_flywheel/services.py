@@ -115,7 +115,9 @@ class Stack:
                 ),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "genai_flywheel.services.SQLITE_CONNECT_ARGS",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "genai_flywheel.services.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": (
+                    "genai_flywheel.services.SQLITE_CONNECT_ARGS"
+                ),
                 "AIRFLOW__API__PORT": str(self.airflow_port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__WORKERS": "1",
@@ -238,14 +240,21 @@ def start_mlflow(stack: Stack, *, workers: int = 2) -> str:
 def airflow(
     stack: Stack, *args: str, check: bool = True, capture: bool = True
 ) -> subprocess.CompletedProcess:
-    """Run one ``airflow`` CLI command against this stack."""
-    proc = subprocess.run(
-        [stack.bin("airflow"), *args],
-        env=stack.airflow_env(),
-        cwd=stack.project,
-        capture_output=capture,
-        text=True,
-    )
+    """Run one ``airflow`` CLI command against this stack (again, if SQLite was locked)."""
+    # SQLite answers a writer that loses a race with another (a scheduler loop, a DAG parse) with an
+    # immediate "database is locked", whatever the busy timeout; the commands used here are safe to repeat.
+    for attempt in range(10):
+        proc = subprocess.run(
+            [stack.bin("airflow"), *args],
+            env=stack.airflow_env(),
+            cwd=stack.project,
+            capture_output=capture,
+            text=True,
+        )
+        if proc.returncode == 0 or "database is locked" not in (proc.stderr or ""):
+            break
+        log.info("airflow %s: SQLite was locked, trying again (%d)", args[0], attempt + 1)
+        time.sleep(3 + attempt)
     if check and proc.returncode != 0:
         raise ServiceError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc

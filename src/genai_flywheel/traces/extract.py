@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ORDER = ["timestamp_ms ASC", "request_id ASC"]
+# The largest page an MLflow tracking server accepts (a local SQLite store takes more, a server rejects it).
+MAX_PAGE = 500
 _MODEL_ATTRS = ("mlflow.llm.model", "model", "llm.model", "gen_ai.request.model")
 
 
@@ -61,7 +63,7 @@ def iter_traces(
     filter_string: str,
     *,
     include_spans: bool = True,
-    page_size: int = 500,
+    page_size: int = MAX_PAGE,
 ) -> Iterator[Trace]:
     """Every trace matching ``filter_string``, page by page, in (timestamp_ms, request_id) order."""
     c = client(tracking_uri)
@@ -88,7 +90,9 @@ def count_traces(tracking_uri: str, experiment_id: str, filter_string: str) -> i
     """How many traces match, reading trace infos only (fast: no spans)."""
     return sum(
         1
-        for _ in iter_traces(tracking_uri, experiment_id, filter_string, include_spans=False, page_size=1000)
+        for _ in iter_traces(
+            tracking_uri, experiment_id, filter_string, include_spans=False, page_size=MAX_PAGE
+        )
     )
 
 
@@ -111,18 +115,23 @@ def extract_window(
         raise ValueError(f"empty window: start_ms={start_ms} must be before end_ms={end_ms}")
     experiment_id = get_experiment_id(tracking_uri, experiment)
     query = window_filter(start_ms, end_ms, filter_string)
-    traces = {t.info.trace_id: t for t in iter_traces(tracking_uri, experiment_id, query, page_size=page_size)}
+    traces = {
+        t.info.trace_id: t for t in iter_traces(tracking_uri, experiment_id, query, page_size=page_size)
+    }
     # search_traces silently leaves out a trace whose spans it cannot load (an unfinished trace, a lost
     # artifact). The trace infos alone are cheap to list: every trace missing above still gets its row,
     # built from the info, so the data contract can quarantine it with a reason instead of losing it.
     missing = [
         t
-        for t in iter_traces(tracking_uri, experiment_id, query, include_spans=False, page_size=1000)
+        for t in iter_traces(tracking_uri, experiment_id, query, include_spans=False, page_size=MAX_PAGE)
         if t.info.trace_id not in traces
     ]
     if missing:
-        log.warning("%d traces of %s have no readable spans; extracted from their trace info only",
-                    len(missing), experiment)
+        log.warning(
+            "%d traces of %s have no readable spans; extracted from their trace info only",
+            len(missing),
+            experiment,
+        )
         traces.update((t.info.trace_id, t) for t in missing)
     table = traces_to_table(traces.values(), app=app)
     log.info("extracted %d traces of %s in [%d, %d)", table.num_rows, experiment, start_ms, end_ms)

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from genai_flywheel.exceptions import StoreError
-from genai_flywheel.traces.extract import iter_traces, window_filter
+from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def existing_assessment_ids(tracking_uri: str, experiment_id: str, start_ms: int
     """Ids of every assessment already on the traces of the window [start_ms, end_ms)."""
     ids: set[str] = set()
     for trace in iter_traces(
-        tracking_uri, experiment_id, window_filter(start_ms, end_ms), include_spans=False, page_size=1000
+        tracking_uri, experiment_id, window_filter(start_ms, end_ms), include_spans=False, page_size=MAX_PAGE
     ):
         ids.update(a.assessment_id for a in trace.info.assessments or [])
     return ids
