@@ -51,9 +51,7 @@ def stack_from_env() -> Stack:
     )
 
 
-def interval_bounds(
-    app: Application, days: int, now: datetime | None = None
-) -> tuple[datetime, datetime, timedelta]:
+def interval_bounds(app: Application, days: int, now: datetime | None = None) -> tuple[datetime, datetime, timedelta]:
     """The last ``days`` days of whole schedule intervals before ``now``: (start, end, interval length)."""
     from croniter import croniter
 
@@ -115,13 +113,6 @@ def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: f
     raise ServiceError(f"{label}: runs did not finish within {timeout_s:.0f} s ({last}); see {stack.logs}")
 
 
-def trigger(stack: Stack, dag_id: str, conf: dict[str, Any] | None = None) -> None:
-    args = ["dags", "trigger", dag_id]
-    if conf:
-        args += ["--conf", json.dumps(conf)]
-    airflow(stack, *args)
-
-
 def run(stack: Stack, days: int, traces_per_day: int) -> int:
     """The whole demo; returns the process exit code."""
     from genai_flywheel.demo.simulate import simulate
@@ -148,9 +139,7 @@ def run(stack: Stack, days: int, traces_per_day: int) -> int:
     wait_for_dag(stack, dag_id)
     airflow(stack, "dags", "unpause", dag_id)
     n_intervals = int((end - start) / step)
-    say(
-        f"backfilling {dag_id}: {n_intervals} intervals, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-    )
+    say(f"backfilling {dag_id}: {n_intervals} intervals, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
     airflow(
         stack,
         "backfill",
@@ -176,6 +165,33 @@ def run(stack: Stack, days: int, traces_per_day: int) -> int:
     return 1 if failed else 0
 
 
+def trigger(stack: Stack, dag_id: str, label: str, conf: dict[str, Any] | None = None) -> str:
+    """Trigger a run of ``dag_id`` under a run id of our own, so we wait for that run and no other."""
+    run_id = f"demo__{label}__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    args = ["dags", "trigger", dag_id, "--run-id", run_id]
+    if conf:
+        args += ["--conf", json.dumps(conf)]
+    airflow(stack, *args)
+    return run_id
+
+
+def wait_for(stack: Stack, dag_id: str, label: str, pick: Any, timeout_s: float = 1200) -> list[dict[str, Any]]:
+    """Wait until the runs of ``dag_id`` that ``pick(run)`` selects exist and have all finished."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        runs = [r for r in dag_runs(stack, dag_id) if pick(r)]
+        done = [r for r in runs if r.get("state") in TERMINAL]
+        line = f"{label}: {', '.join(r['state'] for r in runs) or 'waiting for the run to be created'}"
+        if line != last:
+            say(line)
+            last = line
+        if runs and len(done) == len(runs):
+            return runs
+        time.sleep(5)
+    raise ServiceError(f"{label}: not finished within {timeout_s:.0f} s ({last}); see {stack.logs}")
+
+
 def run_loop(stack: Stack, app: Application, window_end: datetime) -> dict[str, Any]:
     """Curation, whose dataset Asset triggers the evaluation of the configured (fixed) candidate; an
     on-demand evaluation of the unchanged production version; the fine-tuning export."""
@@ -185,32 +201,56 @@ def run_loop(stack: Stack, app: Application, window_end: datetime) -> dict[str, 
         airflow(stack, "dags", "unpause", dag_id)
     results: dict[str, Any] = {}
     say("curating evaluation datasets from the production traces")
-    trigger(stack, curate, {"window_end": window_end.isoformat()})
-    results["curate"] = wait_runs(stack, curate, 1, "curation")
-    say(f"evaluating the development version ({app.evaluation.candidate}) on the curated dataset")
-    wait_runs(stack, evaluate, 1, "development evaluation (Asset-triggered)")
-    say("evaluating the unchanged production version on the same dataset, for comparison")
-    trigger(stack, evaluate, {"candidate": UNCHANGED_CANDIDATE})
-    results["evaluate"] = wait_runs(stack, evaluate, 2, "development evaluations")
-    say("exporting fine-tuning data")
-    trigger(
+    run_id = trigger(stack, curate, "curate", {"window_end": window_end.isoformat()})
+    results["curate"] = wait_for(stack, curate, "curation", lambda r: r["run_id"] == run_id)
+    say(f"the dataset Asset event triggers the evaluation of {app.evaluation.candidate}")
+    wait_for(
         stack,
-        export,
-        {"window_end": window_end.isoformat(), "window_start": (window_end - timedelta(days=7)).isoformat()},
+        evaluate,
+        "development evaluation (Asset-triggered)",
+        lambda r: r["run_id"].startswith("asset_triggered__"),
     )
-    results["export"] = wait_runs(stack, export, 1, "fine-tuning export")
+    say(f"evaluating the unchanged production version ({UNCHANGED_CANDIDATE}) on the same dataset")
+    run_id = trigger(stack, evaluate, "unchanged", {"candidate": UNCHANGED_CANDIDATE})
+    wait_for(stack, evaluate, "development evaluation (unchanged version)", lambda r: r["run_id"] == run_id)
+    results["evaluate"] = dag_runs(stack, evaluate)
+    say("exporting fine-tuning data")
+    conf = {"window_end": window_end.isoformat(), "window_start": (window_end - timedelta(days=7)).isoformat()}
+    run_id = trigger(stack, export, "export", conf)
+    results["export"] = wait_for(stack, export, "fine-tuning export", lambda r: r["run_id"] == run_id)
     return results
 
 
-def summarize(
-    stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict
-) -> str:
+def _evaluation_lines(data_root: Path, app: str, rule: str | None, scorer: str) -> list[str]:
+    """One line per development evaluation: candidate, improvement on ``rule``'s records, gate."""
+    lines = []
+    base = data_root / "evaluations" / f"app={app}"
+    for summary_file in sorted(base.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
+        summary = json.loads(summary_file.read_text())
+        gate_file = summary_file.with_name("gate.json")
+        gate = json.loads(gate_file.read_text()) if gate_file.exists() else {}
+        stats = (summary.get("rules", {}).get(rule, {}) if rule else summary.get("scorers", {})).get(scorer)
+        if not stats:
+            stats = summary.get("scorers", {}).get(scorer, {})
+        verdict = "passed" if gate.get("passed") else "REJECTED"
+        lines.append(
+            f"  {summary.get('candidate', '?'):<45} {scorer} {stats.get('improvement', 0):+.3f} "
+            f"(95% CI {stats.get('ci_low') or 0:+.3f}..{stats.get('ci_high') or 0:+.3f}, "
+            f"p={stats.get('p_value', 1):.4f}, {stats.get('wins', 0)} wins / {stats.get('losses', 0)} losses, "
+            f"n={stats.get('n', 0)}) -> gate {verdict}"
+        )
+    return lines
+
+
+def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict) -> str:
+    """The closing summary: monitor counts, alerts against the planted incidents, the loop's results."""
     from genai_flywheel.report import render_report
-    from genai_flywheel.report import summarize as report_summary
+    from genai_flywheel.report.data import detections, load_app, parse_incidents, summary_of
 
     app = cfg.applications[0]
     data_root = cfg.data_path()
-    s = report_summary(data_root, app.name)
+    data = load_app(data_root, app.name)
+    s = summary_of(data)
     report = render_report(
         data_root,
         [app.name],
@@ -222,11 +262,32 @@ def summarize(
     lines = [
         "",
         "=== genai-flywheel demo ===",
-        f"monitor intervals processed : {n_intervals - len(failed)}/{n_intervals}",
-        f"summary                     : {json.dumps(s, default=str)}",
+        f"monitor intervals processed : {n_intervals - len(failed)}/{n_intervals} (backfill through the scheduler)",
+        f"traces                      : {s['traces']} ({s['error_traces']} errors, {s['quarantined']} quarantined)",
+        f"traces scored               : {s['sampled']} sampled, {s['scored']} scores written back as assessments",
+        f"alerts raised               : {s['alerts_raised']} {s['alerts_fired_by_rule']}",
+        "planted incidents           :",
+    ]
+    for d in detections(parse_incidents(truth, app.name), data.events):
+        found = f"detected by {', '.join(d.rules)}" if d.detected else "NOT detected"
+        lines.append(f"  {d.incident.name:<28} {d.incident.start:%m-%d %H:%M}..{d.incident.end:%m-%d %H:%M}  {found}")
+    for run in loop.get("curate", []):
+        lines.append(f"curation run                : {run['state']}")
+    lines.append(f"datasets                    : {', '.join(sorted({d['dataset'] for d in data.datasets})) or '-'}")
+    gate = app.evaluation.gates[0] if app.evaluation.gates else None
+    lines.append(
+        "development evaluations     : " + (f"{gate.scorer} on the records of rule {gate.rule!r}" if gate else "")
+    )
+    lines += _evaluation_lines(data_root, app.name, gate.rule if gate else None, gate.scorer if gate else "relevance")
+    exports = sorted((data_root / "exports" / f"app={app.name}").glob("*/manifest.json"))
+    if exports:
+        manifest = json.loads(exports[-1].read_text())
+        counts = manifest.get("counts", {})
+        lines.append(f"fine-tuning export          : {json.dumps(counts, sort_keys=True)}")
+    lines += [
         f"HTML report                 : file://{report}",
         f"MLflow UI                   : {stack.mlflow_uri}",
-        f"Airflow UI                  : {stack.airflow_url}  (login {user} / {password})",
+        f"Airflow UI                  : {stack.airflow_url}  (login {user} / {password}; page: GenAI Quality)",
         "stop everything             : make down",
     ]
     return "\n".join(lines)
