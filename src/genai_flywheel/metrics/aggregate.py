@@ -40,6 +40,8 @@ metric                                meaning (``n``; CI)
                                       the Kish effective n)
 ``scorer.<name>.n``                   traces the scorer scored (rows without ``error``)
 ``scorer.<name>.errors``              rows not scored, with a reason in ``error`` (n = all rows of it)
+``judge.error_rate``                  share of LLM-judge calls made that failed (Wilson CI): a judge outage
+``judge.skipped_budget``              LLM-judge scores not computed because the per-run budget was spent
 ====================================  ====================================================================
 
 Point-estimate metrics (counts and sums) never carry a CI; :func:`is_estimate` tells them apart from the
@@ -65,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metrics import stats
 from genai_flywheel.metrics.intervals import to_utc
+from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -397,7 +400,27 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
             rows.append(_Row(f"scorer.{scorer}.pass_rate", None, 0))
         rows.append(_Row(f"scorer.{scorer}.n", float(scored.sum()), int(scored.sum())))
         rows.append(_Row(f"scorer.{scorer}.errors", float((mine & errored).sum()), int(mine.sum())))
+    rows.extend(_judge_rows(scores, first, errored))
     return rows
+
+
+def _judge_rows(scores: pa.Table, first: Any, errored: Any) -> list[_Row]:
+    """``judge.error_rate`` over the judge calls made (a judge outage is alertable with its CI) and
+    ``judge.skipped_budget``, the judge calls the per-run budget did not allow."""
+    import numpy as np
+
+    judge = first & (np.asarray(scores.column("source_type").to_pylist(), dtype=object) == "LLM_JUDGE")
+    if not judge.any():
+        return []
+    errors = [e or "" for e in scores.column("error").to_pylist()]
+    skipped = judge & np.asarray([e.startswith(BUDGET_SKIP_PREFIX) for e in errors], dtype=bool)
+    attempted = judge & ~skipped
+    failed = int((attempted & errored).sum())
+    n = int(attempted.sum())
+    return [
+        _proportion_row("judge.error_rate", failed, n, n),
+        _Row("judge.skipped_budget", float(skipped.sum()), int(judge.sum())),
+    ]
 
 
 def aggregate(

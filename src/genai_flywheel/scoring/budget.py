@@ -29,6 +29,9 @@ PROMPT_OVERHEAD_TOKENS = 400
 OUTPUT_TOKENS = 150
 
 
+# Error text prefix of a score the per-run judge budget did not allow (the call was never made).
+BUDGET_SKIP_PREFIX = "skipped:"
+
 def _text_len(value: Any) -> int:
     if value is None:
         return 0
@@ -97,7 +100,7 @@ class JudgeBudget:
     @property
     def skip_reason(self) -> str:
         """The ``error`` text of a judge call skipped by this budget."""
-        return f"skipped: judge budget of {format_usd(self.max_cost_usd)} per run reached"
+        return f"{BUDGET_SKIP_PREFIX} judge budget of {format_usd(self.max_cost_usd)} per run reached"
 
     def estimate(self, row: Mapping[str, Any]) -> float:
         """Estimated cost of one judge call on ``row`` at this budget's price."""

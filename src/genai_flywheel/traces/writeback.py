@@ -19,11 +19,11 @@ from typing import Any
 import pyarrow as pa
 
 from genai_flywheel.exceptions import StoreError
+from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
 from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
 
 log = logging.getLogger(__name__)
 
-BUDGET_SKIP_PREFIX = "skipped:"
 
 
 @dataclass
