@@ -158,7 +158,7 @@ def run(stack: Stack, days: int, traces_per_day: int) -> int:
     runs = wait_runs(stack, dag_id, n_intervals, "monitor backfill")
     failed = [r for r in runs if r["state"] == "failed"]
 
-    loop = run_loop(stack, app, end)
+    loop = run_loop(stack, app)
     summary = summarize(stack, cfg, sim.ground_truth, n_intervals, failed, loop)
     say(f"finished in {time.monotonic() - t0:.0f} s")
     print(summary)
@@ -175,8 +175,11 @@ def trigger(stack: Stack, dag_id: str, label: str, conf: dict[str, Any] | None =
     return run_id
 
 
-def wait_for(stack: Stack, dag_id: str, label: str, pick: Any, timeout_s: float = 1200) -> list[dict[str, Any]]:
-    """Wait until the runs of ``dag_id`` that ``pick(run)`` selects exist and have all finished."""
+def wait_for(
+    stack: Stack, dag_id: str, label: str, pick: Any, complete: Any = bool, timeout_s: float = 1200
+) -> list[dict[str, Any]]:
+    """Wait until the runs of ``dag_id`` that ``pick(run)`` selects are ``complete(runs)`` (default: at
+    least one) and have all finished."""
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
@@ -186,38 +189,37 @@ def wait_for(stack: Stack, dag_id: str, label: str, pick: Any, timeout_s: float 
         if line != last:
             say(line)
             last = line
-        if runs and len(done) == len(runs):
+        if complete(runs) and len(done) == len(runs):
             return runs
         time.sleep(5)
     raise ServiceError(f"{label}: not finished within {timeout_s:.0f} s ({last}); see {stack.logs}")
 
 
-def run_loop(stack: Stack, app: Application, window_end: datetime) -> dict[str, Any]:
-    """Curation, whose dataset Asset triggers the evaluation of the configured (fixed) candidate; an
-    on-demand evaluation of the unchanged production version; the fine-tuning export."""
+def run_loop(stack: Stack, app: Application) -> dict[str, Any]:
+    """The improvement loop, through the scheduler: unpaused, the curation and export DAGs run their
+    latest interval; the curated dataset's Asset event triggers the evaluation of the configured (fixed)
+    candidate, and an on-demand evaluation of the unchanged production version runs beside it."""
     curate, evaluate, export = (f"flywheel_{s}_{app.name}" for s in ("curate", "evaluate", "export"))
     for dag_id in (curate, evaluate, export):
         wait_for_dag(stack, dag_id)
+    for dag_id in (evaluate, export, curate):
         airflow(stack, "dags", "unpause", dag_id)
     results: dict[str, Any] = {}
-    say("curating evaluation datasets from the production traces")
-    run_id = trigger(stack, curate, "curate", {"window_end": window_end.isoformat()})
-    results["curate"] = wait_for(stack, curate, "curation", lambda r: r["run_id"] == run_id)
-    say(f"the dataset Asset event triggers the evaluation of {app.evaluation.candidate}")
-    wait_for(
+    say("curating evaluation datasets from the production traces (the curation DAG's latest interval)")
+    results["curate"] = wait_for(stack, curate, "curation", lambda r: r["run_id"].startswith("scheduled__"))
+    say(
+        f"the dataset's Asset event triggers the evaluation of {app.evaluation.candidate}; the unchanged "
+        f"production version ({UNCHANGED_CANDIDATE}) is evaluated beside it, on demand"
+    )
+    run_id = trigger(stack, evaluate, "unchanged", {"candidate": UNCHANGED_CANDIDATE})
+    results["evaluate"] = wait_for(
         stack,
         evaluate,
-        "development evaluation (Asset-triggered)",
-        lambda r: r["run_id"].startswith("asset_triggered__"),
+        "development evaluations",
+        lambda r: r["run_id"] == run_id or r["run_id"].startswith("asset_triggered__"),
+        complete=lambda runs: {r["run_id"] == run_id for r in runs} == {True, False},
     )
-    say(f"evaluating the unchanged production version ({UNCHANGED_CANDIDATE}) on the same dataset")
-    run_id = trigger(stack, evaluate, "unchanged", {"candidate": UNCHANGED_CANDIDATE})
-    wait_for(stack, evaluate, "development evaluation (unchanged version)", lambda r: r["run_id"] == run_id)
-    results["evaluate"] = dag_runs(stack, evaluate)
-    say("exporting fine-tuning data")
-    conf = {"window_end": window_end.isoformat(), "window_start": (window_end - timedelta(days=7)).isoformat()}
-    run_id = trigger(stack, export, "export", conf)
-    results["export"] = wait_for(stack, export, "fine-tuning export", lambda r: r["run_id"] == run_id)
+    results["export"] = wait_for(stack, export, "fine-tuning export", lambda r: r["run_id"].startswith("scheduled__"))
     return results
 
 

@@ -1,5 +1,7 @@
 """Start, watch and stop the local services of the embedded default: an ``mlflow server`` over SQLite and
 the Airflow components (api-server, scheduler, dag-processor, triggerer) over SQLite with LocalExecutor.
+``Stack.mlflow_backend_uri`` / ``Stack.airflow_db_uri`` replace either SQLite database with a server
+database (e.g. PostgreSQL), as in the production topology.
 
 It drives the ``mlflow`` and ``airflow`` command-line programs as subprocesses and never imports Airflow.
 Everything lives under one home folder (default ``./.demo``): databases, logs, pid files, the generated
@@ -8,6 +10,7 @@ Airflow login. ``stop_all`` ends whatever ``start_*`` started, also from another
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -19,8 +22,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genai_flywheel.exceptions import FlywheelError
@@ -41,6 +44,9 @@ FORKSERVER_PRELOAD = (
 # a minute instead serialises them. Airflow imports this dict by its path (sql_alchemy_connect_args).
 SQLITE_CONNECT_ARGS = {"timeout": 60}
 
+# The async driver Airflow derives from a sync database URI (airflow.settings._get_async_conn_uri_from_sync).
+_ASYNC_DRIVERS = {"postgresql": "asyncpg", "mysql": "aiomysql"}
+
 
 class ServiceError(FlywheelError):
     """A local service did not start or did not become healthy."""
@@ -48,13 +54,21 @@ class ServiceError(FlywheelError):
 
 @dataclass(frozen=True)
 class Stack:
-    """Where the embedded default runs: project folder, home folder, ports."""
+    """Where the embedded default runs: project folder, home folder, ports.
+
+    ``mlflow_backend_uri`` and ``airflow_db_uri`` (SQLAlchemy URIs) replace the SQLite databases under the
+    home folder when set; ``airflow_extra_env`` is applied last to every Airflow command's environment
+    (e.g. other log-server ports when a second stack runs on the same machine).
+    """
 
     project: Path
     home: Path
     mlflow_port: int = 5500
     airflow_port: int = 8080
     parallelism: int = 4
+    mlflow_backend_uri: str | None = None
+    airflow_db_uri: str | None = None
+    airflow_extra_env: Mapping[str, str] | None = field(default=None, hash=False)
 
     @property
     def mlflow_uri(self) -> str:
@@ -63,6 +77,20 @@ class Stack:
     @property
     def airflow_url(self) -> str:
         return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def mlflow_backend(self) -> str:
+        """The tracking store the MLflow server runs on (default: SQLite under the home folder)."""
+        return self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def airflow_db(self) -> str:
+        """The Airflow metadata database (default: SQLite under the Airflow home)."""
+        return self.airflow_db_uri or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+
+    @property
+    def airflow_on_sqlite(self) -> bool:
+        return self.airflow_db.startswith("sqlite")
 
     @property
     def airflow_home(self) -> Path:
@@ -95,7 +123,6 @@ class Stack:
 
     def airflow_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment every Airflow command of this stack runs with."""
-        db = self.airflow_home / "airflow.db"
         env = dict(os.environ)
         env.update(
             {
@@ -110,14 +137,8 @@ class Stack:
                 "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": FORKSERVER_PRELOAD,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
-                    self.home / "airflow-passwords.json"
-                ),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "genai_flywheel.services.SQLITE_CONNECT_ARGS",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": (
-                    "genai_flywheel.services.SQLITE_CONNECT_ARGS"
-                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "airflow-passwords.json"),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_db,
                 "AIRFLOW__API__PORT": str(self.airflow_port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__WORKERS": "1",
@@ -136,6 +157,15 @@ class Stack:
                 ),
             }
         )
+        if self.airflow_on_sqlite:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "genai_flywheel.services.SQLITE_CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "genai_flywheel.services.SQLITE_CONNECT_ARGS"
+        else:
+            # sqlite3's busy timeout means nothing to a server database's driver (psycopg2 rejects it).
+            env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)
+            env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC", None)
+            env.update(_async_db_fallback(self.airflow_db, env))
+        env.update(self.airflow_extra_env or {})
         if extra:
             env.update(extra)
         return env
@@ -145,6 +175,24 @@ class Stack:
         data = json.loads((self.home / "airflow-passwords.json").read_text())
         user = next(iter(data))
         return user, data[user]
+
+
+def _async_db_fallback(sync_uri: str, env: Mapping[str, str]) -> dict[str, str]:
+    """Disable Airflow's async metadata engine when its driver is not installed.
+
+    Airflow derives an async URI from the sync one (postgresql -> postgresql+asyncpg) and every component
+    creates that engine at start: without asyncpg each one dies with ModuleNotFoundError. Airflow 3.3 uses
+    the async engine only for multi-team deployments and the dag-run ``wait`` endpoint, so an empty async
+    URI keeps the stack working; installing the driver is the real fix.
+    """
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC" in env:
+        return {}
+    scheme = sync_uri.split(":", 1)[0].split("+", 1)[0]
+    driver = _ASYNC_DRIVERS.get(scheme)
+    if driver is None or importlib.util.find_spec(driver) is not None:
+        return {}
+    log.warning("%s is not installed: Airflow's async metadata engine is disabled (install %s)", driver, driver)
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": ""}
 
 
 def sqlite_wal(path: Path) -> Path:
@@ -211,15 +259,19 @@ def wait_http(url: str, *, timeout_s: float, name: str, log_file: Path | None = 
     raise ServiceError(f"{name} did not answer at {url} within {timeout_s:.0f} s ({last}); log tail:\n{tail}")
 
 
-def start_mlflow(stack: Stack, *, workers: int = 2) -> str:
-    """Start ``mlflow server`` over SQLite under the home folder; returns its URI once healthy."""
+def start_mlflow(
+    stack: Stack, *, workers: int = 2, extra_env: Mapping[str, str] | None = None, timeout_s: float = 180
+) -> str:
+    """Start ``mlflow server`` over ``stack.mlflow_backend`` (default: SQLite under the home folder);
+    returns its URI once healthy. ``extra_env`` is added to the server's environment."""
     stack.home.mkdir(parents=True, exist_ok=True)
-    sqlite_wal(stack.home / "mlflow.db")
+    if stack.mlflow_backend_uri is None:
+        sqlite_wal(stack.home / "mlflow.db")
     argv = [
         stack.bin("mlflow"),
         "server",
         "--backend-store-uri",
-        f"sqlite:///{stack.home / 'mlflow.db'}",
+        stack.mlflow_backend,
         "--artifacts-destination",
         str(stack.home / "mlartifacts"),
         "--host",
@@ -229,17 +281,15 @@ def start_mlflow(stack: Stack, *, workers: int = 2) -> str:
         "--workers",
         str(workers),
     ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", **(extra_env or {})}
     start(stack, "mlflow", argv, env)
     wait_http(
-        f"{stack.mlflow_uri}/health", timeout_s=180, name="mlflow server", log_file=stack.logs / "mlflow.log"
+        f"{stack.mlflow_uri}/health", timeout_s=timeout_s, name="mlflow server", log_file=stack.logs / "mlflow.log"
     )
     return stack.mlflow_uri
 
 
-def airflow(
-    stack: Stack, *args: str, check: bool = True, capture: bool = True
-) -> subprocess.CompletedProcess:
+def airflow(stack: Stack, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
     """Run one ``airflow`` CLI command against this stack (again, if SQLite was locked)."""
     # SQLite answers a writer that loses a race with another (a scheduler loop, a DAG parse) with an
     # immediate "database is locked", whatever the busy timeout; the commands used here are safe to repeat.
@@ -267,16 +317,23 @@ def init_airflow(stack: Stack, pools: Mapping[str, int] | None = None) -> None:
     if not pw_file.exists():
         pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
         pw_file.chmod(0o600)
-    sqlite_wal(stack.airflow_home / "airflow.db")
+    if stack.airflow_on_sqlite:
+        sqlite_wal(stack.airflow_home / "airflow.db")
     airflow(stack, "db", "migrate")
     for name, slots in (pools or {}).items():
         airflow(stack, "pools", "set", name, str(slots), "LLM-judge calls of genai-flywheel")
 
 
-def start_airflow(stack: Stack) -> str:
-    """Start the four Airflow components; returns the UI URL once the api-server is healthy."""
+def start_airflow(stack: Stack, components: Sequence[str] = AIRFLOW_COMPONENTS) -> str:
+    """Start the Airflow components (default: all four); returns the UI URL once the api-server is
+    healthy. A stack whose DAGs defer nothing may leave out the triggerer."""
+    if "api-server" not in components or set(components) - set(AIRFLOW_COMPONENTS):
+        raise ServiceError(
+            f"components must include api-server and be among {', '.join(AIRFLOW_COMPONENTS)}; "
+            f"got {', '.join(components)}"
+        )
     env = stack.airflow_env()
-    for component in AIRFLOW_COMPONENTS:
+    for component in components:
         start(stack, f"airflow-{component}", [stack.bin("airflow"), component], env)
     wait_http(
         f"{stack.airflow_url}/api/v2/monitor/health",
@@ -287,30 +344,50 @@ def start_airflow(stack: Stack) -> str:
     return stack.airflow_url
 
 
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is a finished child of this process (else a zombie looks alive)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop(stack: Stack, name: str, *, timeout_s: float = 30, kill: bool = False) -> bool:
+    """Stop the process ``name`` of this stack with its whole process group; returns whether it ran.
+
+    SIGTERM, then SIGKILL after ``timeout_s``; ``kill=True`` sends SIGKILL at once, as a crash or an
+    OOM kill would. The pid file is removed, so ``start`` can start the service again.
+    """
+    pid_file = stack.pids / f"{name}.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text())
+    running = _alive(pid)
+    if running:
+        _signal_group(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _reap(pid)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                _reap(pid)
+    pid_file.unlink(missing_ok=True)
+    return running
+
+
 def stop_all(stack: Stack, *, timeout_s: float = 30) -> list[str]:
     """Stop every process this stack started (SIGTERM to its group, then SIGKILL); returns their names."""
-    stopped = []
     if not stack.pids.exists():
-        return stopped
-    for pid_file in sorted(stack.pids.glob("*.pid")):
-        pid = int(pid_file.read_text())
-        if _alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + timeout_s
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-            if _alive(pid):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            stopped.append(pid_file.stem)
-        pid_file.unlink()
-    return stopped
+        return []
+    return [f.stem for f in sorted(stack.pids.glob("*.pid")) if stop(stack, f.stem, timeout_s=timeout_s)]

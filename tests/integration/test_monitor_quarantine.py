@@ -4,14 +4,14 @@ a whole fails the validate stage and leaves its evidence behind."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from genai_flywheel.exceptions import DataContractError
 
-START = datetime(2026, 11, 19, 12, tzinfo=timezone.utc)
+START = datetime(2026, 11, 19, 12, tzinfo=UTC)
 END = START + timedelta(hours=6)
 
 

@@ -218,7 +218,8 @@ def _field(item: Mapping[str, Any], names: tuple[str, ...]) -> Any:
 def parse_incidents(ground_truth: Mapping[str, Any] | list[Any] | None, app: str) -> list[Incident]:
     """The planted incident windows of ``ground_truth`` that concern ``app``, sorted by (start, name).
 
-    Accepted shapes: the simulator's dict ``{"incidents": [{name, kind, start, end, ...}], ...}`` or a bare
+    Accepted shapes: the simulator's dict ``{"incidents": {name: {kind, start, end, ...}}, ...}`` (or with a
+    list ``[{name, kind, start, end, ...}]``), or a bare
     list of ``{name, start, end}`` windows. Times are ISO 8601 strings, epoch milliseconds or datetimes
     (``start_ms``/``end_ms`` are read too). An incident (or the whole dict) with an ``app`` key naming
     another application is skipped.
@@ -230,6 +231,8 @@ def parse_incidents(ground_truth: Mapping[str, Any] | list[Any] | None, app: str
         if isinstance(owner, str) and owner != app:
             return []
         items = ground_truth.get("incidents")
+        if isinstance(items, Mapping):  # the simulator keys its incidents by name
+            items = [{"name": name, **info} for name, info in items.items() if isinstance(info, Mapping)]
         if not isinstance(items, list):
             raise DataContractError(
                 f"ground truth has no 'incidents' list (keys: {sorted(map(str, ground_truth))}); pass the "
@@ -245,9 +248,7 @@ def parse_incidents(ground_truth: Mapping[str, Any] | list[Any] | None, app: str
     incidents: list[Incident] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
-            raise DataContractError(
-                f"ground truth incidents[{i}] = {item!r} is not a dict with name/start/end"
-            )
+            raise DataContractError(f"ground truth incidents[{i}] = {item!r} is not a dict with name/start/end")
         if item.get("app") not in (None, app):
             continue
         start_raw = _field(item, ("start", "start_ms", "start_time", "window_start"))
@@ -366,9 +367,7 @@ def summary_of(data: AppData) -> dict[str, Any]:
     volume = {p.start: p.value for p in m.get("volume", ()) if p.value is not None}
     # error_rate is errors / volume exactly, so rounding recovers the count of each interval.
     errors = sum(
-        round(p.value * volume[p.start])
-        for p in m.get("error_rate", ())
-        if p.value is not None and p.start in volume
+        round(p.value * volume[p.start]) for p in m.get("error_rate", ()) if p.value is not None and p.start in volume
     )
     feedback = {
         name: sum(p.n for p in m[f"feedback.{name}.positive_rate"])

@@ -327,3 +327,13 @@ def test_parse_incidents_shapes() -> None:
         parse_incidents([{"name": "x", "start": "2026-01-05T02:00:00Z", "end": "2026-01-05T01:00:00Z"}], APP)
     with pytest.raises(DataContractError, match="not a time"):
         parse_incidents([{"name": "x", "start": "yesterday", "end": "2026-01-05T01:00:00Z"}], APP)
+
+
+def test_simulator_ground_truth_keyed_by_name_is_accepted() -> None:
+    from genai_flywheel.report.data import parse_incidents
+
+    truth = {"incidents": {"error_spike": {"kind": "errors", "start": "2026-11-20T10:00:00Z",
+                                           "end": "2026-11-20T12:00:00Z", "trace_ids": ["tr-1"]}}}
+    (incident,) = parse_incidents(truth, "support-assistant")
+    assert incident.name == "error_spike"
+    assert incident.end - incident.start == timedelta(hours=2)

@@ -1,0 +1,442 @@
+"""The production topology without containers, started once for this package.
+
+A real PostgreSQL 15 (two databases: ``airflow`` and ``mlflow``) in a temporary folder, an ``mlflow
+server`` over it, and Airflow's api-server, scheduler and dag-processor over it with the LocalExecutor,
+all on 127.0.0.1 on free ports, driven by ``genai_flywheel.services``. Every process started here is
+stopped by the fixtures' finalizers, also when a test or the start-up fails; on failure the tails of the
+service and task logs are printed. The tests skip only when the PostgreSQL server binaries are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from genai_flywheel.services import Stack, airflow, init_airflow, start_airflow, start_mlflow, stop, stop_all
+from tests.integration.conftest import ROOT, write_config
+
+APP = "support-assistant"
+EXPERIMENT = "support-prod"
+SCHEDULE = "0 */6 * * *"
+INTERVAL = timedelta(hours=6)
+# A fixed, 6-hour-aligned end of the simulated traffic, months before the machine's clock: far enough that
+# the runs the scheduler makes on its own (the monitor's latest interval) see none of this traffic.
+END = datetime(2026, 8, 1, tzinfo=UTC)
+# The curation DAG's own schedule is moved to 29 February: its first interval after start_date ends in
+# 2032, so the scheduler makes no curation run of its own to queue before (and block) the one the test
+# triggers (the DAG allows one active run).
+NO_SCHEDULED_CURATION = "0 0 29 2 *"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")  # no deferrable task: no triggerer
+TERMINAL = {"success", "failed"}
+PG_VERSION = "15"
+PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
+    """Remember whether a test failed, so the log fixture can print the service logs."""
+    if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+        item.stash[_FAILED] = True
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------
+
+
+def pg_bindir() -> Path | None:
+    """The folder holding PostgreSQL's server programs (initdb, pg_ctl, postgres), or None."""
+    candidates: list[Path] = []
+    if shutil.which("pg_config"):
+        # pg_config also comes with the client library alone: its bindir may lack the server programs.
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            candidates.append(Path(out.stdout.strip()))
+    candidates.append(Path(f"/usr/lib/postgresql/{PG_VERSION}/bin"))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).resolve().parent)
+    for d in candidates:
+        if all(os.access(d / p, os.X_OK) for p in PG_PROGRAMS):
+            return d
+    return None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_os_user() -> str | None:
+    """The OS user the server runs as: None (this one) unless we are root, which initdb refuses."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "flywheel-pg"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "flywheel-pg"],
+        check=True,
+        capture_output=True,
+    )
+    return "flywheel-pg"
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL cluster in ``root`` (owned by ``os_user``), listening on 127.0.0.1:port."""
+
+    bindir: Path
+    root: Path
+    port: int
+    os_user: str | None
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    def uri(self, database: str) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *argv: str) -> None:
+        kw: dict[str, Any] = {}
+        if self.os_user:
+            entry = pwd.getpwnam(self.os_user)
+            kw = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.root), "LC_ALL": "C"}
+        proc = subprocess.run(
+            [str(self.bindir / argv[0]), *argv[1:]], cwd=self.root, env=env, capture_output=True, text=True, **kw
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+    def start(self, databases: tuple[str, ...]) -> None:
+        """initdb, start the server (waits until it accepts connections), create ``databases``."""
+        import psycopg2
+
+        if self.os_user:
+            entry = pwd.getpwnam(self.os_user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C")
+        # Durability settings off: the cluster is thrown away after the tests, and fsync on a busy CI disk
+        # would only slow every commit of Airflow and MLflow down.
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for db in databases:
+                    cur.execute(f'CREATE DATABASE "{db}"')
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+
+# --- the stack -------------------------------------------------------------------------------------------
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"(no {path})"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(text)
+
+
+@dataclass
+class Topology:
+    """The running stack and what the tests need to drive and inspect it."""
+
+    stack: Stack
+    pg: Postgres
+    config: Path
+    data_root: Path
+    mlflow_env: Mapping[str, str]
+    app: str = APP
+    experiment: str = EXPERIMENT
+    _token: str | None = None
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.stack.mlflow_uri
+
+    def dag_id(self, kind: str) -> str:
+        return f"flywheel_{kind}_{self.app}"
+
+    # Airflow's CLI, as an operator (and `make demo`) drives it.
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return airflow(self.stack, *args, check=check)
+
+    def cli_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """``airflow dags list-runs <dag> -o json`` (dag_id, run_id, state, logical_date, ...)."""
+        out = self.cli("dags", "list-runs", dag_id, "-o", "json", check=False).stdout
+        # The JSON list is the last line that is one: Airflow logs warnings ("[warning  ] ...") before it.
+        for line in reversed(out.splitlines()):
+            if line.startswith("[{") or line.strip() == "[]":
+                return json.loads(line)
+        return []
+
+    # Airflow's REST API: fields the CLI does not print (run_type, task instances), and fast polling.
+    def api(self, path: str, *, method: str = "GET", body: dict | None = None) -> Any:
+        for attempt in (1, 2):
+            if self._token is None:
+                user, password = self.stack.login()
+                self._token = self._request(
+                    "/auth/token", method="POST", body={"username": user, "password": password}
+                )["access_token"]
+            try:
+                return self._request(path, method=method, body=body, token=self._token)
+            except urllib.error.HTTPError as err:
+                if err.code != 401 or attempt == 2:
+                    raise
+                self._token = None  # expired: log in again
+        raise AssertionError("unreachable")
+
+    def _request(self, path: str, *, method: str, body: dict | None = None, token: str | None = None) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.stack.airflow_url + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
+            return json.loads(resp.read() or b"null")
+
+    def api_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        q = urllib.parse.quote(dag_id, safe="")
+        return self.api(f"/api/v2/dags/{q}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        dag, run = (urllib.parse.quote(x, safe="") for x in (dag_id, run_id))
+        return self.api(f"/api/v2/dags/{dag}/dagRuns/{run}/taskInstances?limit=100")["task_instances"]
+
+    def wait_dag(self, dag_id: str, timeout_s: float = 300) -> None:
+        """Wait until the dag-processor has parsed ``dag_id`` into the metadata DB."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.api(f"/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}")
+                return
+            except urllib.error.HTTPError as err:
+                if err.code != 404:
+                    raise
+            time.sleep(2)
+        errors = self.cli("dags", "list-import-errors", check=False).stdout
+        raise AssertionError(f"{dag_id} was not parsed within {timeout_s:.0f} s; import errors:\n{errors}")
+
+    def wait_runs(
+        self,
+        dag_id: str,
+        select: Callable[[dict[str, Any]], bool],
+        expected: int,
+        timeout_s: float,
+        *,
+        api: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Poll ``airflow dags list-runs`` (or, with ``api``, the REST API, whose runs carry ``run_type``)
+        until ``expected`` runs picked by ``select`` have finished; returns the picked runs."""
+        deadline = time.monotonic() + timeout_s
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            runs = [r for r in (self.api_runs(dag_id) if api else self.cli_runs(dag_id)) if select(r)]
+            if len([r for r in runs if r.get("state") in TERMINAL]) >= expected:
+                return runs
+            time.sleep(2 if api else 5)
+        states = {r.get("run_id") or r.get("dag_run_id"): r.get("state") for r in runs}
+        raise AssertionError(f"{dag_id}: {expected} runs did not finish within {timeout_s:.0f} s: {states}")
+
+    def code_assessments(self, start: datetime, end: datetime) -> dict[str, list[tuple[str, str]]]:
+        """(name, assessment id) of every CODE-source assessment, per trace of the window, read over HTTP."""
+        from genai_flywheel.traces.extract import get_experiment_id, iter_traces, window_filter
+        from genai_flywheel.workspace import to_ms
+
+        exp = get_experiment_id(self.mlflow_uri, self.experiment)
+        window = window_filter(to_ms(start), to_ms(end))
+        return {
+            t.info.trace_id: [
+                (a.name, a.assessment_id) for a in t.info.assessments or [] if a.source.source_type == "CODE"
+            ]
+            for t in iter_traces(self.mlflow_uri, exp, window, include_spans=False)
+        }
+
+    def check_exactly_once(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Assert that the interval's traces carry exactly the scores its run computed, each once: every
+        sampled trace has assessments, none is missing, none is extra, none is there twice."""
+        from collections import Counter
+
+        import pyarrow as pa
+
+        from genai_flywheel.metrics.store import read_parquet
+        from genai_flywheel.workspace import IntervalWorkspace
+
+        ws = IntervalWorkspace.of(self.data_root, self.app, start, end)
+        sampled = set(read_parquet(ws.path("sample.parquet")).column("trace_id").to_pylist())
+        shards = sorted(ws.path("scores").glob("shard=*.parquet"))
+        scores = pa.concat_tables([read_parquet(f) for f in shards]).to_pylist() if shards else []
+        expected = {(r["trace_id"], r["scorer"], r["assessment_id"]) for r in scores}
+        found = self.code_assessments(start, end)
+        twice = {t: [n for n, c in Counter(n for n, _ in a).items() if c > 1] for t, a in found.items()}
+        twice = {t: names for t, names in twice.items() if names}
+        assert not twice, f"{start:%Y-%m-%d %H:%M}: traces with a scorer's assessment twice: {twice}"
+        actual = {(t, name, aid) for t, a in found.items() for name, aid in a}
+        assert actual == expected, (
+            f"{start:%Y-%m-%d %H:%M}: lost {sorted(expected - actual)[:5]} ({len(expected - actual)}), "
+            f"unexpected {sorted(actual - expected)[:5]} ({len(actual - expected)})"
+        )
+        assert sampled, f"{start:%Y-%m-%d %H:%M}: nothing was sampled"
+        unscored = sampled - {t for t, a in found.items() if a}
+        assert not unscored, f"sampled traces without CODE assessments: {sorted(unscored)[:5]}"
+        return {"traces": len(found), "sampled": len(sampled), "assessments": len(actual)}
+
+    def kill_mlflow(self) -> None:
+        """SIGKILL the mlflow server's whole process group, as a crash would; wait until its port is shut."""
+        assert stop(self.stack, "mlflow", kill=True), "the mlflow server was not running"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.stack.mlflow_port)) != 0:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"port {self.stack.mlflow_port} still answers 30 s after the kill")
+
+    def start_mlflow(self) -> float:
+        """Start the mlflow server (again, on the same port); returns the seconds until it was healthy."""
+        t0 = time.monotonic()
+        start_mlflow(self.stack, extra_env=self.mlflow_env, timeout_s=300)
+        return time.monotonic() - t0
+
+    def logs(self, task_logs: int = 6, lines: int = 40) -> str:
+        """Tails of every service log and of the most recent task logs."""
+        parts = []
+        for path in sorted(self.stack.logs.glob("*.log")) + [self.pg.log]:
+            parts.append(f"----- {path.name} (last {lines} lines) -----\n{tail(path, lines)}")
+        tasks = sorted(
+            (self.stack.logs / "airflow").rglob("attempt=*.log") if (self.stack.logs / "airflow").exists() else [],
+            key=lambda p: p.stat().st_mtime,
+        )
+        for path in tasks[-task_logs:]:
+            rel = path.relative_to(self.stack.logs / "airflow")
+            parts.append(f"----- task log {rel} (last {lines} lines) -----\n{tail(path, lines)}")
+        return "\n".join(parts)
+
+
+def _config(base: Path, tracking_uri: str, data_root: Path) -> Path:
+    path = write_config(base / "flywheel.yaml", tracking_uri, data_root, schedule=SCHEDULE)
+    cfg = yaml.safe_load(path.read_text())
+    app = cfg["applications"][0]
+    app["curation"] = {**(app.get("curation") or {}), "schedule": NO_SCHEDULED_CURATION}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="package")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL 15 cluster with the databases ``airflow`` and ``mlflow``; stopped and deleted after."""
+    bindir = pg_bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found via pg_config, "
+            f"/usr/lib/postgresql/*/bin or PATH: install postgresql-{PG_VERSION}"
+        )
+    # Not under pytest's tmp folders: those are private to this user (0700) and the server may run as
+    # another one. The short path also keeps the unix socket under the 107-character limit.
+    root = Path(tempfile.mkdtemp(prefix="flywheel-pg-"))
+    pg = Postgres(bindir=bindir, root=root, port=free_port(), os_user=_server_os_user())
+    try:
+        pg.start(("airflow", "mlflow"))
+        yield pg
+    except BaseException:
+        print(f"----- {pg.log} -----\n{tail(pg.log)}")
+        raise
+    finally:
+        try:
+            pg.stop()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """mlflow server + Airflow (api-server, scheduler, dag-processor; LocalExecutor) over ``postgres``."""
+    base = tmp_path_factory.mktemp("topology")
+    data_root = base / "data"
+    mlflow_port = free_port()
+    config = _config(base, f"http://127.0.0.1:{mlflow_port}", data_root)
+    stack = Stack(
+        project=ROOT,
+        home=base / "stack",
+        mlflow_port=mlflow_port,
+        airflow_port=free_port(),
+        parallelism=4,
+        mlflow_backend_uri=postgres.uri("mlflow"),
+        airflow_db_uri=postgres.uri("airflow"),
+        airflow_extra_env={
+            "FLYWHEEL_CONFIG": str(config),
+            "FLYWHEEL_DATA_ROOT": str(data_root),
+            # Free ports instead of the defaults, which a `make demo` stack on this machine already holds.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+        },
+    )
+    # The flywheel runs no MLflow server-side jobs; their six job-runner processes would only compete
+    # for this machine's CPUs.
+    topo = Topology(
+        stack=stack,
+        pg=postgres,
+        config=config,
+        data_root=data_root,
+        mlflow_env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+    t0 = time.monotonic()
+    try:
+        topo.start_mlflow()
+        init_airflow(stack)
+        start_airflow(stack, AIRFLOW_COMPONENTS)
+        print(f"topology up in {time.monotonic() - t0:.0f} s: mlflow {stack.mlflow_uri}, airflow {stack.airflow_url}")
+        yield topo
+    except BaseException:
+        print(topo.logs())
+        raise
+    finally:
+        stop_all(stack)
+
+
+@pytest.fixture(autouse=True)
+def _logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print the tails of the service and task logs after a failed test of this package."""
+    topo = request.getfixturevalue("topology") if "topology" in request.fixturenames else None
+    yield
+    if topo is not None and request.node.stash.get(_FAILED, False):
+        print(topo.logs())

@@ -1,0 +1,122 @@
+"""Smoke test of benchmarks/monitor.py: its internals end to end on a tiny window (N=30, baseline 10).
+
+Asserts the figures' shape and that every rate is positive, never a timing. It needs a real SQLite MLflow
+store and imports great_expectations (the validate stage), so it takes ~15-30 s, most of it imports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import monitor
+
+N, BASELINE_N = 30, 10
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    workdir = tmp_path_factory.mktemp("bench")
+    summary = monitor.run_benchmark(n=N, baseline_n=BASELINE_N, workdir=workdir, progress=False)
+    return summary, workdir
+
+
+def _scorer_assessments(uri: str) -> int:
+    from genai_flywheel.traces.extract import get_experiment_id, iter_traces, window_filter
+    from genai_flywheel.workspace import to_ms
+
+    start, end = monitor.window()
+    exp = get_experiment_id(uri, monitor.EXPERIMENT)
+    return sum(
+        1
+        for t in iter_traces(uri, exp, window_filter(to_ms(start), to_ms(end)), include_spans=False)
+        for a in t.info.assessments or []
+        if a.name == "relevance"
+    )
+
+
+def test_summary_has_every_figure_with_positive_rates(bench: tuple[dict, Path]) -> None:
+    summary, _ = bench
+    assert summary["n"] == N
+    assert [s["stage"] for s in summary["stages"]] == list(monitor.STAGES)
+    for stage in summary["stages"]:
+        assert stage["seconds"] > 0, stage["stage"]
+        assert stage["traces_per_s"] > 0, stage["stage"]
+        assert stage["peak_rss_after_mb"] >= stage["peak_rss_before_mb"] > 0
+    assert summary["monitor_traces_per_s"] > 0
+    assert summary["monitor_seconds"] == pytest.approx(sum(s["seconds"] for s in summary["stages"]))
+    assert summary["monitor_traces_per_s"] == pytest.approx(N / summary["monitor_seconds"])
+    assert summary["peak_rss_mb"] > 0
+    # Sample rate 1.0: every trace scored by every code scorer, none taken from an earlier run.
+    baseline = summary["baseline"]
+    assert summary["scores_computed"] == N * len(baseline["scorers"])
+    assert summary["scores_reused"] == 0
+    assert "relevance_to_query" not in baseline["scorers"]  # judges are left out
+    assert baseline["requested"] == BASELINE_N
+    assert baseline["rows"] == BASELINE_N and baseline["lost"] == 0
+    assert baseline["traces_per_s"] > 0
+    assert summary["ratio"] == pytest.approx(summary["monitor_traces_per_s"] / baseline["traces_per_s"])
+    assert summary["goal_met"] == (summary["ratio"] >= monitor.GOAL_RATIO)
+    # Both sides ran the same scorers on the same traces: evaluate's values equal the monitor's.
+    assert baseline["compared"] > BASELINE_N
+    assert baseline["agreed"] == baseline["compared"]
+    assert summary["write"]["written"] == N
+    json.dumps(summary)  # what --json writes
+
+
+def test_report_prints_the_headline_figures(bench: tuple[dict, Path]) -> None:
+    summary, _ = bench
+    text = monitor.format_report(summary)
+    for stage in monitor.STAGES:
+        assert f"\n{stage} " in text
+    for label in (
+        "N:",
+        "peak RSS:",
+        "monitor combined:",
+        "baseline (genai.evaluate):",
+        "ratio monitor / baseline:",
+    ):
+        assert label in text
+    assert ("MET" if summary["goal_met"] else "NOT MET") in text
+
+
+def test_the_traces_store_stays_free_of_scores_and_is_reused(bench: tuple[dict, Path]) -> None:
+    _, workdir = bench
+    traces_uri = f"sqlite:///{(workdir / 'traces.db').resolve()}"
+    run_uri = f"sqlite:///{(workdir / 'run.db').resolve()}"
+    assert _scorer_assessments(traces_uri) == 0
+    # The monitor's write-back and evaluate each put one relevance assessment on every trace they scored.
+    assert _scorer_assessments(run_uri) == N + BASELINE_N
+    again = monitor.ensure_traces(traces_uri, N, progress=False)
+    assert (again.in_window_before, again.written) == (N, 0)
+
+
+def test_agreement_compares_values_of_the_same_trace_and_scorer() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "trace_id": ["t1", "t2", "t3"],
+            "relevance/value": [0.5, 0.25, float("nan")],
+            "pii/value": [False, True, None],
+        }
+    )
+    expected = {("t1", "relevance"): 0.5, ("t2", "relevance"): 0.75, ("t1", "pii"): False, ("t2", "pii"): 1}
+    # t2/pii: True vs 1 differ in kind; NaN / None / missing values are not compared.
+    assert monitor.agreement(df, expected, ["relevance", "pii"]) == (4, 2)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--n", "0"], ["--baseline-n", "-1"], ["--sample-rate", "0"], ["--sample-rate", "1.5"]]
+)
+def test_bad_arguments_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        monitor.parse_args(argv)
+    assert err.value.code == 2
+
+
+def test_defaults_match_the_brief() -> None:
+    args = monitor.parse_args([])
+    assert (args.n, args.baseline_n, args.sample_rate, args.tracking_uri) == (20_000, 500, 1.0, None)
