@@ -10,12 +10,11 @@ FROM python:3.11-slim-bookworm
 # Same uv as the Makefile (UV_VERSION there): one resolver behaviour for developers, CI and the image.
 ARG UV_VERSION=0.13.9
 # The CeleryExecutor, its Redis broker and PostgreSQL need apache-airflow-providers-celery, redis and
-# psycopg2-binary, which uv.lock's main dependencies do not hold yet.
-#   false (default, works today): install them from deploy/requirements-production.txt, exact pins,
-#         constrained to uv.lock so no locked package changes version;
-#   true: install them from uv.lock's `production` extra (`uv sync --extra production`), once
-#         pyproject.toml defines that optional-dependency group; then this switch's default flips.
-ARG FLYWHEEL_PRODUCTION_EXTRA=false
+# psycopg2-binary: pyproject.toml's `production` extra.
+#   true (default): install them from uv.lock's `production` extra (`uv sync --extra production`);
+#   false: install them from deploy/requirements-production.txt, exact pins constrained to uv.lock
+#          (for images built from a lock file without the extra).
+ARG FLYWHEEL_PRODUCTION_EXTRA=true
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -698,7 +698,7 @@ def test_dockerfile_installs_from_the_lock_as_non_root() -> None:
     users = [a for k, a in instructions if k == "USER"]
     assert users and users[-1] == "airflow", "the image must run as airflow, not root"
     # The switch to the lock file's `production` extra, default off until pyproject.toml defines it.
-    assert "ARG FLYWHEEL_PRODUCTION_EXTRA=false" in text and "--extra production" in text
+    assert "ARG FLYWHEEL_PRODUCTION_EXTRA=true" in text and "--extra production" in text
     # Same uv as the Makefile, so developers, CI and the image resolve alike.
     make_uv = re.search(r"^UV_VERSION \?= (\S+)", (ROOT / "Makefile").read_text(), re.M)
     docker_uv = re.search(r"ARG UV_VERSION=(\S+)", text)
