@@ -35,6 +35,8 @@ from genai_flywheel.services import (
 PROJECT = Path(os.environ.get("FLYWHEEL_PROJECT") or Path.cwd()).resolve()
 TERMINAL = {"success", "failed"}
 UNCHANGED_CANDIDATE = "genai_flywheel.demo.app:predict_production"
+# The curation rule that catches the planted Smart Sync incident: the worst-performing query pattern.
+INCIDENT_RULE = "bad_query_clusters"
 
 
 def say(msg: str) -> None:
@@ -223,24 +225,30 @@ def run_loop(stack: Stack, app: Application) -> dict[str, Any]:
     return results
 
 
-def _evaluation_lines(data_root: Path, app: str, rule: str | None, scorer: str) -> list[str]:
-    """One line per development evaluation: candidate, improvement on ``rule``'s records, gate."""
+def _stats_text(stats: dict[str, Any]) -> str:
+    low, high = stats.get("ci_low") or 0, stats.get("ci_high") or 0
+    return (
+        f"{stats.get('improvement') or 0:+.3f} (95% CI {low:+.3f}..{high:+.3f}, p={stats.get('p_value', 1):.2g}, "
+        f"{stats.get('wins', 0)} wins / {stats.get('losses', 0)} losses, n={stats.get('n', 0)})"
+    )
+
+
+def _evaluation_lines(data_root: Path, app: str, scorer: str, incident_rule: str) -> list[str]:
+    """Per development evaluation: the candidate, its improvement over production on all records and on
+    the records of ``incident_rule``, and the gate's verdict."""
     lines = []
     base = data_root / "evaluations" / f"app={app}"
     for summary_file in sorted(base.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
         summary = json.loads(summary_file.read_text())
         gate_file = summary_file.with_name("gate.json")
         gate = json.loads(gate_file.read_text()) if gate_file.exists() else {}
-        stats = (summary.get("rules", {}).get(rule, {}) if rule else summary.get("scorers", {})).get(scorer)
-        if not stats:
-            stats = summary.get("scorers", {}).get(scorer, {})
         verdict = "passed" if gate.get("passed") else "REJECTED"
-        lines.append(
-            f"  {summary.get('candidate', '?'):<45} {scorer} {stats.get('improvement', 0):+.3f} "
-            f"(95% CI {stats.get('ci_low') or 0:+.3f}..{stats.get('ci_high') or 0:+.3f}, "
-            f"p={stats.get('p_value', 1):.4f}, {stats.get('wins', 0)} wins / {stats.get('losses', 0)} losses, "
-            f"n={stats.get('n', 0)}) -> gate {verdict}"
-        )
+        lines.append(f"  {summary.get('candidate', '?')}: gate {verdict}")
+        overall = summary.get("scorers", {}).get(scorer, {})
+        lines.append(f"    {scorer}, all {summary.get('n_records', 0)} records: {_stats_text(overall)}")
+        incident = summary.get("rules", {}).get(incident_rule, {}).get(scorer)
+        if incident:
+            lines.append(f"    {scorer}, {incident_rule} records: {_stats_text(incident)}")
     return lines
 
 
@@ -276,11 +284,9 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
     for run in loop.get("curate", []):
         lines.append(f"curation run                : {run['state']}")
     lines.append(f"datasets                    : {', '.join(sorted({d['dataset'] for d in data.datasets})) or '-'}")
-    gate = app.evaluation.gates[0] if app.evaluation.gates else None
-    lines.append(
-        "development evaluations     : " + (f"{gate.scorer} on the records of rule {gate.rule!r}" if gate else "")
-    )
-    lines += _evaluation_lines(data_root, app.name, gate.rule if gate else None, gate.scorer if gate else "relevance")
+    scorer = app.evaluation.gates[0].scorer if app.evaluation.gates else "relevance"
+    lines.append("development evaluations     : improvement over the production answers")
+    lines += _evaluation_lines(data_root, app.name, scorer, INCIDENT_RULE)
     exports = sorted((data_root / "exports" / f"app={app.name}").glob("*/manifest.json"))
     if exports:
         manifest = json.loads(exports[-1].read_text())

@@ -21,7 +21,6 @@ INTERVAL = timedelta(hours=6)
 def judged_run(tmp_path: Path, production: dict, airflow_db, openai_stub, monkeypatch, capfd):
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
-
     from flywheel_airflow.settings import flywheel_config
 
     data_root = tmp_path / "data"

@@ -127,7 +127,12 @@ def build_comparison(
     lower_is_better: Iterable[str] = (),
     epsilon: float = DEFAULT_EPSILON,
 ) -> list[dict[str, Any]]:
-    """One comparison row per (record, scorer), in record order then ``scorers`` order."""
+    """One comparison row per (record, scorer), in record order then ``scorers`` order.
+
+    A record whose production trace gave no answer (it failed) has nothing to compare the candidate's
+    answer with: its rows are ``missing``, not wins, so a candidate is not credited for production's
+    transient errors.
+    """
     lower = set(lower_is_better)
     by_key: dict[tuple[str, str, str], Mapping[str, Any]] = {}
     for row in scores:
@@ -137,11 +142,12 @@ def build_comparison(
     for record in records:
         rid = record["record_id"]
         out = outputs.get(rid, {})
+        has_answer = (output_text(record.get("outputs")) or "").strip() not in ("", "null", "{}")
         for scorer in scorers:
             prod = by_key.get((rid, PRODUCTION, scorer), {})
             cand = by_key.get((rid, CANDIDATE, scorer), {})
             p_val, c_val = _finite(prod.get("numeric")), _finite(cand.get("numeric"))
-            if p_val is None or c_val is None:
+            if p_val is None or c_val is None or not has_answer:
                 improvement, result = None, MISSING
             else:
                 improvement = (c_val - p_val) if scorer not in lower else (p_val - c_val)
