@@ -23,6 +23,7 @@ from typing import Any
 
 from genai_flywheel.config import Application, load_config
 from genai_flywheel.services import (
+    ensure_airflow,
     ServiceError,
     Stack,
     airflow,
@@ -100,6 +101,7 @@ def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: f
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
+        ensure_airflow(stack)
         # One run per logical date: a run the scheduler made on unpause and a backfill run of the same
         # interval are the same interval.
         runs = list({r["logical_date"]: r for r in reversed(dag_runs(stack, dag_id))}.values())
@@ -185,6 +187,7 @@ def wait_for(
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
+        ensure_airflow(stack)
         runs = [r for r in dag_runs(stack, dag_id) if pick(r)]
         done = [r for r in runs if r.get("state") in TERMINAL]
         line = f"{label}: {', '.join(r['state'] for r in runs) or 'waiting for the run to be created'}"

@@ -212,6 +212,12 @@ def sqlite_wal(path: Path) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    try:  # a child of this process that exited stays a zombie (and "alive" to kill 0) until reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -384,6 +390,24 @@ def stop(stack: Stack, name: str, *, timeout_s: float = 30, kill: bool = False) 
                 _reap(pid)
     pid_file.unlink(missing_ok=True)
     return running
+
+
+def ensure_airflow(stack: Stack) -> list[str]:
+    """Start again every Airflow component of this stack that has exited; returns their names.
+
+    On SQLite the scheduler can die of a lost write race (``StaleDataError``); a supervisor restarting it,
+    as systemd or Kubernetes would, lets the queued runs go on.
+    """
+    restarted = []
+    env = stack.airflow_env()
+    for component in AIRFLOW_COMPONENTS:
+        pid_file = stack.pids / f"airflow-{component}.pid"
+        if pid_file.exists() and not _alive(int(pid_file.read_text())):
+            log.warning("airflow %s exited (see %s); starting it again", component, stack.logs)
+            pid_file.unlink()
+            start(stack, f"airflow-{component}", [stack.bin("airflow"), component], env)
+            restarted.append(component)
+    return restarted
 
 
 def stop_all(stack: Stack, *, timeout_s: float = 30) -> list[str]:

@@ -57,3 +57,21 @@ def test_sqlite_wal_mode_is_stored_in_the_file(tmp_path: Path) -> None:
     db = sqlite_wal(tmp_path / "sub" / "x.db")
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_exited_airflow_component_is_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from genai_flywheel import services
+
+    stack = services.Stack(project=tmp_path, home=tmp_path / "home")
+    stack.pids.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (stack.pids / "airflow-scheduler.pid").write_text(str(dead.pid))
+    started: list[list[str]] = []
+    monkeypatch.setattr(services, "start", lambda st, name, argv, env: started.append(argv) or 1)
+    monkeypatch.setattr(services.Stack, "airflow_env", lambda self, extra=None: {})
+    assert services.ensure_airflow(stack) == ["scheduler"]
+    assert started and started[0][-1] == "scheduler"
