@@ -55,8 +55,6 @@ class JudgeHook(BaseHook):
 def judge_endpoint(app: Application) -> JudgeEndpoint | None:
     """The app's judge endpoint, or None (judges are then skipped) when ``judge.conn_id`` is unset."""
     if not app.judge.conn_id:
-        log.info(
-            "no judge endpoint configured for %s (judge.conn_id unset): LLM judges are skipped", app.name
-        )
+        log.info("no judge endpoint configured for %s (judge.conn_id unset): LLM judges are skipped", app.name)
         return None
     return JudgeHook(app.judge.conn_id).endpoint(app)

@@ -19,9 +19,7 @@ def post_json(url: str, payload: dict[str, Any], *, attempts: int = 3, timeout_s
     """POST ``payload`` as JSON; retry with backoff on connection errors and 5xx. Returns the status."""
     body = json.dumps(payload, sort_keys=True).encode()
     for attempt in range(1, attempts + 1):
-        req = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
                 return int(resp.status)

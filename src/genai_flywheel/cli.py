@@ -178,9 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sel = sub.add_parser("select", help="run a trace selection filter ad hoc")
     sel.add_argument("--app", required=True)
-    sel.add_argument(
-        "--filter", required=True, help="e.g. \"inputs.query CONTAINS 'sync' AND trace.status = 'OK'\""
-    )
+    sel.add_argument("--filter", required=True, help="e.g. \"inputs.query CONTAINS 'sync' AND trace.status = 'OK'\"")
     sel.add_argument("--start", type=_parse_time, default=_parse_time("-7d"))
     sel.add_argument("--end", type=_parse_time, default=_parse_time("now"))
     sel.add_argument("--format", choices=["table", "json"], default="table")

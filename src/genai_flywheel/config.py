@@ -52,9 +52,7 @@ class Sampling(_Model):
     filter: str | None = Field(default=None, description="Only traces matching this selection filter")
     strata: list[Stratum] = Field(default_factory=list)
     shards: int = Field(default=4, ge=1, le=64, description="Scoring shards (mapped task instances)")
-    seed: str = Field(
-        default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash"
-    )
+    seed: str = Field(default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash")
 
     @field_validator("strata")
     @classmethod

@@ -23,10 +23,10 @@ from typing import Any
 
 from genai_flywheel.config import Application, load_config
 from genai_flywheel.services import (
-    ensure_airflow,
     ServiceError,
     Stack,
     airflow,
+    ensure_airflow,
     init_airflow,
     start_airflow,
     start_mlflow,

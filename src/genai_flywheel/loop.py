@@ -67,9 +67,7 @@ def curation(
     run_dir.mkdir(parents=True, exist_ok=True)
     if stage == "extract":
         if end is None:
-            raise ValueError(
-                "the curation extract stage needs the window end (the DAG run's data_interval_end)"
-            )
+            raise ValueError("the curation extract stage needs the window end (the DAG run's data_interval_end)")
         end_ms = to_ms(end)
         days = lookback_days or app.curation.lookback_days
         start_ms = to_ms(to_utc(end) - timedelta(days=days))

@@ -61,9 +61,7 @@ def monitoring_run_id(app: Application) -> str:
     return keep.info.run_id
 
 
-def log_interval_metrics(
-    app: Application, interval_start: datetime, metrics: pa.Table, names: Iterable[str]
-) -> str:
+def log_interval_metrics(app: Application, interval_start: datetime, metrics: pa.Table, names: Iterable[str]) -> str:
     """Log the chosen metrics (and every ``scorer.*.pass_rate``/``mean``) of one interval."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric

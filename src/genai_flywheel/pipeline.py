@@ -62,9 +62,7 @@ def extract(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | Non
     from genai_flywheel.traces.extract import extract_window
 
     _, app, ws = _context(app_name, start, end, config)
-    table = extract_window(
-        app.mlflow.tracking_uri, app.mlflow.experiment, ws.start_ms, ws.end_ms, app=app.name
-    )
+    table = extract_window(app.mlflow.tracking_uri, app.mlflow.experiment, ws.start_ms, ws.end_ms, app=app.name)
     path = _write(table, ws.path("traces.parquet"))
     return {"path": str(path), "traces": table.num_rows}
 
@@ -186,9 +184,7 @@ def write_back(
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri
-    existing = existing_assessment_ids(
-        uri, get_experiment_id(uri, app.mlflow.experiment), ws.start_ms, ws.end_ms
-    )
+    existing = existing_assessment_ids(uri, get_experiment_id(uri, app.mlflow.experiment), ws.start_ms, ws.end_ms)
     run_context = {"flywheel.app": app.name, "flywheel.interval": ws.key}
     if run_id:
         run_context["airflow.run_id"] = run_id
@@ -275,9 +271,7 @@ def run_monitor_interval(
     out: dict[str, Any] = {"extract": extract(app_name, start, end, config=cfg)}
     out["validate"] = validate(app_name, start, end, config=cfg)
     out["sample"] = sample(app_name, start, end, config=cfg)
-    out["score"] = [
-        score_shard(app_name, start, end, s, judge=judge, config=cfg) for s in out["sample"]["shards"]
-    ]
+    out["score"] = [score_shard(app_name, start, end, s, judge=judge, config=cfg) for s in out["sample"]["shards"]]
     out["write_back"] = write_back(app_name, start, end, config=cfg)
     out["aggregate"] = aggregate(app_name, start, end, config=cfg)
     out["store"] = store(app_name, start, end, config=cfg)

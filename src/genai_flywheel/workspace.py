@@ -54,9 +54,7 @@ class IntervalWorkspace:
     end: datetime
 
     @classmethod
-    def of(
-        cls, data_root: Path | str, app: str, start: datetime | str, end: datetime | str
-    ) -> IntervalWorkspace:
+    def of(cls, data_root: Path | str, app: str, start: datetime | str, end: datetime | str) -> IntervalWorkspace:
         s, e = to_utc(start), to_utc(end)
         if e <= s:
             raise ValueError(f"interval end {e.isoformat()} must be after its start {s.isoformat()}")

@@ -19,8 +19,12 @@ SIM_END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """``airflow db migrate`` once per session into the private AIRFLOW_HOME set by tests/conftest.py."""
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                   env=os.environ.copy(), capture_output=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +35,16 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     base = tmp_path_factory.mktemp("production")
     uri = f"sqlite:///{base / 'mlflow.db'}"
-    result = simulate(uri, "support-prod", days=2, traces_per_day=300, end=SIM_END, seed=11,
-                      ground_truth_path=base / "truth.json", progress=False)
+    result = simulate(
+        uri,
+        "support-prod",
+        days=2,
+        traces_per_day=300,
+        end=SIM_END,
+        seed=11,
+        ground_truth_path=base / "truth.json",
+        progress=False,
+    )
     return {"uri": uri, "result": result, "base": base}
 
 

@@ -85,9 +85,7 @@ def test_curation_end_to_end_against_ground_truth(world: tuple[str, dict], tmp_p
     traces = pq.read_table(run1 / stages.TRACES_FILE)
     assert any(a["name"] == "relevance" for cell in traces["assessments"].to_pylist() for a in cell)
     errors = {
-        t
-        for t, s in zip(traces["trace_id"].to_pylist(), traces["status"].to_pylist(), strict=True)
-        if s == "ERROR"
+        t for t, s in zip(traces["trace_id"].to_pylist(), traces["status"].to_pylist(), strict=True) if s == "ERROR"
     }
 
     # Each rule alone against the ground truth.
@@ -101,14 +99,10 @@ def test_curation_end_to_end_against_ground_truth(world: tuple[str, dict], tmp_p
         chosen = select([_rule(name)], traces)
         picked = {traces["trace_id"][i].as_py() for i in chosen.rows}
         measured[name] = _recall_precision(picked, truth)
-        print(
-            f"{name}: selected={len(picked)} recall={measured[name][0]:.2f} precision={measured[name][1]:.2f}"
-        )
+        print(f"{name}: selected={len(picked)} recall={measured[name][0]:.2f} precision={measured[name][1]:.2f}")
         if name == "bad_query_clusters":
             worst = chosen.cluster_stats[0]
-            print(
-                f"  worst cluster {worst.label!r}: volume={worst.volume} negative_rate={worst.negative_rate}"
-            )
+            print(f"  worst cluster {worst.label!r}: volume={worst.volume} negative_rate={worst.negative_rate}")
             assert worst.bad and "smart sync" in worst.label
 
     negatives_on_incident = simulated["incidents"]["smart_sync_wrong_answers"]["n_negative_feedback"]
@@ -171,10 +165,7 @@ def test_curation_end_to_end_against_ground_truth(world: tuple[str, dict], tmp_p
         0,
     )
     assert again["upserted"] == 0
-    assert (
-        len(mlflow.genai.datasets.get_dataset(dataset_id=published["dataset_id"]).to_df())
-        == published["records"]
-    )
+    assert len(mlflow.genai.datasets.get_dataset(dataset_id=published["dataset_id"]).to_df()) == published["records"]
     assert len(os.listdir(data_root / "datasets" / published["dataset"])) == 1
 
 

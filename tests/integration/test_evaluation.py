@@ -72,9 +72,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ]
     rows += [
         _record(q, production.run(q), GUARD_RULE)
-        for q in (
-            queries.render(t, rng) for t in queries.TEMPLATES["billing"][:3] + queries.TEMPLATES["sso"][:3]
-        )
+        for q in (queries.render(t, rng) for t in queries.TEMPLATES["billing"][:3] + queries.TEMPLATES["sso"][:3])
     ]
     rows = list({r["record_id"]: r for r in rows}.values())
     data_root = root / "data"
@@ -121,18 +119,12 @@ def test_fixed_version_wins_on_the_incident_and_passes_the_gate(env: dict[str, A
     run_id = json.loads((run_dir / "eval_run.json").read_text())["run_id"]
     run = MlflowClient(env["app"].mlflow.tracking_uri).get_run(run_id)
     assert run.info.run_name.startswith("dev-eval-predict_fixed-flywheel_acme_default-v1")
-    assert run.data.metrics["relevance/improvement"] == pytest.approx(
-        summary["scorers"]["relevance"]["improvement"]
-    )
+    assert run.data.metrics["relevance/improvement"] == pytest.approx(summary["scorers"]["relevance"]["improvement"])
     assert run.data.metrics[f"rule/{INCIDENT_RULE}/relevance/p_value"] == pytest.approx(incident["p_value"])
-    assert run.data.params["dataset_version"] == "1" and run.data.params["candidate"].endswith(
-        "predict_fixed"
-    )
+    assert run.data.params["dataset_version"] == "1" and run.data.params["candidate"].endswith("predict_fixed")
     assert run.data.tags["flywheel.gate"] == "passed"
     assert int(run.data.tags["flywheel.source_trace_count"]) == env["records"]
-    artifacts = {
-        a.path for a in MlflowClient(env["app"].mlflow.tracking_uri).list_artifacts(run_id, "flywheel")
-    }
+    artifacts = {a.path for a in MlflowClient(env["app"].mlflow.tracking_uri).list_artifacts(run_id, "flywheel")}
     assert {
         "flywheel/summary.md",
         "flywheel/comparison.parquet",
@@ -140,8 +132,7 @@ def test_fixed_version_wins_on_the_incident_and_passes_the_gate(env: dict[str, A
     } <= artifacts
     # Evaluation traces stay out of the production experiment.
     assert (
-        MlflowClient(env["app"].mlflow.tracking_uri).get_experiment(run.info.experiment_id).name
-        == "acme-prod-dev-eval"
+        MlflowClient(env["app"].mlflow.tracking_uri).get_experiment(run.info.experiment_id).name == "acme-prod-dev-eval"
     )
 
 
@@ -163,9 +154,7 @@ def _flaky(query: str) -> str:
     return f"You asked: {query}"
 
 
-def test_predict_errors_and_lost_rows_are_reported(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_predict_errors_and_lost_rows_are_reported(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
     from genai_flywheel.evaluation.candidate import Candidate

@@ -25,8 +25,12 @@ def judged_run(tmp_path: Path, production: dict, airflow_db, openai_stub, monkey
 
     data_root = tmp_path / "data"
     scorers = [{"name": "relevance"}, {"name": "relevance_to_query", "sample_rate": 1.0}]
-    cfg = write_config(tmp_path / "flywheel.yaml", production["uri"], data_root,
-                       judge={"conn_id": "flywheel_judge", "model": "judge-model", "max_retries": 1})
+    cfg = write_config(
+        tmp_path / "flywheel.yaml",
+        production["uri"],
+        data_root,
+        judge={"conn_id": "flywheel_judge", "model": "judge-model", "max_retries": 1},
+    )
     text = cfg.read_text()
     import yaml
 
@@ -36,8 +40,10 @@ def judged_run(tmp_path: Path, production: dict, airflow_db, openai_stub, monkey
     cfg.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("FLYWHEEL_CONFIG", str(cfg))
     monkeypatch.setenv("FLYWHEEL_DATA_ROOT", str(data_root))
-    monkeypatch.setenv("AIRFLOW_CONN_FLYWHEEL_JUDGE", json.dumps(
-        {"conn_type": "http", "host": openai_stub.base_url, "password": SECRET}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLYWHEEL_JUDGE",
+        json.dumps({"conn_type": "http", "host": openai_stub.base_url, "password": SECRET}),
+    )
     flywheel_config.cache_clear()
     bag = DagBag(dag_folder=str(ROOT / "dags" / "flywheel_monitor.py"))
     dag = bag.dags["flywheel_monitor_support-assistant"]
@@ -46,8 +52,7 @@ def judged_run(tmp_path: Path, production: dict, airflow_db, openai_stub, monkey
     out, err = capfd.readouterr()
     flywheel_config.cache_clear()
     assert dr.state == DagRunState.SUCCESS
-    return {"start": start, "run": dr, "logs": out + err, "data_root": data_root, "stub": openai_stub,
-            **production}
+    return {"start": start, "run": dr, "logs": out + err, "data_root": data_root, "stub": openai_stub, **production}
 
 
 def test_judge_scores_land_on_traces(judged_run) -> None:
@@ -57,8 +62,14 @@ def test_judge_scores_land_on_traces(judged_run) -> None:
     assert judged_run["stub"].auth_headers, "the judge endpoint was never called"
     assert all(h == f"Bearer {SECRET}" for h in judged_run["stub"].auth_headers)
     uri, start = judged_run["uri"], judged_run["start"]
-    traces = list(iter_traces(uri, get_experiment_id(uri, "support-prod"),
-                              window_filter(to_ms(start), to_ms(start + INTERVAL)), include_spans=False))
+    traces = list(
+        iter_traces(
+            uri,
+            get_experiment_id(uri, "support-prod"),
+            window_filter(to_ms(start), to_ms(start + INTERVAL)),
+            include_spans=False,
+        )
+    )
     judged = [a for t in traces for a in t.info.assessments if a.name == "relevance_to_query"]
     assert judged and all(str(a.source.source_type) == "LLM_JUDGE" for a in judged)
 

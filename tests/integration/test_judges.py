@@ -149,9 +149,7 @@ def test_judges_inside_mlflow_evaluate_do_not_leak_the_key(stub: OpenAIStub, tra
 
     experiment_id, artifacts = _experiment(tracking, "judges")
     endpoint = _endpoint(stub)
-    scorers = [
-        s.scorer for s in load_scorers(_app({"name": "relevance_to_query"}, {"name": "safety"}), endpoint)
-    ]
+    scorers = [s.scorer for s in load_scorers(_app({"name": "relevance_to_query"}, {"name": "safety"}), endpoint)]
     data = [{"inputs": {"query": QUERY}, "outputs": {"answer": "The capital of France is Paris."}}]
     with judge_environment(endpoint):
         result = mlflow.genai.evaluate(data=data, scorers=scorers)

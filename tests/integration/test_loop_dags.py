@@ -80,8 +80,9 @@ def test_curation_publishes_a_versioned_dataset_with_lineage(loop_env, curated) 
     # A second run over the same window adds nothing: same version, same records.
     from airflow.utils.state import DagRunState
 
-    dr = _dag("curate").test(logical_date=SIM_END + timedelta(hours=1),
-                             run_conf={"window_end": SIM_END.isoformat(), "lookback_days": 7})
+    dr = _dag("curate").test(
+        logical_date=SIM_END + timedelta(hours=1), run_conf={"window_end": SIM_END.isoformat(), "lookback_days": 7}
+    )
     assert dr.state == DagRunState.SUCCESS
     again, manifest2 = load_dataset_version(loop_env["data_root"], default_dataset(app), None)
     assert manifest2["version"] == 1 and again.num_rows == records.num_rows
@@ -97,13 +98,16 @@ def test_fixed_version_passes_the_gate_and_unchanged_does_not(loop_env, curated)
     from airflow.utils.state import DagRunState
 
     dag = _dag("evaluate")
-    fixed = dag.test(logical_date=SIM_END + timedelta(minutes=1),
-                     run_conf={"candidate": "genai_flywheel.demo.app:predict_fixed"})
+    fixed = dag.test(
+        logical_date=SIM_END + timedelta(minutes=1), run_conf={"candidate": "genai_flywheel.demo.app:predict_fixed"}
+    )
     assert fixed.state == DagRunState.SUCCESS
     gate = _gate(loop_env["data_root"], fixed.run_id)
     assert gate["passed"] is True
-    unchanged = dag.test(logical_date=SIM_END + timedelta(minutes=2),
-                         run_conf={"candidate": "genai_flywheel.demo.app:predict_production"})
+    unchanged = dag.test(
+        logical_date=SIM_END + timedelta(minutes=2),
+        run_conf={"candidate": "genai_flywheel.demo.app:predict_production"},
+    )
     assert unchanged.state == DagRunState.FAILED  # the gate task fails: a verdict, not an error
     gate = _gate(loop_env["data_root"], unchanged.run_id)
     assert gate["passed"] is False
@@ -116,8 +120,10 @@ def test_export_writes_valid_chat_jsonl(loop_env) -> None:
     from genai_flywheel.export import validate_chat_jsonl
     from genai_flywheel.loop import run_folder
 
-    dr = _dag("export").test(logical_date=SIM_END, run_conf={
-        "window_start": (SIM_END - timedelta(days=2)).isoformat(), "window_end": SIM_END.isoformat()})
+    dr = _dag("export").test(
+        logical_date=SIM_END,
+        run_conf={"window_start": (SIM_END - timedelta(days=2)).isoformat(), "window_end": SIM_END.isoformat()},
+    )
     assert dr.state == DagRunState.SUCCESS
     out = run_folder(loop_env["data_root"], "exports", APP, dr.run_id)
     manifest = json.loads((out / "manifest.json").read_text())

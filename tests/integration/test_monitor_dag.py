@@ -80,8 +80,9 @@ def test_every_trace_is_counted_and_partitions_exist(monitored) -> None:
     volume = sum(r["value"] for r in metrics if r["metric"] == "volume")
     quarantined = sum(r["value"] for r in metrics if r["metric"] == "quarantined")
     uri, starts = monitored["uri"], monitored["starts"]
-    in_day = count_traces(uri, get_experiment_id(uri, "support-prod"),
-                          window_filter(to_ms(starts[0]), to_ms(starts[-1] + INTERVAL)))
+    in_day = count_traces(
+        uri, get_experiment_id(uri, "support-prod"), window_filter(to_ms(starts[0]), to_ms(starts[-1] + INTERVAL))
+    )
     assert in_day > 200
     assert volume + quarantined == in_day
     assert len({r["interval_start"] for r in metrics}) == 4

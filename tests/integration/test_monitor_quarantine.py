@@ -39,8 +39,9 @@ def store_with_bad_traces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> di
 
     monkeypatch.setenv("FLYWHEEL_DATA_ROOT", str(tmp_path / "data"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = simulate(uri, "support-prod", days=1, traces_per_day=60, end=START + timedelta(hours=12),
-                      seed=5, progress=False)
+    result = simulate(
+        uri, "support-prod", days=1, traces_per_day=60, end=START + timedelta(hours=12), seed=5, progress=False
+    )
     bad = _unfinished_trace(uri, result.experiment_id, START + timedelta(hours=1), '{"query": "hi"}')
     return {"uri": uri, "bad": bad, "result": result}
 
@@ -74,8 +75,7 @@ def test_unfinished_trace_is_quarantined_with_its_reason(tmp_path: Path, store_w
     assert metrics["quarantined"] == 1
 
 
-def test_batch_breaking_the_contract_fails_and_keeps_its_evidence(tmp_path: Path,
-                                                                   store_with_bad_traces) -> None:
+def test_batch_breaking_the_contract_fails_and_keeps_its_evidence(tmp_path: Path, store_with_bad_traces) -> None:
     from genai_flywheel import pipeline
 
     cfg = _config(tmp_path, store_with_bad_traces["uri"], contract={"max_bad_fraction": 0.0})

@@ -72,9 +72,7 @@ class Store:
 
         compiled = compile_filter(text)
         fetched = self.search_ids(compiled.pushdown)
-        subset = self.table.filter(
-            pc.is_in(self.table.column("trace_id"), value_set=pa.array(fetched, pa.string()))
-        )
+        subset = self.table.filter(pc.is_in(self.table.column("trace_id"), value_set=pa.array(fetched, pa.string())))
         assert subset.num_rows == len(fetched)  # MLflow returned only traces of this store
         ids = subset.column("trace_id").to_pylist()
         kept = compiled.residual_mask(subset).tolist()
@@ -132,9 +130,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     base = Path(tmp_path_factory.mktemp("selection"))
     mlflow.set_tracking_uri(f"sqlite:///{base / 'mlflow.db'}")
     # An explicit artifact location: the default is ./mlruns under the working directory (the repo).
-    experiment_id = mlflow.create_experiment(
-        "selection-pushdown", artifact_location=(base / "artifacts").as_uri()
-    )
+    experiment_id = mlflow.create_experiment("selection-pushdown", artifact_location=(base / "artifacts").as_uri())
     mlflow.set_experiment(experiment_id=experiment_id)
     rnd = random.Random(7)
 
@@ -165,9 +161,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     human = AssessmentSource(source_type="HUMAN", source_id="tester")
     for i, trace in enumerate(sorted(traces, key=lambda t: t.info.request_time)):
         if i % 2 == 0:
-            mlflow.log_feedback(
-                trace_id=trace.info.trace_id, name="user_feedback", value=i % 4 == 0, source=human
-            )
+            mlflow.log_feedback(trace_id=trace.info.trace_id, name="user_feedback", value=i % 4 == 0, source=human)
         if i % 3 == 0:
             mlflow.log_feedback(trace_id=trace.info.trace_id, name="relevance", value=round(rnd.random(), 2))
         if i % 5 == 1:
@@ -314,16 +308,12 @@ def conjunctions(draw: st.DrawFn, times: list[int], latencies: list[int]) -> Exp
             op = draw(st.sampled_from(["=", "!=", "IN", "NOT IN", "CONTAINS"]))
             pool = FIELDS_WITH_STRINGS[field]
             if op in ("IN", "NOT IN"):
-                clauses.append(
-                    Compare(field, op, tuple(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2))))
-                )
+                clauses.append(Compare(field, op, tuple(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2)))))
             else:
                 clauses.append(Compare(field, op, draw(st.sampled_from(pool))))
         else:
             field = draw(
-                st.sampled_from(
-                    [Field("tag", ("env",)), Field("metadata", ("user",)), Field("tag", ("zzz",))]
-                )
+                st.sampled_from([Field("tag", ("env",)), Field("metadata", ("user",)), Field("tag", ("zzz",))])
             )
             clauses.append(Compare(field, draw(st.sampled_from(["IS NULL", "IS NOT NULL"]))))
     return clauses[0] if len(clauses) == 1 else And(tuple(clauses))

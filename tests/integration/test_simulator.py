@@ -104,9 +104,7 @@ def test_simulate_writes_complete_idempotent_traffic(
     first = min(feedback, key=lambda a: a.create_time_ms)
     assert first.create_time_ms < END.timestamp() * 1000
 
-    again = simulate(
-        sqlite_tracking_uri, "demo-it", days=1, traces_per_day=60, end=END, seed=7, progress=False
-    )
+    again = simulate(sqlite_tracking_uri, "demo-it", days=1, traces_per_day=60, end=END, seed=7, progress=False)
     assert (again.n_written, again.n_feedback_written) == (0, 0)
     assert again.ground_truth == gt
     assert len(_all_traces(sqlite_tracking_uri, result.experiment_id)) == 60

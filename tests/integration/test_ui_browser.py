@@ -132,9 +132,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Itera
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(
-                    f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
-                )
+                pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
             try:
                 if _get(f"{url}/api/v2/monitor/health", timeout=2)[0] == 200:
                     break
@@ -175,9 +173,7 @@ def test_page_renders_in_chromium(api_server: str, chromium: str, tmp_path: Path
     page_url = f"{api_server}/flywheel/"
     dom = _chrome(chromium, tmp_path / "profile", "--dump-dom", page_url)
     assert dom.count("<svg") >= 5 and 'class="ci-band"' in dom
-    assert (
-        '<table class="firing-now">' in dom and ">latency_p95<" in dom.split('<table class="firing-now">')[1]
-    )
+    assert '<table class="firing-now">' in dom and ">latency_p95<" in dom.split('<table class="firing-now">')[1]
     assert f">{BUDGET_SKIPPED_PER_INTERVAL * len(BUDGET_INTERVALS)} <small>" in dom  # judge budget card
     assert f"No metrics yet for {EMPTY_APP}" in dom
     assert "<script" not in dom.lower()

@@ -9,9 +9,7 @@ import warnings
 
 # ``python -m tests.stubs.openai_stub`` imports this package (and so the module) before running the
 # module as __main__; runpy then warns about the second copy, which is harmless here.
-warnings.filterwarnings(
-    "ignore", message=r"'tests\.stubs\.openai_stub' found in sys\.modules", category=RuntimeWarning
-)
+warnings.filterwarnings("ignore", message=r"'tests\.stubs\.openai_stub' found in sys\.modules", category=RuntimeWarning)
 
 from tests.stubs.openai_stub import OpenAIStub, default_verdict, openai_stub  # noqa: E402
 

@@ -262,8 +262,7 @@ def check_airflow_argv(argv: list[str], tree: dict[str, Any], where: str) -> Non
                 assert opt in CELERY_SUBCOMMANDS[sub], f"{where}: `airflow celery {sub}` has no option {opt}"
             return
         assert word in node["sub"], (
-            f"{where}: `{' '.join(path)} {word}` is not an Airflow command; "
-            f"choose one of {sorted(node['sub'])}"
+            f"{where}: `{' '.join(path)} {word}` is not an Airflow command; choose one of {sorted(node['sub'])}"
         )
         node = node["sub"][word]
         path.append(word)
@@ -285,9 +284,7 @@ def check_flywheel_argv(argv: list[str], where: str) -> None:
             break
         word = rest.pop(0)
         choices = subs[0].choices
-        assert word in choices, (
-            f"{where}: `{' '.join(path)} {word}` is not a flywheel command: {sorted(choices)}"
-        )
+        assert word in choices, f"{where}: `{' '.join(path)} {word}` is not a flywheel command: {sorted(choices)}"
         parser, path = choices[word], [*path, word]
     options = {o for a in parser._actions for o in a.option_strings}
     for opt in (w.split("=")[0] for w in rest if w.startswith("-")):
@@ -343,9 +340,7 @@ def image_files() -> dict[str, Path]:
 
 
 def test_compose_parses_with_every_required_service(raw: dict[str, Any], services: dict) -> None:
-    assert REQUIRED_SERVICES <= set(services), (
-        f"missing services: {sorted(REQUIRED_SERVICES - set(services))}"
-    )
+    assert REQUIRED_SERVICES <= set(services), f"missing services: {sorted(REQUIRED_SERVICES - set(services))}"
     declared = set(raw.get("volumes") or {})
     for name, svc in services.items():
         for vol in svc.get("volumes", []):
@@ -358,9 +353,7 @@ def test_every_variable_is_documented_in_env_example(raw: dict[str, Any], env_ex
     used = {name for name, _, _ in references(raw)}
     assert used, "docker-compose.yml references no variable: the interpolation scan is broken"
     assert not used - set(env_example), f"not in .env.example: {sorted(used - set(env_example))}"
-    assert not set(env_example) - used, (
-        f".env.example entries compose never uses: {sorted(set(env_example) - used)}"
-    )
+    assert not set(env_example) - used, f".env.example entries compose never uses: {sorted(set(env_example) - used)}"
 
 
 def test_env_example_values_are_the_compose_defaults(raw: dict[str, Any], env_example: dict) -> None:
@@ -389,9 +382,7 @@ def test_paths_the_compose_file_names_exist(services: dict[str, dict[str, Any]])
         if build:
             context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
             assert context.is_dir(), f"{name}: build context {context} does not exist"
-            dockerfile = context / (
-                "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
-            )
+            dockerfile = context / ("Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile"))
             assert dockerfile.is_file(), f"{name}: dockerfile {dockerfile} does not exist"
             checked += 1
         env_files = svc.get("env_file") or []
@@ -401,9 +392,7 @@ def test_paths_the_compose_file_names_exist(services: dict[str, dict[str, Any]])
         for vol in svc.get("volumes", []):
             source = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
             if source.startswith((".", "/")):
-                assert (ROOT / source).exists(), (
-                    f"{name}: bind-mount source {source} does not exist in the repo"
-                )
+                assert (ROOT / source).exists(), f"{name}: bind-mount source {source} does not exist in the repo"
                 checked += 1
     assert checked >= 3, "expected the build and the config/init-SQL bind mounts to be checked"
 
@@ -463,9 +452,7 @@ def test_healthchecks_and_restart_policies(services: dict[str, dict[str, Any]]) 
 
 
 def test_airflow_services_share_executor_broker_and_data(services: dict[str, dict[str, Any]]) -> None:
-    api_port = services["airflow-apiserver"]["command"][
-        services["airflow-apiserver"]["command"].index("--port") + 1
-    ]
+    api_port = services["airflow-apiserver"]["command"][services["airflow-apiserver"]["command"].index("--port") + 1]
     mlflow_cmd = services["mlflow"]["command"]
     mlflow_uri = f"http://mlflow:{mlflow_cmd[mlflow_cmd.index('--port') + 1]}"
     for name in AIRFLOW_SERVICES:
@@ -476,10 +463,7 @@ def test_airflow_services_share_executor_broker_and_data(services: dict[str, dic
         assert urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"]).hostname == "postgres", name
         db = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         assert (db.scheme, db.hostname, db.path) == ("postgresql+psycopg2", "postgres", "/airflow"), name
-        assert (
-            env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
-            == f"http://airflow-apiserver:{api_port}/execution/"
-        )
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://airflow-apiserver:{api_port}/execution/"
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False", name
         assert int(env["AIRFLOW__CORE__PARALLELISM"]) > 0, name
         for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY"):
@@ -520,9 +504,7 @@ def test_mounted_flywheel_config_validates_and_targets_the_mlflow_service(
         )
 
 
-def test_every_command_names_a_real_cli(
-    services: dict[str, dict[str, Any]], cli_help: dict[str, Any]
-) -> None:
+def test_every_command_names_a_real_cli(services: dict[str, dict[str, Any]], cli_help: dict[str, Any]) -> None:
     baked = image_files()
     programs = set()
     for where, argv in service_commands(services):
@@ -536,15 +518,11 @@ def test_every_command_names_a_real_cli(
             check_flywheel_argv(args, where)
         elif program == "bash":
             script = args[0]
-            assert script in baked and baked[script].is_file(), (
-                f"{where}: {script} is not COPYed into the image"
-            )
+            assert script in baked and baked[script].is_file(), f"{where}: {script} is not COPYed into the image"
         elif program == "curl":
             assert re.search(r"apt-get install[^&]*\bcurl\b", DOCKERFILE.read_text()), "curl is not installed"
         elif program == "celery":
-            assert re.search(r"^celery==", PRODUCTION_REQUIREMENTS.read_text(), re.M), (
-                "celery is not installed"
-            )
+            assert re.search(r"^celery==", PRODUCTION_REQUIREMENTS.read_text(), re.M), "celery is not installed"
             assert args[:2] == ["--app", "airflow.providers.celery.executors.celery_executor.app"], where
         else:
             assert program in FOREIGN_PROGRAMS, f"{where}: unexpected program {program!r}"
@@ -574,9 +552,7 @@ def test_init_script_runs_real_commands(tmp_path: Path, cli_help: dict[str, Any]
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return [json.loads(line) for line in calls.read_text().splitlines()]
 
-    with_judge = run(
-        {"FLYWHEEL_JUDGE_BASE_URL": "http://judge.internal/v1", "FLYWHEEL_JUDGE_API_KEY": "sk-1"}
-    )
+    with_judge = run({"FLYWHEEL_JUDGE_BASE_URL": "http://judge.internal/v1", "FLYWHEEL_JUDGE_API_KEY": "sk-1"})
     assert with_judge[0] == ["db", "migrate"]
     assert [
         "pools",
@@ -615,26 +591,19 @@ def test_init_script_runs_real_commands(tmp_path: Path, cli_help: dict[str, Any]
         timeout=120,
     )
     assert proc.returncode != 0 and "applications" in proc.stderr, "an invalid config must stop the init job"
-    assert not calls.exists() or ["db", "migrate"] not in [
-        json.loads(x) for x in calls.read_text().splitlines()
-    ]
+    assert not calls.exists() or ["db", "migrate"] not in [json.loads(x) for x in calls.read_text().splitlines()]
 
 
 def test_flywheel_commands_in_init_script_exist() -> None:
     for line in INIT_SCRIPT.read_text().splitlines():
         words = shlex.split(line, comments=True) if line.strip().startswith("flywheel") else []
         if words:
-            check_flywheel_argv(
-                [w for w in words[1:] if not w.startswith("$")], f"init-airflow.sh: {line.strip()}"
-            )
+            check_flywheel_argv([w for w in words[1:] if not w.startswith("$")], f"init-airflow.sh: {line.strip()}")
 
 
 def test_docker_compose_config_accepts_the_file(deploy_env: dict[str, str], tmp_path: Path) -> None:
     docker = shutil.which("docker")
-    if (
-        not docker
-        or subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode
-    ):
+    if not docker or subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode:
         pytest.skip("the `docker compose` plugin is not installed (the docker client alone has no `compose`)")
     env_file = tmp_path / "deploy.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in deploy_env.items()))
@@ -660,17 +629,13 @@ def dockerignored(rel: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         negate = pattern.startswith("!")
         pat = pattern.lstrip("!").strip("/")
-        if any(
-            fnmatch.fnmatchcase(c, pat) or fnmatch.fnmatchcase(c, pat.removeprefix("**/")) for c in candidates
-        ):
+        if any(fnmatch.fnmatchcase(c, pat) or fnmatch.fnmatchcase(c, pat.removeprefix("**/")) for c in candidates):
             excluded = not negate
     return excluded
 
 
 def test_dockerfile_copies_existing_files_into_the_context() -> None:
-    patterns = [
-        p.strip() for p in DOCKERIGNORE.read_text().splitlines() if p.strip() and not p.startswith("#")
-    ]
+    patterns = [p.strip() for p in DOCKERIGNORE.read_text().splitlines() if p.strip() and not p.startswith("#")]
     assert dockerignored(".env", patterns) and dockerignored(".venv/bin/python", patterns)
     copied = image_files()
     assert copied, "the Dockerfile COPYs nothing"
@@ -680,9 +645,7 @@ def test_dockerfile_copies_existing_files_into_the_context() -> None:
         for f in files:
             rel = f.relative_to(ROOT).as_posix()
             if "__pycache__" not in rel:
-                assert not dockerignored(rel, patterns), (
-                    f".dockerignore drops {rel}, which the Dockerfile COPYs"
-                )
+                assert not dockerignored(rel, patterns), f".dockerignore drops {rel}, which the Dockerfile COPYs"
     for needed in ("pyproject.toml", "uv.lock", "src", "dags", "plugins", "flywheel.yaml"):
         assert ROOT / needed in copied.values(), f"the Dockerfile does not COPY {needed}"
 

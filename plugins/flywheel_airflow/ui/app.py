@@ -121,9 +121,7 @@ def create_app(
                 if exc.status_code == 401
                 else ("Your Airflow user may not see this page.")
             )
-            html = page.render_message(
-                page.TITLE, text, hint='<a href="/" target="_top">Open the Airflow UI</a>'
-            )
+            html = page.render_message(page.TITLE, text, hint='<a href="/" target="_top">Open the Airflow UI</a>')
             return HTMLResponse(html, status_code=exc.status_code, headers=exc.headers)
         html = page.render_message(page.TITLE, f"{exc.status_code}: {exc.detail}")
         return HTMLResponse(html, status_code=exc.status_code, headers=exc.headers)
@@ -171,9 +169,7 @@ def create_app(
             raise _NotFound(str(err)) from None
 
     def mlflow_for(app_cfg: Application) -> links.MlflowLinks:
-        return links.mlflow_links(
-            app_cfg.mlflow.tracking_uri, app_cfg.mlflow.experiment, timeout_s=mlflow_timeout_s
-        )
+        return links.mlflow_links(app_cfg.mlflow.tracking_uri, app_cfg.mlflow.experiment, timeout_s=mlflow_timeout_s)
 
     @app.get("/", response_class=HTMLResponse)
     def index(intervals: IntervalsQuery = None) -> HTMLResponse:

@@ -134,9 +134,7 @@ def read_points(
         s, e = utc(row["interval_start"]), utc(row["interval_end"])
         intervals.add((s, e))
         series.setdefault(row["metric"], []).append(
-            Point(
-                s, e, finite(row["value"]), finite(row["ci_low"]), finite(row["ci_high"]), int(row["n"] or 0)
-            )
+            Point(s, e, finite(row["value"]), finite(row["ci_low"]), finite(row["ci_high"]), int(row["n"] or 0))
         )
     points = {name: tuple(sorted(p, key=lambda x: x.start)) for name, p in sorted(series.items())}
     return tuple(sorted(intervals)), points
@@ -264,9 +262,7 @@ def budget_rows(
             skipped = (skipped or 0) + hit.num_rows
             for scorer in hit.column("scorer").to_pylist():
                 by_scorer[scorer] = by_scorer.get(scorer, 0) + 1
-        rows.append(
-            BudgetRow(start, end, skipped, by_scorer, metric_sum(".errors", start), metric_sum(".n", start))
-        )
+        rows.append(BudgetRow(start, end, skipped, by_scorer, metric_sum(".errors", start), metric_sum(".n", start)))
     return rows
 
 

@@ -77,9 +77,7 @@ def _rest_lookup(tracking_uri: str, experiment: str, timeout_s: float) -> str | 
     base = public_base(tracking_uri)
     if base is None:
         raise MlflowUnreachable(f"{urllib.parse.urlsplit(tracking_uri).scheme!r} is not an http(s) URI")
-    url = f"{base}/api/2.0/mlflow/experiments/get-by-name?" + urllib.parse.urlencode(
-        {"experiment_name": experiment}
-    )
+    url = f"{base}/api/2.0/mlflow/experiments/get-by-name?" + urllib.parse.urlencode({"experiment_name": experiment})
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     parts = urllib.parse.urlsplit(tracking_uri.strip())
     if parts.username:  # basic auth written into the URI goes to MLflow only, never into a link

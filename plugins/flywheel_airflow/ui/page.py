@@ -239,9 +239,7 @@ class _AppSection:
             if r.metric in metrics
         ]
 
-    def _series(
-        self, metric: str, label: str, colour: str, band: bool = False, dashed: bool = False
-    ) -> Series:
+    def _series(self, metric: str, label: str, colour: str, band: bool = False, dashed: bool = False) -> Series:
         return Series(label, self.view.metrics.get(metric, ()), colour, band, dashed, metric)
 
     def _chart(self, title: str, y_label: str, unit: Unit, series: list[Series]) -> str:
@@ -336,9 +334,7 @@ class _AppSection:
             rows = []
             for f in v.firing:
                 unit = unit_of(f["metric"] or "")
-                condition = (
-                    f"{f['metric']} {f['op']} {format_value(f['threshold'], unit)}" if f["metric"] else "n/a"
-                )
+                condition = f"{f['metric']} {f['op']} {format_value(f['threshold'], unit)}" if f["metric"] else "n/a"
                 rows.append(
                     '<tr class="firing">'
                     + _td(f["rule"])
@@ -363,8 +359,7 @@ class _AppSection:
         else:
             parts.append(
                 _empty(
-                    f"No alert rule has been evaluated yet for {self.app} "
-                    f"(no alerts/app={self.app}/events.parquet).",
+                    f"No alert rule has been evaluated yet for {self.app} (no alerts/app={self.app}/events.parquet).",
                     "no-alerts",
                 )
             )

@@ -94,11 +94,7 @@ class Notification:
     def title(self) -> str:
         """One line for a chat message or an e-mail subject."""
         condition = f"{self.metric} {self.op} {_fmt(self.threshold)}"
-        ci = (
-            ""
-            if self.ci_low is None or self.ci_high is None
-            else f" [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]"
-        )
+        ci = "" if self.ci_low is None or self.ci_high is None else f" [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]"
         return (
             f"[{self.severity.upper()}] {self.app}/{self.rule} {_VERB[self.state]}: {condition}; "
             f"value {_fmt(self.value)}{ci}, n={self.n}"

@@ -84,12 +84,8 @@ def _metric_rows(metrics: pa.Table) -> dict[str, dict[str, Any]]:
         if c not in metrics.column_names
     ]
     if missing:
-        raise DataContractError(
-            f"the metrics table lacks column(s) {missing}; pass the output of aggregate()"
-        )
-    intervals = {
-        (r["app"], r["interval_start"]) for r in metrics.select(["app", "interval_start"]).to_pylist()
-    }
+        raise DataContractError(f"the metrics table lacks column(s) {missing}; pass the output of aggregate()")
+    intervals = {(r["app"], r["interval_start"]) for r in metrics.select(["app", "interval_start"]).to_pylist()}
     if len(intervals) > 1:
         shown = sorted((a, str(s)) for a, s in intervals)
         raise DataContractError(

@@ -281,9 +281,7 @@ def update_state(
     rules = [e.rule for e in evaluations]
     dupes = sorted({r for r in rules if rules.count(r) > 1})
     if dupes:
-        raise DataContractError(
-            f"rule(s) {dupes} evaluated twice for {iso(start)}; rule names must be unique"
-        )
+        raise DataContractError(f"rule(s) {dupes} evaluated twice for {iso(start)}; rule names must be unique")
     if state.baseline_until is not None and start < state.baseline_until:
         log.warning(
             "app %s: interval %s is older than the alert history kept (from %s); not alerting on it. "
@@ -421,9 +419,7 @@ class AlertStore:
         if state.records:
             first = pa.scalar(state.records[0].interval_start, events_schema().field("interval_start").type)
             old = old.filter(pc.less(old.column("interval_start"), first))
-        table = pa.concat_tables([old, derived]).sort_by(
-            [("interval_start", "ascending"), ("rule", "ascending")]
-        )
+        table = pa.concat_tables([old, derived]).sort_by([("interval_start", "ascending"), ("rule", "ascending")])
         return atomic_write_parquet(table, self.events_path(state.app))
 
     @contextlib.contextmanager

@@ -58,15 +58,9 @@ class ClusterMethod:
             raise ConfigError(f"{owner}: cluster method {method!r} is not one of {', '.join(METHODS)}")
         size = options.get("signature_terms", DEFAULT_SIGNATURE_TERMS)
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 10:
-            raise ConfigError(
-                f"{owner}: signature_terms {size!r} must be a whole number from 1 to 10, e.g. 2"
-            )
+            raise ConfigError(f"{owner}: signature_terms {size!r} must be a whole number from 1 to 10, e.g. 2")
         threshold = options.get("threshold", DEFAULT_THRESHOLD)
-        if (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, int | float)
-            or not 0.0 < threshold <= 1.0
-        ):
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 < threshold <= 1.0:
             raise ConfigError(
                 f"{owner}: threshold {threshold!r} is outside (0, 1]; use a Jaccard similarity such as 0.5"
             )
@@ -118,18 +112,14 @@ def cluster_id_for(key: Sequence[str]) -> str:
     return "c-" + hashlib.sha256(" ".join(key).encode("utf-8")).hexdigest()[:10]
 
 
-def _finish(
-    terms: Sequence[tuple[str, ...]], keys: list[tuple[str, ...]], members: list[list[int]]
-) -> Clustering:
+def _finish(terms: Sequence[tuple[str, ...]], keys: list[tuple[str, ...]], members: list[list[int]]) -> Clustering:
     assignment: list[str | None] = [None] * len(terms)
     clusters: dict[str, Cluster] = {}
     for key, rows in zip(keys, members, strict=True):
         cid = cluster_id_for(key)
         counts = Counter(term for row in rows for term in terms[row])
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:LABEL_TERMS]
-        clusters[cid] = Cluster(
-            cluster_id=cid, key=key, label=" ".join(t for t, _ in top), members=tuple(sorted(rows))
-        )
+        clusters[cid] = Cluster(cluster_id=cid, key=key, label=" ".join(t for t, _ in top), members=tuple(sorted(rows)))
         for row in rows:
             assignment[row] = cid
     return Clustering(assignment=tuple(assignment), clusters=clusters)
@@ -139,9 +129,7 @@ def _combos(row_terms: tuple[str, ...], size: int) -> list[tuple[str, ...]]:
     return list(combinations(row_terms, size)) if len(row_terms) > size else [tuple(row_terms)]
 
 
-def cluster_signatures(
-    terms: Sequence[tuple[str, ...]], *, size: int = DEFAULT_SIGNATURE_TERMS
-) -> Clustering:
+def cluster_signatures(terms: Sequence[tuple[str, ...]], *, size: int = DEFAULT_SIGNATURE_TERMS) -> Clustering:
     """Group rows by their most frequent ``size``-term combination (the ``signature`` method).
 
     Every query votes for each combination of ``size`` of its content terms; a query's signature is its

@@ -159,9 +159,7 @@ class MlflowDatasetStore:
     def create_dataset(self, name: str, experiment_id: str, tags: dict[str, str]) -> str:
         """Create dataset ``name`` linked to ``experiment_id``."""
         try:
-            created = self.client.create_dataset(
-                name=name, experiment_id=[experiment_id], tags=_str_tags(tags)
-            )
+            created = self.client.create_dataset(name=name, experiment_id=[experiment_id], tags=_str_tags(tags))
         except Exception as err:
             raise StoreError(f"create_dataset({name!r}) failed on {self.tracking_uri}: {err}") from err
         return created.dataset_id

@@ -94,9 +94,7 @@ def read_manifest(data_root: Path | str, name: str, version: int) -> dict[str, A
             f"available: {list_versions(data_root, name) or 'none'}"
         ) from None
     except ValueError as err:
-        raise StoreError(
-            f"{path} is not valid JSON ({err}); restore it or delete the version directory"
-        ) from err
+        raise StoreError(f"{path} is not valid JSON ({err}); restore it or delete the version directory") from err
 
 
 def load_dataset_version(
@@ -107,7 +105,7 @@ def load_dataset_version(
     ``version=None`` loads the newest. The records' digest is checked against the manifest, so a modified
     snapshot fails loudly instead of silently changing an evaluation.
     """
-    import pyarrow.parquet as pq
+    from genai_flywheel.metrics.store import read_parquet
 
     versions = list_versions(data_root, name)
     if not versions:
@@ -119,7 +117,7 @@ def load_dataset_version(
     manifest = read_manifest(data_root, name, chosen)
     path = dataset_dir(data_root, name) / f"v{chosen}" / RECORDS_FILE
     try:
-        records = pq.read_table(path)
+        records = read_parquet(path)
     except (OSError, ValueError) as err:
         raise StoreError(f"cannot read {path}: {err}; the snapshot of version {chosen} is damaged") from err
     records = records.select(record_schema().names).cast(record_schema())
@@ -150,9 +148,7 @@ def latest_snapshot(data_root: Path | str, name: str) -> tuple[pa.Table | None, 
     return load_dataset_version(data_root, name, None)
 
 
-def commit_snapshot(
-    data_root: Path | str, name: str, records: pa.Table, manifest: dict[str, Any]
-) -> SnapshotInfo:
+def commit_snapshot(data_root: Path | str, name: str, records: pa.Table, manifest: dict[str, Any]) -> SnapshotInfo:
     """Store ``records`` as the next version of ``name`` unless the newest version has the same digest.
 
     ``manifest`` holds the caller's fields (dataset id, counts, rules, lineage); ``dataset``, ``version``,

@@ -119,9 +119,7 @@ def build_records(
         found = parse_assessments(col("assessments")[i])
         labels = {k: a.value for k, a in found.feedback.items() if a.source_type == HUMAN}
         scores = {k: a.value for k, a in found.feedback.items() if a.source_type != HUMAN}
-        rationales = {
-            k: a.rationale for k, a in found.feedback.items() if a.source_type != HUMAN and a.rationale
-        }
+        rationales = {k: a.rationale for k, a in found.feedback.items() if a.source_type != HUMAN and a.rationale}
         expectations = {k: a.value for k, a in found.expectations.items()}
         rows.append(
             {

@@ -95,9 +95,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
             "good_quality",
         }
     ),
-    "regression_guard": frozenset(
-        {*METHOD_OPTIONS, "min_score", "scores", "feedback", "require_positive_feedback"}
-    ),
+    "regression_guard": frozenset({*METHOD_OPTIONS, "min_score", "scores", "feedback", "require_positive_feedback"}),
 }
 
 
@@ -176,8 +174,7 @@ def check_rule(rule: CurationRule) -> None:
     unknown = sorted(set(rule.options) - allowed)
     if unknown:
         raise ConfigError(
-            f"curation rule {rule.name!r} ({rule.kind}) has unknown option(s) {unknown}; "
-            f"allowed: {sorted(allowed)}"
+            f"curation rule {rule.name!r} ({rule.kind}) has unknown option(s) {unknown}; allowed: {sorted(allowed)}"
         )
     if rule.kind == "filter" and not rule.filter:
         raise ConfigError(f"curation rule {rule.name!r} of kind 'filter' needs a filter; add filter: '...'")
@@ -205,9 +202,7 @@ def _names(value: Any, default: Sequence[str], rule: CurationRule, key: str) -> 
         return (value,)
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ConfigError(
-        f"curation rule {rule.name!r}: option {key}={value!r} must be a name or a list of names"
-    )
+    raise ConfigError(f"curation rule {rule.name!r}: option {key}={value!r} must be a name or a list of names")
 
 
 def _number(rule: CurationRule, key: str, default: float) -> float:
@@ -257,9 +252,7 @@ def _ranked(
 def _select_filter(rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool]) -> list[int]:
     scores = _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
     feedback = rule.options.get("feedback", DEFAULT_FEEDBACK)
-    ranked = _ranked(
-        (r for r in open_rows if mask[r]), view, scores, feedback, rule.options.get("order", "worst")
-    )
+    ranked = _ranked((r for r in open_rows if mask[r]), view, scores, feedback, rule.options.get("order", "worst"))
     return ranked[: rule.cap]
 
 
@@ -360,9 +353,7 @@ def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
             selection.ranks.append(rank)
             taken.add(row)
         selection.per_rule[rule.name] = len(rows)
-        logger.info(
-            "curation rule %s (%s, priority %d): %d traces", rule.name, rule.kind, rule.priority, len(rows)
-        )
+        logger.info("curation rule %s (%s, priority %d): %d traces", rule.name, rule.kind, rule.priority, len(rows))
     if not selection.cluster_stats and len(view):
         selection.cluster_stats = cluster_stats(view)
     clustering = view.clustering(_report_method(rules))
@@ -384,9 +375,7 @@ def selection_table(table: pa.Table, selection: Selection) -> pa.Table:
 
     picked = table.take(pa.array(selection.rows, pa.int64()))
     picked = picked.append_column("rule", pa.array([r.name for r in selection.rules], pa.string()))
-    picked = picked.append_column(
-        "rule_priority", pa.array([r.priority for r in selection.rules], pa.int32())
-    )
+    picked = picked.append_column("rule_priority", pa.array([r.priority for r in selection.rules], pa.int32()))
     picked = picked.append_column("cluster_id", pa.array(selection.clusters, pa.string()))
     return picked.append_column("selection_rank", pa.array(selection.ranks, pa.int32()))
 

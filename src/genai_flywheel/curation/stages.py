@@ -72,11 +72,11 @@ def _write_json(obj: Any, path: Path) -> Path:
 
 
 def _read_parquet(path: Path, producer: str) -> pa.Table:
-    import pyarrow.parquet as pq
+    from genai_flywheel.metrics.store import read_parquet
 
     if not path.is_file():
         raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return pq.read_table(path)
+    return read_parquet(path)
 
 
 def _read_json(path: Path, producer: str) -> dict[str, Any]:
@@ -107,13 +107,9 @@ def extract_stage(
 
     run_dir = Path(run_dir)
     start = (
-        interval_start_ms
-        if interval_start_ms is not None
-        else interval_end_ms - app.curation.lookback_days * DAY_MS
+        interval_start_ms if interval_start_ms is not None else interval_end_ms - app.curation.lookback_days * DAY_MS
     )
-    table = extract_window(
-        app.mlflow.tracking_uri, app.mlflow.experiment, start, interval_end_ms, app=app.name
-    )
+    table = extract_window(app.mlflow.tracking_uri, app.mlflow.experiment, start, interval_end_ms, app=app.name)
     if "trace_json" in table.column_names:
         table = table.drop_columns(["trace_json"])
     path = _write_parquet(table, run_dir / TRACES_FILE)
@@ -165,9 +161,7 @@ def build_stage(
         selected,
         app=app.name,
         airflow_run_id=airflow_run_id,
-        interval_start_ms=interval_start_ms
-        if interval_start_ms is not None
-        else window.get("interval_start_ms"),
+        interval_start_ms=interval_start_ms if interval_start_ms is not None else window.get("interval_start_ms"),
         interval_end_ms=interval_end_ms if interval_end_ms is not None else window.get("interval_end_ms"),
     )
     deduped, merged = deduplicate(records)
@@ -196,9 +190,7 @@ def validate_stage(run_dir: Path, *, max_bad_fraction: float = 0.5) -> dict[str,
 
     run_dir = Path(run_dir)
     records = _read_parquet(run_dir / RECORDS_FILE, "build")
-    result = validate_records(
-        records, "eval_dataset", max_bad_fraction=max_bad_fraction, raise_on_failure=False
-    )
+    result = validate_records(records, "eval_dataset", max_bad_fraction=max_bad_fraction, raise_on_failure=False)
     _write_parquet(result.valid, run_dir / VALID_FILE)
     _write_parquet(result.quarantine, run_dir / QUARANTINE_FILE)
     reasons: dict[str, int] = {}
@@ -229,9 +221,7 @@ def validate_stage(run_dir: Path, *, max_bad_fraction: float = 0.5) -> dict[str,
     }
 
 
-def _ensure_dataset(
-    store: DatasetStore, name: str, experiment_id: str, app: Application, ruleset: str
-) -> str:
+def _ensure_dataset(store: DatasetStore, name: str, experiment_id: str, app: Application, ruleset: str) -> str:
     found = store.find_datasets(name)
     if len(found) > 1:
         raise StoreError(
@@ -254,11 +244,7 @@ def _sync_records(store: DatasetStore, dataset_id: str, rows: list[dict[str, Any
     """Upsert the new/changed records and any the dataset is missing; verify every record is there once."""
     existing = store.input_hashes(dataset_id)
     hashes = {r["record_id"]: mlflow_input_hash(json.loads(r["inputs"])) for r in rows}
-    todo = [
-        to_mlflow_record(r)
-        for r in rows
-        if r["record_id"] in changed or hashes[r["record_id"]] not in existing
-    ]
+    todo = [to_mlflow_record(r) for r in rows if r["record_id"] in changed or hashes[r["record_id"]] not in existing]
     if todo:
         store.upsert_records(dataset_id, todo)
     after = store.input_hashes(dataset_id)
@@ -294,9 +280,7 @@ def merge_stage(
     valid = _read_parquet(run_dir / VALID_FILE, "validate")
     validation = _read_json(run_dir / VALIDATION_FILE, "validate")
     selection_path = run_dir / SELECTION_FILE
-    selected_per_rule = (
-        _read_json(selection_path, "select").get("per_rule", {}) if selection_path.is_file() else {}
-    )
+    selected_per_rule = _read_json(selection_path, "select").get("per_rule", {}) if selection_path.is_file() else {}
     window_path = run_dir / WINDOW_FILE
     window = json.loads(window_path.read_text(encoding="utf-8")) if window_path.is_file() else {}
 

@@ -247,9 +247,7 @@ class DemoChatModel:
 
     def build_request(self, query: str, hits: list[Retrieved]) -> dict[str, Any]:
         """The chat request (OpenAI-style messages) the app sends."""
-        passages = "\n\n".join(
-            f"[{i}] {h.doc.title} ({h.doc.uri})\n{h.doc.text}" for i, h in enumerate(hits, start=1)
-        )
+        passages = "\n\n".join(f"[{i}] {h.doc.title} ({h.doc.uri})\n{h.doc.text}" for i, h in enumerate(hits, start=1))
         user = f"Documentation:\n{passages or '(no matching pages)'}\n\nQuestion: {query}"
         return {
             "model": self.name,
@@ -262,9 +260,7 @@ class DemoChatModel:
     ) -> Completion:
         """Answer ``query`` from ``hits``; raises RateLimitError when ``fault == "rate_limit"``."""
         if fault == "rate_limit":
-            raise RateLimitError(
-                f"Error code: 429 - rate limit exceeded for model {self.name}; retry after 2 seconds"
-            )
+            raise RateLimitError(f"Error code: 429 - rate limit exceeded for model {self.name}; retry after 2 seconds")
         text = compose_answer(query, hits)
         input_tokens = sum(count_tokens(m["content"]) for m in request["messages"])
         output_tokens = count_tokens(text)
@@ -273,9 +269,7 @@ class DemoChatModel:
             "id": f"chatcmpl-{digest}",
             "object": "chat.completion",
             "model": self.name,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {
                 "prompt_tokens": input_tokens,
                 "completion_tokens": output_tokens,
@@ -432,9 +426,7 @@ class SupportAssistant:
         self.version = VERSIONS[version]
         # ``include_archived`` overrides the version's index; the simulator uses it to replay production
         # before the incident-day re-index.
-        self.include_archived = (
-            self.version.include_archived if include_archived is None else include_archived
-        )
+        self.include_archived = self.version.include_archived if include_archived is None else include_archived
         self.retriever = KeywordRetriever(documents(include_archived=self.include_archived))
         self.model = DemoChatModel()
 
@@ -465,9 +457,7 @@ class SupportAssistant:
                 metadata[SESSION_METADATA_KEY] = session_id
             if user_id:
                 metadata[USER_METADATA_KEY] = user_id
-            tracer.update_trace(
-                tags={"app_version": self.app_version, "model": MODEL_NAME}, metadata=metadata
-            )
+            tracer.update_trace(tags={"app_version": self.app_version, "model": MODEL_NAME}, metadata=metadata)
             with tracer.span(RETRIEVER_SPAN_NAME, "RETRIEVER") as span:
                 span.set_inputs({"query": query, "top_k": TOP_K})
                 hits = self.retriever.search(query, TOP_K, fault=fault)

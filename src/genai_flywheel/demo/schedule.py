@@ -242,9 +242,7 @@ def plan_traffic(
                     feature = sample_feature(rng)
             if t_ms >= end_ms or len(items) >= n_traces:
                 break
-            items.append(
-                (t_ms, session_no, turn, user, sample_query(rng, feature, pii_rate=profile.pii_rate))
-            )
+            items.append((t_ms, session_no, turn, user, sample_query(rng, feature, pii_rate=profile.pii_rate)))
         session_no += 1
     items.sort(key=lambda it: (it[0], it[1], it[2]))
 

@@ -155,16 +155,12 @@ def run_plan(plan: TracePlan, apps: _Apps, profile: Profile = PROFILE) -> Outcom
     answer: str | None = None
     error_type: str | None = None
     try:
-        answer = app.run(
-            plan.query.text, rec, session_id=plan.session_id, user_id=plan.user_id, fault=plan.fault
-        )
+        answer = app.run(plan.query.text, rec, session_id=plan.session_id, user_id=plan.user_id, fault=plan.fault)
     except (TimeoutError, RateLimitError) as exc:
         error_type = type(exc).__name__
     quality = _quality(rec.spans) if answer is not None else "error"
     feedback, comment, expected = _user_reaction(plan, quality, apps, profile)
-    return Outcome(
-        plan, rec.spans, rec.tags, rec.metadata, answer, error_type, quality, feedback, comment, expected
-    )
+    return Outcome(plan, rec.spans, rec.tags, rec.metadata, answer, error_type, quality, feedback, comment, expected)
 
 
 def _quality(spans: list[RecordedSpan]) -> str:
@@ -220,9 +216,7 @@ def layout(plan: TracePlan, spans: list[RecordedSpan]) -> list[tuple[int, int]]:
             end = cursor + ms(plan.post_ms)
         else:
             kind = spans[i].span_type
-            end = t0 + ms(
-                plan.retrieval_ms if kind == "RETRIEVER" else plan.chat_ms if kind == "CHAT_MODEL" else 0.5
-            )
+            end = t0 + ms(plan.retrieval_ms if kind == "RETRIEVER" else plan.chat_ms if kind == "CHAT_MODEL" else 0.5)
         times[i] = (t0, end)
         return end
 
@@ -590,9 +584,7 @@ def simulate(
         _write_traces(client, experiment_id, todo, bar, describe)
     write_seconds = time.perf_counter() - t0
     if todo:
-        logger.info(
-            "wrote %d traces in %.1f s (%.0f traces/s)", len(todo), write_seconds, len(todo) / write_seconds
-        )
+        logger.info("wrote %d traces in %.1f s (%.0f traces/s)", len(todo), write_seconds, len(todo) / write_seconds)
 
     items = _assessments(outcomes, existing, end_ms)
     threads = HTTP_FEEDBACK_THREADS if tracking_uri.startswith(("http://", "https://")) else 1

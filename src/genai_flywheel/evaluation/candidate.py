@@ -84,9 +84,7 @@ def _load_entry_point(spec: str) -> Callable[..., Any]:
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ConfigError(
-                f"candidate {spec!r}: module {module_name!r} has no attribute {attr!r}"
-            ) from None
+            raise ConfigError(f"candidate {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
     if not callable(target):
         raise ConfigError(f"candidate {spec!r} is a {type(target).__name__}, not a callable")
     return target
@@ -104,9 +102,7 @@ def _load_model(spec: str, tracking_uri: str | None) -> Callable[..., Any]:
         else:
             model = mlflow.pyfunc.load_model(spec)
     except Exception as err:  # MLflow raises several kinds for a bad or unreachable URI
-        raise ConfigError(
-            f"candidate model {spec!r} cannot be loaded: {err}; check the URI and registry"
-        ) from err
+        raise ConfigError(f"candidate model {spec!r} cannot be loaded: {err}; check the URI and registry") from err
 
     def predict_fn(**inputs: Any) -> Any:
         try:

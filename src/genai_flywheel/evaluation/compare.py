@@ -258,8 +258,7 @@ def _cell(value: Any) -> str:
 
 def _table(blocks: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = [
-        "| scorer | n | production | candidate | improvement | 95% CI | p (Wilcoxon) | p (sign) "
-        "| W / L / T |",
+        "| scorer | n | production | candidate | improvement | 95% CI | p (Wilcoxon) | p (sign) | W / L / T |",
         "|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for scorer, s in blocks.items():

@@ -403,9 +403,7 @@ def evaluate_candidate(
     predict_fn = mlflow.trace(capture.as_function(), name=candidate.short_name, span_type="CHAIN")
     with tracking(tracking_uri, max_workers=max_workers), _env(SKIP_VALIDATION_ENV, "true"):
         experiment_id = experiment_id_for(tracking_uri, experiment)
-        with mlflow.start_run(
-            experiment_id=experiment_id, run_name=run_name, tags=dict(run_tags or {})
-        ) as run:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(run_tags or {})) as run:
             with judge_context(scorers):
                 result = mlflow.genai.evaluate(data=data, predict_fn=predict_fn, scorers=inner)
             run_id = run.info.run_id
@@ -466,6 +464,4 @@ def evaluate_candidate(
         run_id,
         errors,
     )
-    return EvaluateOutcome(
-        run_id=run_id, experiment_id=experiment_id, scores=scores, outputs=outputs, errors=errors
-    )
+    return EvaluateOutcome(run_id=run_id, experiment_id=experiment_id, scores=scores, outputs=outputs, errors=errors)

@@ -158,11 +158,11 @@ def _write_text(text: str, path: Path) -> Path:
 
 
 def _read_parquet(path: Path, producer: str) -> pa.Table:
-    import pyarrow.parquet as pq
+    from genai_flywheel.metrics.store import read_parquet
 
     if not path.is_file():
         raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return pq.read_table(path)
+    return read_parquet(path)
 
 
 def _read_json(path: Path, producer: str) -> dict[str, Any]:
@@ -542,8 +542,7 @@ def log_stage(run_dir: Path, app: Application) -> dict[str, Any]:
         f"{TAG_PREFIX}dataset.name": str(dataset["name"]),
         f"{TAG_PREFIX}dataset.version": str(dataset["version"]),
         f"{TAG_PREFIX}dataset.digest": str(dataset["digest"]),
-        f"{TAG_PREFIX}source_trace_ids": ",".join(shown)
-        + (f",... (+{more} more in {TRACE_IDS_FILE})" if more else ""),
+        f"{TAG_PREFIX}source_trace_ids": ",".join(shown) + (f",... (+{more} more in {TRACE_IDS_FILE})" if more else ""),
         f"{TAG_PREFIX}source_trace_count": str(len(trace_ids)),
     }
     try:
@@ -561,9 +560,7 @@ def log_stage(run_dir: Path, app: Application) -> dict[str, Any]:
             frame = comparison.drop_columns(["rules"]).to_pandas()
             client.log_table(run_id, data=frame, artifact_file=TABLE_ARTIFACT)
     except Exception as err:  # MLflow raises several kinds; the task retries on StoreError
-        raise StoreError(
-            f"cannot log the comparison to run {run_id} at {app.mlflow.tracking_uri}: {err}"
-        ) from err
+        raise StoreError(f"cannot log the comparison to run {run_id} at {app.mlflow.tracking_uri}: {err}") from err
     logged = {
         "run_id": run_id,
         "metrics": len(metrics),

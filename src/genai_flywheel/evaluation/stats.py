@@ -153,9 +153,7 @@ def paired_stats(
 ) -> PairedStats:
     """Paired comparison of two equally long score lists (same records, same order)."""
     if len(candidate) != len(production):
-        raise ValueError(
-            f"paired scores need equal lengths: {len(candidate)} candidate, {len(production)} production"
-        )
+        raise ValueError(f"paired scores need equal lengths: {len(candidate)} candidate, {len(production)} production")
     n = len(candidate)
     if n == 0:
         return PairedStats(0, 0, 0, 0, None, None, None, None, None, None, None, 0, None, None, None)

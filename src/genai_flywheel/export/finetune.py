@@ -362,9 +362,7 @@ def build_examples(examples: Sequence[Mapping[str, Any]], options: BuildOptions)
     for example in examples:
         user, reason = _user_text(example)
         if user is None:
-            detail = (
-                "the request is not JSON" if reason == REJECT_UNPARSABLE else "no question in the request"
-            )
+            detail = "the request is not JSON" if reason == REJECT_UNPARSABLE else "no question in the request"
             rejected.append(_rejected(example, reason or REJECT_NO_USER, detail))
             continue
         answer = _assistant_text(example)
@@ -379,9 +377,7 @@ def build_examples(examples: Sequence[Mapping[str, Any]], options: BuildOptions)
             messages.insert(0, {"role": "system", "content": system})
         size = sum(len(m["content"]) for m in messages)
         if size > options.max_chars:
-            rejected.append(
-                _rejected(example, REJECT_OVERSIZE, f"{size} characters > max_chars {options.max_chars}")
-            )
+            rejected.append(_rejected(example, REJECT_OVERSIZE, f"{size} characters > max_chars {options.max_chars}"))
             continue
         line = {"messages": messages}
         problems = validate_example(line)
@@ -413,9 +409,7 @@ def build_examples(examples: Sequence[Mapping[str, Any]], options: BuildOptions)
     by_source_split = {s: {TRAIN: 0, VALIDATION: 0} for s in SOURCES}
     for key, (example, line) in kept.items():
         split = split_of(key, options.validation_fraction, options.seed)
-        (validation if split == VALIDATION else train).append(
-            (example["timestamp_ms"], example["trace_id"], line)
-        )
+        (validation if split == VALIDATION else train).append((example["timestamp_ms"], example["trace_id"], line))
         by_source_split.setdefault(example["source"], {TRAIN: 0, VALIDATION: 0})[split] += 1
     rejected.sort(key=lambda r: (r["timestamp_ms"], r["trace_id"]))
     return BuildResult(

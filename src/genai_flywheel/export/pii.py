@@ -27,9 +27,7 @@ from genai_flywheel.exceptions import ConfigError
 
 EMAIL_TOKEN, PHONE_TOKEN, CARD_TOKEN, EXTRA_TOKEN = "[EMAIL]", "[PHONE]", "[CARD]", "[REDACTED]"
 
-EMAIL_RE = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])"
-)
+EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
 CARD_RE = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
 PHONE_RE = re.compile(
     r"(?<![\w+])(?:"

@@ -166,9 +166,7 @@ def select_examples(
     selected, skipped = select_from_traces(matched.select(columns).to_pylist(), options)
     from genai_flywheel.metrics.store import atomic_write_parquet
 
-    path = atomic_write_parquet(
-        pa.Table.from_pylist(selected, schema=examples_schema()), run_dir / EXAMPLES_FILE
-    )
+    path = atomic_write_parquet(pa.Table.from_pylist(selected, schema=examples_schema()), run_dir / EXAMPLES_FILE)
     by_source: dict[str, int] = {}
     for example in selected:
         by_source[example["source"]] = by_source.get(example["source"], 0) + 1
@@ -216,14 +214,14 @@ def build_jsonl(run_dir: Path, app: Application) -> dict[str, Any]:
     written; an invalid line is a DataContractError (it would mean a bug here, never bad input: bad input is
     rejected into ``rejected.jsonl`` with its reason).
     """
-    import pyarrow.parquet as pq
+    from genai_flywheel.metrics.store import read_parquet
 
     run_dir = Path(run_dir)
     selection = _read_json(run_dir / SELECTION_FILE, "select_examples")
     path = run_dir / EXAMPLES_FILE
     if not path.is_file():
         raise StoreError(f"{path} not found; run the select_examples stage for this run folder first")
-    examples = pq.read_table(path).to_pylist()
+    examples = read_parquet(path).to_pylist()
     params = selection["params"]
     options = BuildOptions(
         redactor=Redactor.from_config(app.export.pii),
@@ -272,8 +270,7 @@ def build_jsonl(run_dir: Path, app: Application) -> dict[str, Any]:
             **counts,
         },
         "files": {
-            name: {"lines": sum(1 for _ in p.open(encoding="utf-8")), "sha256": _sha256(p)}
-            for name, p in files.items()
+            name: {"lines": sum(1 for _ in p.open(encoding="utf-8")), "sha256": _sha256(p)} for name, p in files.items()
         },
         "digest": "sha256:" + digest.hexdigest(),
         "versions": _versions(),

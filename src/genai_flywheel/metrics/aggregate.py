@@ -237,9 +237,7 @@ def _token_and_cost_rows(traces: pa.Table, prices: Mapping[str, Price], app: str
     total = _float_column(traces, "total_tokens")
     has_in, has_out = ~np.isnan(inp), ~np.isnan(out)
     split = has_in | has_out
-    per_trace = np.where(
-        ~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan)
-    )
+    per_trace = np.where(~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan))
     has_usage = ~np.isnan(per_trace)
     tokens_mean, (low, high) = stats.mean_ci(per_trace[has_usage])
     rows = [
@@ -364,15 +362,11 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
     first = np.ones(scores.num_rows, dtype=bool)
     first[1:] = (trace_ids[1:] != trace_ids[:-1]) | (scorers[1:] != scorers[:-1])
     if not first.all():
-        log.warning(
-            "score table holds %d duplicate (trace, scorer) row(s); counted once", int((~first).sum())
-        )
+        log.warning("score table holds %d duplicate (trace, scorer) row(s); counted once", int((~first).sum()))
     errored = np.asarray(scores.column("_errored").to_numpy(), dtype=bool)
     numeric = np.asarray(pc.cast(scores.column("numeric"), pa.float64()).to_numpy(), dtype=float)
     passed = np.asarray(pc.cast(scores.column("passed"), pa.float64()).to_numpy(), dtype=float)
-    weight = np.asarray(
-        pc.fill_null(pc.cast(scores.column("weight"), pa.float64()), 1.0).to_numpy(), dtype=float
-    )
+    weight = np.asarray(pc.fill_null(pc.cast(scores.column("weight"), pa.float64()), 1.0).to_numpy(), dtype=float)
     # A null weight means the rows did not go through the sample stage: each counts once.
     bad = first & ~errored & ~(np.isfinite(weight) & (weight > 0))
     if bad.any():
@@ -480,9 +474,7 @@ def aggregate(
     dupes = sorted({m for m in names if names.count(m) > 1})
     if dupes:
         # Defensive: every family above is keyed by a set, so this means a new metric family collides.
-        raise DataContractError(
-            f"metric name(s) {dupes} computed twice for app {app!r}; rename the source values"
-        )
+        raise DataContractError(f"metric name(s) {dupes} computed twice for app {app!r}; rename the source values")
     log.info(
         "app %s interval %s: %d metrics from %d traces and %d score rows (run %s)",
         app,

@@ -77,9 +77,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        raise StoreError(
-            f"cannot create {path.parent}: {err}; check the data root exists and is writable"
-        ) from err
+        raise StoreError(f"cannot create {path.parent}: {err}; check the data root exists and is writable") from err
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -179,13 +177,8 @@ class MetricsStore:
 
         table = self._conform(table, "the table to write")
         if table.num_rows == 0:
-            raise StoreError(
-                "cannot write an empty metrics table: it names no app or interval; pass aggregate()"
-            )
-        keys = {
-            name: pc.unique(table.column(name)).to_pylist()
-            for name in ("app", "interval_start", "interval_end")
-        }
+            raise StoreError("cannot write an empty metrics table: it names no app or interval; pass aggregate()")
+        keys = {name: pc.unique(table.column(name)).to_pylist() for name in ("app", "interval_start", "interval_end")}
         several = {name: values for name, values in keys.items() if len(values) != 1}
         if several:
             raise StoreError(

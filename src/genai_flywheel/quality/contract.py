@@ -75,9 +75,7 @@ class ContractResult:
             raise DataContractError("; ".join(self.failures))
 
 
-def validate_traces(
-    table: pa.Table, *, max_bad_fraction: float = 0.5, raise_on_failure: bool = True
-) -> ContractResult:
+def validate_traces(table: pa.Table, *, max_bad_fraction: float = 0.5, raise_on_failure: bool = True) -> ContractResult:
     """Validate an extracted trace table (``TRACE_SCHEMA``) against ``flywheel_trace_contract``.
 
     Rows breaking a row-level expectation are quarantined with one human-readable reason per broken
@@ -86,9 +84,7 @@ def validate_traces(
     broken conditions and ``result.raise_for_failures()`` raises later, so the caller can write the quarantine
     first.
     """
-    return _validate(
-        table, TRACE_CONTRACT, max_bad_fraction=max_bad_fraction, raise_on_failure=raise_on_failure
-    )
+    return _validate(table, TRACE_CONTRACT, max_bad_fraction=max_bad_fraction, raise_on_failure=raise_on_failure)
 
 
 def validate_records(
@@ -311,9 +307,7 @@ def _validate(
 
     bad_fraction = quarantine.num_rows / n if n else 0.0
     if not failures and bad_fraction > max_bad_fraction:
-        counts = Counter(
-            {e["key"]: e["unexpected_count"] for e in entries if e.get("action") == "quarantine"}
-        )
+        counts = Counter({e["key"]: e["unexpected_count"] for e in entries if e.get("action") == "quarantine"})
         top = ", ".join(f"{k}: {c}" for k, c in counts.most_common(3) if c)
         failures = [
             f"data contract {spec.name} v{spec.version}: {quarantine.num_rows} of {n} {spec.row_noun}s "

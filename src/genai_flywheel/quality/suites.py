@@ -166,9 +166,7 @@ def trace_contract_suite() -> gx.ExpectationSuite:
             exact_match=False,
             meta=_meta("required_columns", "required columns missing"),
         ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="trace_id", meta=_meta("trace_id_not_null", "trace_id is null")
-        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="trace_id", meta=_meta("trace_id_not_null", "trace_id is null")),
         gxe.ExpectColumnValueLengthsToBeBetween(
             column="trace_id", min_value=1, meta=_meta("trace_id_not_empty", "trace_id is empty")
         ),
@@ -253,9 +251,7 @@ def eval_dataset_suite() -> gx.ExpectationSuite:
             exact_match=False,
             meta=_meta("required_columns", "required columns missing"),
         ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="record_id", meta=_meta("record_id_not_null", "record_id is null")
-        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="record_id", meta=_meta("record_id_not_null", "record_id is null")),
         gxe.ExpectColumnValuesToBeUnique(
             column="record_id",
             meta=_meta("record_id_unique", "record_id {value} occurs more than once in the batch"),
@@ -277,9 +273,7 @@ def eval_dataset_suite() -> gx.ExpectationSuite:
         gxe.ExpectColumnValuesToBeInSet(
             column=json_kind_column("expectations"),
             value_set=["object", "empty_object", "missing"],
-            meta=_meta(
-                "expectations_is_json_object", "expectations is {label}; expected a JSON object or null"
-            ),
+            meta=_meta("expectations_is_json_object", "expectations is {label}; expected a JSON object or null"),
         ),
     ]
     return gx.ExpectationSuite(

@@ -362,9 +362,7 @@ def time_series_svg(
     # names of overlapping or adjacent windows stay readable.
     incident_rows = {
         (w.start, w.label): k % 3
-        for k, w in enumerate(
-            sorted((w for w in visible if w.kind == "incident"), key=lambda w: (w.start, w.label))
-        )
+        for k, w in enumerate(sorted((w for w in visible if w.kind == "incident"), key=lambda w: (w.start, w.label)))
     }
     ordered = sorted(visible, key=lambda w: (w.kind != "incident", w.start, w.label))
     labels: list[str] = []
@@ -390,9 +388,7 @@ def time_series_svg(
                 f"<title>alert {escape(s.label)} firing: {format_time(s.start)} to {format_time(s.end)} "
                 "UTC</title></rect>"
             )
-            out.append(
-                f'<path class="alert-marker" d="M{_num(xa)},{_num(top)} l5,0 l-5,8 z" fill="{ALERT_COLOUR}"/>'
-            )
+            out.append(f'<path class="alert-marker" d="M{_num(xa)},{_num(top)} l5,0 l-5,8 z" fill="{ALERT_COLOUR}"/>')
     out.extend(labels)
 
     # Axes and grid.
@@ -460,9 +456,7 @@ def time_series_svg(
                     )
                     continue
                 upper = " L".join(f"{_num(x)},{_num(y)}" for x, y in zip(xs, highs, strict=True))
-                lower = " L".join(
-                    f"{_num(x)},{_num(y)}" for x, y in zip(reversed(xs), reversed(lows), strict=True)
-                )
+                lower = " L".join(f"{_num(x)},{_num(y)}" for x, y in zip(reversed(xs), reversed(lows), strict=True))
                 out.append(
                     f'<path class="ci-band" d="M{upper} L{lower} Z" fill="{s.colour}" fill-opacity="0.2" '
                     'stroke="none"/>'
@@ -480,8 +474,7 @@ def time_series_svg(
             if len(run) == 1 or n_points <= _DOT_LIMIT:
                 for p in run:
                     out.append(
-                        f'<circle cx="{_num(mid(p))}" cy="{_num(y_of(_known(p.value)))}" r="2.6" '
-                        f'fill="{s.colour}"/>'
+                        f'<circle cx="{_num(mid(p))}" cy="{_num(y_of(_known(p.value)))}" r="2.6" fill="{s.colour}"/>'
                     )
     for th in thresholds:
         y = y_of(th.value)
@@ -534,9 +527,7 @@ def _segments_with_ci(run: Sequence[Point]) -> list[list[Point]]:
     return subs
 
 
-def _describe(
-    series: Sequence[Series], unit: Unit, x_range: tuple[datetime, datetime], shades: Sequence[Shade]
-) -> str:
+def _describe(series: Sequence[Series], unit: Unit, x_range: tuple[datetime, datetime], shades: Sequence[Shade]) -> str:
     """A one-paragraph text alternative of a time-series chart for screen readers."""
     parts = [f"From {format_time(x_range[0])} to {format_time(x_range[1])} UTC."]
     for s in series:
@@ -631,9 +622,7 @@ def interval_plot_svg(
             f"{escape(r.label)}</text>"
         )
         if r.value is None:
-            out.append(
-                f'<text x="{_num(left + 4)}" y="{_num(y + 4)}" class="no-data">no paired scores</text>'
-            )
+            out.append(f'<text x="{_num(left + 4)}" y="{_num(y + 4)}" class="no-data">no paired scores</text>')
             continue
         if r.low is not None and r.high is not None:
             out.append(
@@ -642,8 +631,7 @@ def interval_plot_svg(
             )
         out.append(f'<circle cx="{_num(x_of(r.value))}" cy="{_num(y)}" r="4.5" fill="{colour}"/>')
         out.append(
-            f'<text x="{_num(right + 6)}" y="{_num(y + 4)}" class="row-value">'
-            f"{escape(f'{r.value:+.3f}')}</text>"
+            f'<text x="{_num(right + 6)}" y="{_num(y + 4)}" class="row-value">{escape(f"{r.value:+.3f}")}</text>'
         )
     out.append("</svg>")
     return "".join(out)

@@ -205,9 +205,7 @@ class _AppPage:
         )
         return f'<figure class="chart-box">{svg}</figure>'
 
-    def series(
-        self, metric: str, label: str, colour: str, band: bool = False, dashed: bool = False
-    ) -> Series:
+    def series(self, metric: str, label: str, colour: str, band: bool = False, dashed: bool = False) -> Series:
         """A series of ``metric`` (empty when it was never stored)."""
         return Series(label, self.data.metrics.get(metric, ()), colour, band, dashed, metric)
 
@@ -248,9 +246,7 @@ class _AppPage:
         errors = [self.series("error_rate", "all errors", PALETTE[0], band=True)]
         for i, name in enumerate(types[:_MAX_ERROR_TYPES]):
             errors.append(
-                self.series(
-                    name, name.removeprefix("error_rate."), PALETTE[(i + 1) % len(PALETTE)], dashed=True
-                )
+                self.series(name, name.removeprefix("error_rate."), PALETTE[(i + 1) % len(PALETTE)], dashed=True)
             )
         parts.append(self.chart("Error rate", "error rate", "rate", errors))
         parts.append("</div>")
@@ -294,11 +290,7 @@ class _AppPage:
                         f"Feedback {name}: positive rate",
                         "positive feedback",
                         "rate",
-                        [
-                            self.series(
-                                f"feedback.{name}.positive_rate", f"{name} positive", PALETTE[3], band=True
-                            )
-                        ],
+                        [self.series(f"feedback.{name}.positive_rate", f"{name} positive", PALETTE[3], band=True)],
                     )
                 )
             parts.append("</div>")
@@ -343,9 +335,7 @@ class _AppPage:
         for name, n in summary["feedback_by_name"].items():
             cards.append((f"feedback {name}", f"{n:,}", "traces with feedback"))
         items = "".join(
-            f"<div><dt>{_e(label)}</dt><dd>{_e(value)}"
-            + (f" <small>{_e(sub)}</small>" if sub else "")
-            + "</dd></div>"
+            f"<div><dt>{_e(label)}</dt><dd>{_e(value)}" + (f" <small>{_e(sub)}</small>" if sub else "") + "</dd></div>"
             for label, value, sub in cards
         )
         period = (
@@ -385,9 +375,7 @@ class _AppPage:
             rule_rows,
             "Alert rules",
         )  # fmt: skip
-        notable = [
-            e for e in self.data.events if e["status"] == "firing" or e["kind"] in ("fired", "resolved")
-        ]
+        notable = [e for e in self.data.events if e["status"] == "firing" or e["kind"] in ("fired", "resolved")]
         rows = []
         for e in notable:
             unit = _unit_of(e["metric"])
@@ -518,9 +506,7 @@ class _AppPage:
             badge = f' <span class="badge {"pass" if gate.get("passed") else "fail"}">gate {word}</span>'
         version = run.get("version")
         label = f"{run.get('dataset', 'n/a')}" + (f" v{version}" if version is not None else "")
-        parts = [
-            f"<h4>{_e(run['_run'])}: candidate {_e(run.get('candidate', 'n/a'))} on {_e(label)}{badge}</h4>"
-        ]
+        parts = [f"<h4>{_e(run['_run'])}: candidate {_e(run.get('candidate', 'n/a'))} on {_e(label)}{badge}</h4>"]
         if run.get("n_records") is not None:
             parts.append(
                 f'<p class="note">{_e(run.get("n_records"))} records; candidate errors: '
@@ -647,9 +633,7 @@ def _links_html(links: Mapping[str, str] | None) -> str:
     for label, url in links.items():
         scheme = urlsplit(str(url)).scheme.lower()
         if scheme not in _ALLOWED_SCHEMES:
-            raise ConfigError(
-                f"link {label!r} has URL {url!r} with scheme {scheme!r}; use an http(s) or file URL"
-            )
+            raise ConfigError(f"link {label!r} has URL {url!r} with scheme {scheme!r}; use an http(s) or file URL")
         items.append(f'<li><a href="{escape(str(url), quote=True)}">{_e(label)}</a></li>')
     return f'<nav aria-label="Related tools"><ul>{"".join(items)}</ul></nav>'
 

@@ -32,6 +32,7 @@ OUTPUT_TOKENS = 150
 # Error text prefix of a score the per-run judge budget did not allow (the call was never made).
 BUDGET_SKIP_PREFIX = "skipped:"
 
+
 def _text_len(value: Any) -> int:
     if value is None:
         return 0

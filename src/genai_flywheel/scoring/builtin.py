@@ -131,8 +131,7 @@ def groundedness_scorer(
         if result.score is None:
             return Feedback(value=None, error="answer has no sentence with content words to check")
         rationale = (
-            f"{result.supported} of {result.total} answer sentences supported by "
-            f"{len(context)} retrieved document(s)"
+            f"{result.supported} of {result.total} answer sentences supported by {len(context)} retrieved document(s)"
         )
         if result.unsupported:
             rationale += f"; first unsupported: {_short(result.unsupported[0])!r}"
@@ -204,8 +203,6 @@ def latency_slo_scorer(slo_ms: float) -> Scorer:
             return Feedback(value=None, error="the trace has no execution time (still in progress?)")
         within = duration <= slo
         verdict = "within" if within else "over"
-        return Feedback(
-            value=within, rationale=f"execution time {duration} ms is {verdict} the {slo:g} ms SLO"
-        )
+        return Feedback(value=within, rationale=f"execution time {duration} ms is {verdict} the {slo:g} ms SLO")
 
     return latency_slo

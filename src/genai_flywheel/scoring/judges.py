@@ -227,9 +227,7 @@ def classify_judge_error(exc: BaseException) -> tuple[str, bool]:
         if isinstance(status, int) and type(err).__name__ == "ChatCompletionError":
             return f"HTTP {status}", status in RETRY_STATUSES
         name = type(err).__name__
-        if name in ("Timeout", "ReadTimeout", "ConnectTimeout", "MlflowTimeoutError") or isinstance(
-            err, TimeoutError
-        ):
+        if name in ("Timeout", "ReadTimeout", "ConnectTimeout", "MlflowTimeoutError") or isinstance(err, TimeoutError):
             return "timeout", True
         if name == "ConnectionError" or isinstance(err, ConnectionError):
             return "connection failed", True
@@ -368,6 +366,4 @@ def build_judge(name: str, options: Mapping[str, Any], endpoint: JudgeEndpoint) 
             feedback_value_type=_feedback_value_type(options.get("feedback_value_type")),
         )
     except MlflowException as err:
-        raise ScorerError(
-            f"judge scorer {name!r} could not be built: {endpoint.redact(err.message)}"
-        ) from None
+        raise ScorerError(f"judge scorer {name!r} could not be built: {endpoint.redact(err.message)}") from None

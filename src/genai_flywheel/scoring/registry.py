@@ -71,9 +71,7 @@ BUILTINS: dict[str, _Builtin] = {
         builtin.DEFAULT_GROUNDEDNESS_THRESHOLD,
         threshold_option=True,
     ),
-    "refusal": _Builtin(
-        builtin.refusal_scorer, lambda app: {"extra_phrases": []}, None, lower_is_better=True
-    ),
+    "refusal": _Builtin(builtin.refusal_scorer, lambda app: {"extra_phrases": []}, None, lower_is_better=True),
     "pii": _Builtin(builtin.pii_scorer, lambda app: {"kinds": list(PII_KINDS)}, None, lower_is_better=True),
     "latency_slo": _Builtin(builtin.latency_slo_scorer, lambda app: {"slo_ms": app.slo.latency_ms}, None),
 }
@@ -156,9 +154,7 @@ def load_ref(ref: str) -> Scorer:
     return obj
 
 
-def _builtin_options(
-    spec: ScorerSpec, app: Application, entry: _Builtin
-) -> tuple[dict[str, Any], float | None]:
+def _builtin_options(spec: ScorerSpec, app: Application, entry: _Builtin) -> tuple[dict[str, Any], float | None]:
     options = dict(spec.options)
     threshold = spec.threshold
     if "threshold" in options:
@@ -271,15 +267,11 @@ def load_scorers(app: Application, judge: JudgeEndpoint | None = None) -> list[L
     loaded: list[LoadedScorer] = []
     for spec in app.scorers:
         if judge is None and _is_judge_spec(spec):
-            logger.warning(
-                "judge scorer %s skipped: no judge endpoint configured (set judge.conn_id)", spec.name
-            )
+            logger.warning("judge scorer %s skipped: no judge endpoint configured (set judge.conn_id)", spec.name)
             continue
         item = build_scorer(spec, app, judge)
         if item.is_judge and item.endpoint is None:
-            logger.warning(
-                "judge scorer %s skipped: no judge endpoint configured (set judge.conn_id)", spec.name
-            )
+            logger.warning("judge scorer %s skipped: no judge endpoint configured (set judge.conn_id)", spec.name)
             continue
         loaded.append(item)
     return loaded

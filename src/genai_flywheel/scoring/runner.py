@@ -62,9 +62,7 @@ def to_numeric(value: Any) -> float | None:
     return None
 
 
-def passed_for(
-    value: Any, numeric: float | None, threshold: float | None, lower_is_better: bool
-) -> bool | None:
+def passed_for(value: Any, numeric: float | None, threshold: float | None, lower_is_better: bool) -> bool | None:
     """Pass/fail of one value: ``numeric >= threshold`` (``<=`` when lower is better).
 
     Booleans and yes/no values without a threshold use 1 (0 when lower is better); other numbers without
@@ -162,9 +160,7 @@ class _Row:
                 try:
                     self._trace = Trace.from_json(text)
                 except Exception as err:
-                    self._trace_error = _clip(
-                        f"trace_json is not a valid MLflow trace: {err}".splitlines()[0]
-                    )
+                    self._trace_error = _clip(f"trace_json is not a valid MLflow trace: {err}".splitlines()[0])
         return self._trace, self._trace_error
 
     def kwargs(self, loaded: LoadedScorer) -> tuple[dict[str, Any], str | None]:
@@ -198,8 +194,7 @@ def _judge_endpoint(scorers: Sequence[LoadedScorer]) -> JudgeEndpoint | None:
         distinct = {(e.base_url, e.model) for e in endpoints.values()}
         if len(distinct) > 1:
             raise ScorerError(
-                f"judge scorers of one run must share one endpoint, got {sorted(distinct)}; "
-                "score them in separate runs"
+                f"judge scorers of one run must share one endpoint, got {sorted(distinct)}; score them in separate runs"
             )
     return next(iter(endpoints.values()), None)
 
@@ -256,11 +251,7 @@ def score_table(
     code_errors: dict[str, int] = {}
 
     env = judge_environment(endpoint) if (has_judges and endpoint is not None) else contextlib.nullcontext()
-    pool = (
-        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flywheel-judge")
-        if has_judges
-        else None
-    )
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flywheel-judge") if has_judges else None
     try:
         with env:
             for i, data in enumerate(records):
@@ -305,9 +296,7 @@ def score_table(
             pool.shutdown(wait=True, cancel_futures=True)
 
     for name, count in sorted(code_errors.items()):
-        logger.warning(
-            "scorer %s failed on %d of %d traces (errors recorded per row)", name, count, len(records)
-        )
+        logger.warning("scorer %s failed on %d of %d traces (errors recorded per row)", name, count, len(records))
     logger.info(
         "scored %d traces x %d scorers = %d rows in %.2fs (%d judge calls, %d judge errors)",
         len(records),

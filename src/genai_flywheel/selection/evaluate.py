@@ -192,8 +192,7 @@ class _Context:
         if self.has("request") and any(q is None for q in queries):
             requests = self.decoded("request", field)
             queries = [
-                q if q is not None else input_field(r, ("query",))
-                for q, r in zip(queries, requests, strict=True)
+                q if q is not None else input_field(r, ("query",)) for q, r in zip(queries, requests, strict=True)
             ]
         answers = self.field_values(Field(OUTPUTS))
         out: list[Any] = []

@@ -142,9 +142,7 @@ def tokenize(text: str) -> list[Token]:
             except ValueError:  # more digits than int() accepts
                 number = math.inf
             if not math.isfinite(number):
-                raise FilterSyntaxError(
-                    f"bad number {literal!r}: it is too large; use a smaller one", text, i
-                )
+                raise FilterSyntaxError(f"bad number {literal!r}: it is too large; use a smaller one", text, i)
             tokens.append(Token("NUMBER", number, i))
             i = end
             continue

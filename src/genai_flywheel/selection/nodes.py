@@ -65,11 +65,7 @@ def render_literal(value: Scalar) -> str:
     if isinstance(value, float):
         return repr(value)
     escaped = (
-        value.replace("\\", "\\\\")
-        .replace("'", "\\'")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
+        value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     )
     return f"'{escaped}'"
 
@@ -94,9 +90,7 @@ class Field:
                 raise ValueError(f"field trace.{self.kind} takes no key path; got {self.path!r}")
         elif self.kind in KEY_KINDS:
             if len(self.path) != 1 or not self.path[0]:
-                raise ValueError(
-                    f"field kind {self.kind!r} needs exactly one non-empty key; got {self.path!r}"
-                )
+                raise ValueError(f"field kind {self.kind!r} needs exactly one non-empty key; got {self.path!r}")
         elif self.kind not in PATH_KINDS:
             raise ValueError(f"unknown field kind {self.kind!r}; use one of the kinds in selection.nodes")
 

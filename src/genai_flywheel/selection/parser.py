@@ -105,8 +105,7 @@ class _Parser:
     def parse(self) -> Expr:
         if self.tok.kind == "EOF":
             raise self.error(
-                "the filter is empty: expected a condition such as inputs.query CONTAINS 'x' "
-                f"(fields: {_FIELDS_HINT})"
+                f"the filter is empty: expected a condition such as inputs.query CONTAINS 'x' (fields: {_FIELDS_HINT})"
             )
         expr = self.or_expr()
         if self.tok.kind == "RPAREN":
@@ -142,8 +141,7 @@ class _Parser:
             inner = self.or_expr()
             if self.tok.kind == "EOF":
                 raise self.error(
-                    "unbalanced parenthesis: this '(' is never closed; "
-                    "expected ')' before the end of the filter",
+                    "unbalanced parenthesis: this '(' is never closed; expected ')' before the end of the filter",
                     tok,
                 )
             if self.tok.kind != "RPAREN":
@@ -190,8 +188,7 @@ class _Parser:
         if prefix == "assessments":
             if len(segments) < 2 or segments[-1].lower() != "value":
                 raise self.error(
-                    f"unknown field {shown!r}: expected assessments.<name>.value, e.g. "
-                    "assessments.user_feedback.value",
+                    f"unknown field {shown!r}: expected assessments.<name>.value, e.g. assessments.user_feedback.value",
                     start,
                 )
             segments = segments[:-1]
@@ -238,9 +235,7 @@ class _Parser:
             if negated:
                 self.advance()
             if not self.is_keyword("NULL"):
-                raise self.error(
-                    f"expected NULL after IS{' NOT' if negated else ''}, got {self.tok.describe()}"
-                )
+                raise self.error(f"expected NULL after IS{' NOT' if negated else ''}, got {self.tok.describe()}")
             self.advance()
             return ("IS NOT NULL" if negated else "IS NULL"), None
         if tok.kind == "EOF":
@@ -265,9 +260,7 @@ class _Parser:
             )
         if tok.kind == "EOF":
             raise self.error(f"missing value {where}: expected a quoted string, a number, true or false")
-        raise self.error(
-            f"expected a value {where} (a quoted string, a number, true or false), got {tok.describe()}"
-        )
+        raise self.error(f"expected a value {where} (a quoted string, a number, true or false), got {tok.describe()}")
 
     def literal_list(self, op: str) -> tuple[Scalar, ...]:
         if self.tok.kind != "LPAREN":
@@ -295,9 +288,7 @@ class _Parser:
         op_tok: Token,
     ) -> None:
         if field.kind == TEXT and op not in _TEXT_ONLY_OPS:
-            raise self.error(
-                f"trace.text supports only CONTAINS, LIKE and ILIKE (optionally NOT), got {op}", op_tok
-            )
+            raise self.error(f"trace.text supports only CONTAINS, LIKE and ILIKE (optionally NOT), got {op}", op_tok)
         if op in _TEXT_ONLY_OPS and not isinstance(value, str):
             raise self.error(
                 f"{op} needs a quoted string pattern, got {value!r}; write e.g. {op} '{value}'",

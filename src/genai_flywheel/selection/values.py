@@ -107,12 +107,7 @@ def last_user_message(messages: Any) -> Any:
 def input_field(request: Any, path: Sequence[str]) -> Any:
     """``inputs.<path>`` of a decoded request; ``inputs.query`` falls back to the last user chat message."""
     value = walk(request, path)
-    if (
-        value is None
-        and tuple(path) == ("query",)
-        and isinstance(request, Mapping)
-        and "query" not in request
-    ):
+    if value is None and tuple(path) == ("query",) and isinstance(request, Mapping) and "query" not in request:
         value = last_user_message(request.get("messages"))
     return value
 
@@ -191,9 +186,7 @@ def comparable(value: Any, literal: Scalar) -> tuple[Any, Any]:
     if isinstance(value, bool) or isinstance(literal, bool):
         if isinstance(value, bool) and isinstance(literal, bool):
             return value, literal
-        flag, other, flag_first = (
-            (value, literal, True) if isinstance(value, bool) else (literal, value, False)
-        )
+        flag, other, flag_first = (value, literal, True) if isinstance(value, bool) else (literal, value, False)
         converted: Any = None
         if _is_number(other):
             flag, converted = int(flag), other
@@ -275,9 +268,7 @@ def scalar_predicate(op: str, literal: Scalar | tuple[Scalar, ...]) -> Callable[
     if op == "ILIKE":
         regex = like_regex(literal, ignore_case=True)
         return lambda value: regex.fullmatch(to_text(value).casefold()) is not None
-    raise ValueError(
-        f"operator {op!r} has no scalar predicate; use one of =, <, <=, >, >=, IN, CONTAINS, LIKE, ILIKE"
-    )
+    raise ValueError(f"operator {op!r} has no scalar predicate; use one of =, <, <=, >, >=, IN, CONTAINS, LIKE, ILIKE")
 
 
 def predicate(op: str, literal: Scalar | tuple[Scalar, ...] | None) -> Callable[[Any], bool]:

@@ -89,10 +89,7 @@ def iter_traces(
 def count_traces(tracking_uri: str, experiment_id: str, filter_string: str) -> int:
     """How many traces match, reading trace infos only (fast: no spans)."""
     return sum(
-        1
-        for _ in iter_traces(
-            tracking_uri, experiment_id, filter_string, include_spans=False, page_size=MAX_PAGE
-        )
+        1 for _ in iter_traces(tracking_uri, experiment_id, filter_string, include_spans=False, page_size=MAX_PAGE)
     )
 
 
@@ -115,9 +112,7 @@ def extract_window(
         raise ValueError(f"empty window: start_ms={start_ms} must be before end_ms={end_ms}")
     experiment_id = get_experiment_id(tracking_uri, experiment)
     query = window_filter(start_ms, end_ms, filter_string)
-    traces = {
-        t.info.trace_id: t for t in iter_traces(tracking_uri, experiment_id, query, page_size=page_size)
-    }
+    traces = {t.info.trace_id: t for t in iter_traces(tracking_uri, experiment_id, query, page_size=page_size)}
     # search_traces silently leaves out a trace whose spans it cannot load (an unfinished trace, a lost
     # artifact). The trace infos alone are cheap to list: every trace missing above still gets its row,
     # built from the info, so the data contract can quarantine it with a reason instead of losing it.
@@ -277,9 +272,7 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
         duration = None
         if span.start_time_ns is not None and span.end_time_ns is not None:
             duration = (span.end_time_ns - span.start_time_ns) / 1e6
-        span_rows.append(
-            {"name": span.name, "span_type": span_type, "duration_ms": duration, "status": status}
-        )
+        span_rows.append({"name": span.name, "span_type": span_type, "duration_ms": duration, "status": status})
         if span_type == "RETRIEVER":
             context.extend(_documents(span.outputs))
         if model is None and span_type in ("CHAT_MODEL", "LLM"):

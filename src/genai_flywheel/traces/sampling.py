@@ -83,9 +83,7 @@ def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) 
     per_scorer = {s.name: 0 for s in scorers}
     for i, (trace_id, stratum) in enumerate(zip(ids, strata, strict=True)):
         names = [
-            s.name
-            for s in scorers
-            if unit_hash(sampling.seed, trace_id, s.name) < scorer_rate(sampling, s, stratum)
+            s.name for s in scorers if unit_hash(sampling.seed, trace_id, s.name) < scorer_rate(sampling, s, stratum)
         ]
         if names:
             keep.append(i)
@@ -96,12 +94,8 @@ def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) 
     kept_strata = [strata[i] for i in keep]
     base_rates = [_trace_rate(sampling, s) for s in kept_strata]
     sampled = (
-        sampled.append_column(
-            pa.field("stratum", pa.string(), nullable=False), pa.array(kept_strata, type=pa.string())
-        )
-        .append_column(
-            pa.field("sample_rate", pa.float64(), nullable=False), pa.array(base_rates, type=pa.float64())
-        )
+        sampled.append_column(pa.field("stratum", pa.string(), nullable=False), pa.array(kept_strata, type=pa.string()))
+        .append_column(pa.field("sample_rate", pa.float64(), nullable=False), pa.array(base_rates, type=pa.float64()))
         .append_column(
             pa.field("weight", pa.float64(), nullable=False),
             pa.array([1.0 / r if r > 0 else 0.0 for r in base_rates], type=pa.float64()),

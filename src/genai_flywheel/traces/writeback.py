@@ -25,7 +25,6 @@ from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class WriteBackResult:
     written: int = 0
@@ -68,9 +67,7 @@ def to_feedback(row: dict[str, Any], run_context: dict[str, str]) -> Any:
         value=value,
         error=error,
         rationale=row.get("rationale"),
-        source=AssessmentSource(
-            source_type=row["source_type"], source_id=f"{row['scorer']}@{row['scorer_version']}"
-        ),
+        source=AssessmentSource(source_type=row["source_type"], source_id=f"{row['scorer']}@{row['scorer_version']}"),
         metadata={k: str(v) for k, v in metadata.items()},
     )
     fb.assessment_id = row["assessment_id"]

@@ -32,9 +32,7 @@ def test_to_json_carries_the_whole_story() -> None:
     assert payload["interval"] == {"start": "2026-11-20T05:00:00Z", "end": "2026-11-20T06:00:00Z"}
     assert payload["firing_since"] == "2026-11-20T05:00:00Z"
     assert payload["links"] == {"dashboard": None, "traces": None}
-    assert payload["title"].startswith(
-        "[CRITICAL] bot/errors FIRING: error_rate > 0.2; value 0.31 [0.28, 0.34]"
-    )
+    assert payload["title"].startswith("[CRITICAL] bot/errors FIRING: error_rate > 0.2; value 0.31 [0.28, 0.34]")
 
 
 def test_ids_are_deterministic_and_distinguish_states() -> None:
@@ -45,9 +43,7 @@ def test_ids_are_deterministic_and_distinguish_states() -> None:
 
 
 def test_links_and_missing_values() -> None:
-    linked = note().with_links(
-        dashboard_url="http://127.0.0.1:3000/d/bot", traces_url="http://127.0.0.1:5000/x"
-    )
+    linked = note().with_links(dashboard_url="http://127.0.0.1:3000/d/bot", traces_url="http://127.0.0.1:5000/x")
     payload = json.loads(linked.to_json())
     assert payload["links"]["dashboard"] == "http://127.0.0.1:3000/d/bot" and linked.id == note().id
     empty = json.loads(note("resolved", value=None).to_json())

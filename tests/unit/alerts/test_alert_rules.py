@@ -52,9 +52,7 @@ def test_large_sample_with_the_same_rate_fires() -> None:
 
 
 def test_less_than_rules_use_the_upper_bound() -> None:
-    table = metrics_table(
-        [rate_row("scorer.rel.pass_rate", 60, 100), rate_row("feedback.t.positive_rate", 7, 10)]
-    )
+    table = metrics_table([rate_row("scorer.rel.pass_rate", 60, 100), rate_row("feedback.t.positive_rate", 7, 10)])
     rules = [
         AlertRule(name="quality", metric="scorer.rel.pass_rate", op="<", threshold=0.8),
         AlertRule(name="users", metric="feedback.t.positive_rate", op="<=", threshold=0.8, min_samples=5),
@@ -71,9 +69,7 @@ def test_below_min_samples_is_insufficient_data() -> None:
 
 def test_missing_metric_and_null_value_are_insufficient_data() -> None:
     table = metrics_table([{"metric": "latency_p50_ms", "value": None, "n": 0}])
-    missing, empty = evaluate_rules(
-        table, [rule("latncy_p95_ms", ">", 1.0), rule("latency_p50_ms", ">", 1.0)]
-    )
+    missing, empty = evaluate_rules(table, [rule("latncy_p95_ms", ">", 1.0), rule("latency_p50_ms", ">", 1.0)])
     assert missing.state == "insufficient_data" and "latncy_p95_ms" in missing.reason and missing.n == 0
     assert empty.state == "insufficient_data" and "no value" in empty.reason
     [nothing] = evaluate_rules(metrics_schema().empty_table(), [rule("volume", "<", 1.0, min_samples=1)])
@@ -91,9 +87,7 @@ def test_exact_metrics_fall_back_to_the_point_estimate() -> None:
     table = metrics_table(
         [{"metric": "volume", "value": 12.0, "n": 12}, {"metric": "cost_usd", "value": 51.0, "n": 900}]
     )
-    low_volume, cost = evaluate_rules(
-        table, [rule("volume", "<", 100.0, min_samples=1), rule("cost_usd", ">=", 50.0)]
-    )
+    low_volume, cost = evaluate_rules(table, [rule("volume", "<", 100.0, min_samples=1), rule("cost_usd", ">=", 50.0)])
     assert low_volume.state == "firing" and "exact" in low_volume.reason
     assert cost.state == "firing"
     [fine] = evaluate_rules(table, [rule("cost_usd", ">", 60.0)])
@@ -110,10 +104,7 @@ def test_evaluation_carries_the_rule() -> None:
 
 def test_several_intervals_or_duplicates_are_rejected() -> None:
     two = pa.concat_tables(
-        [
-            metrics_table([{"metric": "volume", "value": 1.0, "n": 1}], T0 + timedelta(hours=h))
-            for h in range(2)
-        ]
+        [metrics_table([{"metric": "volume", "value": 1.0, "n": 1}], T0 + timedelta(hours=h)) for h in range(2)]
     )
     with pytest.raises(DataContractError, match="one interval at a time"):
         evaluate_rules(two, [rule("volume", ">", 0.0)])

@@ -81,9 +81,7 @@ def test_rerunning_an_interval_is_idempotent() -> None:
     assert [(n.state, n.id) for n in notes] == [("firing", notes[0].id)]
     _, _, notes_twice = update_state(again, [ev("firing")], T0 + HOUR, T0 + 2 * HOUR, DAY)
     assert [n.to_json() for n in notes_twice] == [n.to_json() for n in notes]  # same id: receivers dedupe
-    assert (
-        len(events) == 1 and len(replay(again, DAY)[0]) == 2
-    )  # one event per (interval, rule), no duplicates
+    assert len(events) == 1 and len(replay(again, DAY)[0]) == 2  # one event per (interval, rule), no duplicates
 
 
 def test_rerun_with_changed_evaluations_replaces_the_record() -> None:
@@ -137,9 +135,7 @@ def test_history_is_folded_and_old_backfills_are_refused(caplog: pytest.LogCaptu
         assert [n.to_json() for n in notes_folded] == [n.to_json() for n in notes_full]
     assert len(folded.records) == 6 and len(full.records) == 30
     assert folded.alerts == full.alerts and folded.baseline_until == T0 + 24 * HOUR
-    same, events, notes = update_state(
-        folded, pattern[3], T0 + 3 * HOUR, T0 + 4 * HOUR, 4 * HOUR, history=5 * HOUR
-    )
+    same, events, notes = update_state(folded, pattern[3], T0 + 3 * HOUR, T0 + 4 * HOUR, 4 * HOUR, history=5 * HOUR)
     assert same is folded and events == [] and notes == []
     assert "older than the alert history" in caplog.text
 
@@ -185,9 +181,7 @@ def test_process_interval_persists_state_and_an_idempotent_event_log(tmp_path: P
     assert events.column("kind").to_pylist() == ["ok", "fired", "still_firing", "resolved"]
     assert events.column("notified").to_pylist() == [False, True, False, True]
     # Re-running hour 1: same notification again (retry-safe), no duplicate event, identical state file.
-    again = process_interval(
-        tmp_path, "bot", _metrics(T0 + HOUR, 300, 1000), rules, T0 + HOUR, T0 + 2 * HOUR, DAY
-    )
+    again = process_interval(tmp_path, "bot", _metrics(T0 + HOUR, 300, 1000), rules, T0 + HOUR, T0 + 2 * HOUR, DAY)
     assert [n.state for n in again] == ["firing"]
     assert store.state_path("bot").read_bytes() == state_bytes
     assert pq.read_table(store.events_path("bot")).equals(events)

@@ -14,8 +14,17 @@ from genai_flywheel.workspace import IntervalWorkspace, interval_key, to_ms
         ({"query": "how?"}, "how?"),
         ({"question": "why?"}, "why?"),
         ("plain", "plain"),
-        ({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "first"},
-                       {"role": "assistant", "content": "a"}, {"role": "user", "content": "last"}]}, "last"),
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    {"role": "user", "content": "first"},
+                    {"role": "assistant", "content": "a"},
+                    {"role": "user", "content": "last"},
+                ]
+            },
+            "last",
+        ),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": "multi"}]}]}, "multi"),
         ({"other": 1}, None),
         (None, None),

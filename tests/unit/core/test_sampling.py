@@ -19,19 +19,43 @@ def _table(n: int, error_every: int = 10) -> pa.Table:
     for i in range(n):
         feedback = []
         if i % 7 == 0:
-            feedback = [{"assessment_id": f"a-{i}", "name": "user_feedback", "kind": "feedback",
-                         "value": "false", "source_type": "HUMAN", "source_id": "u", "rationale": None,
-                         "error": None, "create_time_ms": 1}]
-        rows.append({"trace_id": f"tr-{i:032x}", "app": "a", "timestamp_ms": 1_700_000_000_000 + i,
-                     "status": "ERROR" if i % error_every == 0 else "OK", "execution_time_ms": 10,
-                     "request": json.dumps({"query": f"q{i}"}), "assessments": feedback})
+            feedback = [
+                {
+                    "assessment_id": f"a-{i}",
+                    "name": "user_feedback",
+                    "kind": "feedback",
+                    "value": "false",
+                    "source_type": "HUMAN",
+                    "source_id": "u",
+                    "rationale": None,
+                    "error": None,
+                    "create_time_ms": 1,
+                }
+            ]
+        rows.append(
+            {
+                "trace_id": f"tr-{i:032x}",
+                "app": "a",
+                "timestamp_ms": 1_700_000_000_000 + i,
+                "status": "ERROR" if i % error_every == 0 else "OK",
+                "execution_time_ms": 10,
+                "request": json.dumps({"query": f"q{i}"}),
+                "assessments": feedback,
+            }
+        )
     return pa.Table.from_pylist(rows, schema=TRACE_SCHEMA)
 
 
 def _sampling(**kw) -> Sampling:
-    return Sampling(rate=0.2, shards=3, strata=[
-        Stratum(name="errors", filter="trace.status = 'ERROR'", rate=1.0),
-        Stratum(name="negative", filter="assessments.user_feedback.value = 'negative'", rate=1.0)], **kw)
+    return Sampling(
+        rate=0.2,
+        shards=3,
+        strata=[
+            Stratum(name="errors", filter="trace.status = 'ERROR'", rate=1.0),
+            Stratum(name="negative", filter="assessments.user_feedback.value = 'negative'", rate=1.0),
+        ],
+        **kw,
+    )
 
 
 def test_unit_hash_is_stable_and_uniform() -> None:

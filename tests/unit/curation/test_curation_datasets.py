@@ -162,9 +162,7 @@ def test_merge_stage_creates_dataset_snapshot_and_run_and_is_idempotent(tmp_path
     assert first["per_rule"] == {"negative_feedback": 2}
     dataset = store.datasets[first["dataset_id"]]
     assert len(dataset["records"]) == 2
-    assert (
-        dataset["tags"]["flywheel.version"] == "1" and dataset["tags"]["flywheel.digest"] == first["digest"]
-    )
+    assert dataset["tags"]["flywheel.version"] == "1" and dataset["tags"]["flywheel.digest"] == first["digest"]
     record = next(r for r in dataset["records"].values() if r["inputs"] == {"query": "q two"})
     assert record["expectations"] == {"expected_answer": "x"}
     assert record["tags"]["flywheel.source_trace_id"] == "t2"

@@ -27,9 +27,7 @@ def selected(rows: list[dict], rules: list[tuple[str, int]]) -> pa.Table:
 
 
 def build(rows: list[dict], rules: list[tuple[str, int]], run: str = "run-1") -> pa.Table:
-    return build_records(
-        selected(rows, rules), app="demo", airflow_run_id=run, interval_start_ms=1, interval_end_ms=2
-    )
+    return build_records(selected(rows, rules), app="demo", airflow_run_id=run, interval_start_ms=1, interval_end_ms=2)
 
 
 def test_record_carries_inputs_outputs_expectations_labels_scores_and_lineage() -> None:
@@ -45,9 +43,7 @@ def test_record_carries_inputs_outputs_expectations_labels_scores_and_lineage() 
     record = build([row], [("negative_feedback", 10)]).to_pylist()[0]
     assert json.loads(record["inputs"]) == {"query": "How do I enable Smart Sync?"}
     assert json.loads(record["outputs"]) == {"answer": "Smart Sync is not supported."}
-    assert json.loads(record["expectations"]) == {
-        "expected_answer": "Open Settings > Smart Sync and switch it on."
-    }
+    assert json.loads(record["expectations"]) == {"expected_answer": "Open Settings > Smart Sync and switch it on."}
     assert json.loads(record["labels"]) == {"user_feedback": False}
     assert json.loads(record["scores"]) == {"pii": False, "relevance": 0.2}
     assert json.loads(record["rationales"])["relevance"] == "relevance says 0.2"
@@ -90,9 +86,7 @@ def test_deduplicate_keeps_the_first_rule_and_merges_lineage() -> None:
         trace("tr-3", "How do I export", minute=1, expectations={"expected_answer": "old", "note": "n"}),
         trace("tr-4", "something else", minute=2),
     ]
-    records = build(
-        rows, [("negative_feedback", 10), ("low_judge_scores", 20), ("bad_query_clusters", 40), ("x", 50)]
-    )
+    records = build(rows, [("negative_feedback", 10), ("low_judge_scores", 20), ("bad_query_clusters", 40), ("x", 50)])
     deduped, merged = deduplicate(records)
     assert merged == 2
     assert deduped.num_rows == 2
@@ -118,12 +112,8 @@ def test_merge_snapshot_is_idempotent_and_counts_added_records() -> None:
 
 
 def test_merge_keeps_first_seen_origin_and_refreshes_the_same_trace() -> None:
-    old = build([trace("tr-1", "q one", scores={"relevance": 0.2})], [("low", 20)], run="run-1").to_pylist()[
-        0
-    ]
-    new = build([trace("tr-1", "q one", scores={"relevance": 0.3})], [("low", 20)], run="run-2").to_pylist()[
-        0
-    ]
+    old = build([trace("tr-1", "q one", scores={"relevance": 0.2})], [("low", 20)], run="run-1").to_pylist()[0]
+    new = build([trace("tr-1", "q one", scores={"relevance": 0.3})], [("low", 20)], run="run-2").to_pylist()[0]
     merged = merge_record(old, new)
     assert json.loads(merged["scores"]) == {"relevance": 0.3}  # a re-scored trace refreshes its record
     assert merged["airflow_run_id"] == "run-1"  # first curated by run-1
@@ -136,9 +126,7 @@ def test_merge_switches_primary_only_for_a_higher_priority_rule() -> None:
     kept = merge_record(old, lower)
     assert kept["source_trace_id"] == "tr-1" and kept["rule"] == "guard"
     assert kept["source_trace_ids"] == ["tr-1", "tr-2"] and kept["rules"] == ["guard", "other"]
-    higher = build(
-        [trace("tr-3", "q one", feedback=False)], [("negative_feedback", 10)], run="run-3"
-    ).to_pylist()[0]
+    higher = build([trace("tr-3", "q one", feedback=False)], [("negative_feedback", 10)], run="run-3").to_pylist()[0]
     switched = merge_record(kept, higher)
     assert switched["source_trace_id"] == "tr-3" and switched["rule"] == "negative_feedback"
     assert switched["airflow_run_id"] == "run-3"
@@ -147,8 +135,6 @@ def test_merge_switches_primary_only_for_a_higher_priority_rule() -> None:
 
 
 def test_new_expectations_override_per_name() -> None:
-    old = build([trace("tr-1", "q", expectations={"expected_answer": "a", "k": 1})], [("r", 10)]).to_pylist()[
-        0
-    ]
+    old = build([trace("tr-1", "q", expectations={"expected_answer": "a", "k": 1})], [("r", 10)]).to_pylist()[0]
     new = build([trace("tr-2", "q", expectations={"expected_answer": "b"})], [("r", 10)]).to_pylist()[0]
     assert json.loads(merge_record(old, new)["expectations"]) == {"expected_answer": "b", "k": 1}

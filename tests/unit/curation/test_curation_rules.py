@@ -33,9 +33,7 @@ LOW = CurationRule(
     priority=20,
     cap=10,
 )
-ERR = CurationRule(
-    name="err", filter="trace.status = 'ERROR'", priority=30, cap=10, options={"order": "newest"}
-)
+ERR = CurationRule(name="err", filter="trace.status = 'ERROR'", priority=30, cap=10, options={"order": "newest"})
 
 
 def picked(result: pa.Table) -> list[tuple[str, str]]:
@@ -96,9 +94,7 @@ def _mixed_rows() -> list[dict]:
         rows.append(
             trace(
                 f"s{i:02d}",
-                ["How do I enable Smart Sync?", "Smart Sync enable steps", "enable smart sync on laptop"][
-                    i % 3
-                ],
+                ["How do I enable Smart Sync?", "Smart Sync enable steps", "enable smart sync on laptop"][i % 3],
                 minute=i,
                 feedback=False if bad else None,
                 scores={"relevance": 0.1 if i % 2 else 0.2},
@@ -107,9 +103,7 @@ def _mixed_rows() -> list[dict]:
         rows.append(
             trace(
                 f"b{i:02d}",
-                ["How do I download my invoice?", "download invoice pdf", "where is my invoice download"][
-                    i % 3
-                ],
+                ["How do I download my invoice?", "download invoice pdf", "where is my invoice download"][i % 3],
                 minute=i,
                 feedback=True if i % 2 else None,
                 scores={"relevance": 0.9, "groundedness": 0.95},
@@ -187,9 +181,7 @@ def test_signature_clustering_groups_a_topic_by_its_most_frequent_terms() -> Non
     assert clustering.assignment[3] == clustering.assignment[4] != clustering.assignment[0]
     # Same clusters (ids and members) whatever the row order.
     reordered = cluster_signatures(list(reversed(terms)), size=2)
-    assert [reordered.assignment[len(terms) - 1 - i] for i in range(len(terms))] == list(
-        clustering.assignment
-    )
+    assert [reordered.assignment[len(terms) - 1 - i] for i in range(len(terms))] == list(clustering.assignment)
 
 
 def test_unknown_cluster_method_is_a_config_error() -> None:
@@ -233,9 +225,7 @@ def test_a_pattern_that_broke_recently_is_bad_although_the_week_was_fine() -> No
 
 
 def test_query_cluster_rule_selects_worst_cluster_members_worst_first() -> None:
-    rule = CurationRule(
-        name="clusters", kind="query_clusters", cap=50, options={"min_volume": 5, "per_cluster_cap": 4}
-    )
+    rule = CurationRule(name="clusters", kind="query_clusters", cap=50, options={"min_volume": 5, "per_cluster_cap": 4})
     result = select_traces(app_with([rule]), table(_mixed_rows()))
     ids = result.column("trace_id").to_pylist()
     assert len(ids) == 4 and all(t.startswith("s") for t in ids)
@@ -292,9 +282,7 @@ def test_default_rules_cover_every_source() -> None:
     assert by_name["bad_query_clusters"].kind == "query_clusters"
     assert by_name["regression_guard"].kind == "regression_guard"
     assert "user_feedback" in by_name["negative_feedback"].filter
-    assert [r.name for r in effective_rules(app_with())] == [
-        r.name for r in sorted(defaults, key=lambda r: r.priority)
-    ]
+    assert [r.name for r in effective_rules(app_with())] == [r.name for r in sorted(defaults, key=lambda r: r.priority)]
     assert [r.name for r in effective_rules(app_with([ERR, NEG]))] == ["neg", "err"]
 
 

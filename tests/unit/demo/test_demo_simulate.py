@@ -31,9 +31,7 @@ OUTCOMES = [run_plan(p, APPS) for p in PLANS]
 
 
 def truth() -> dict:
-    return ground_truth(
-        OUTCOMES, WINDOWS, experiment="demo", seed=11, days=3, traces_per_day=200, start=START, end=END
-    )
+    return ground_truth(OUTCOMES, WINDOWS, experiment="demo", seed=11, days=3, traces_per_day=200, start=START, end=END)
 
 
 def test_wrong_answers_exactly_for_smart_sync_during_the_incident() -> None:
@@ -81,9 +79,7 @@ def test_span_dicts_encode_ids_attributes_and_trace_fields() -> None:
     root, retr, chat = span_dicts(o)
     otel_id = int.from_bytes(base64.b64decode(root["trace_id"]), "big")
     assert f"tr-{otel_id:032x}" == o.plan.trace_id
-    assert (
-        root["parent_span_id"] is None and retr["parent_span_id"] == chat["parent_span_id"] == root["span_id"]
-    )
+    assert root["parent_span_id"] is None and retr["parent_span_id"] == chat["parent_span_id"] == root["span_id"]
     assert len({root["span_id"], retr["span_id"], chat["span_id"]}) == 3
     a = root["attributes"]
     assert json.loads(a["mlflow.traceRequestId"]) == o.plan.trace_id
@@ -123,9 +119,7 @@ def test_ground_truth_matches_the_outcomes(tmp_path: Path) -> None:
     assert all(by_id[t].error_type and by_id[t].plan.in_error_spike for t in inc["error_spike"]["trace_ids"])
     assert inc["error_spike"]["n_errors"] == len(inc["error_spike"]["trace_ids"]) > 0
     assert all(by_id[t].plan.in_latency_window for t in inc["chat_latency_regression"]["trace_ids"])
-    assert (
-        gt["n_errors"] == sum(gt["error_types"].values()) == sum(o.error_type is not None for o in OUTCOMES)
-    )
+    assert gt["n_errors"] == sum(gt["error_types"].values()) == sum(o.error_type is not None for o in OUTCOMES)
     assert gt["n_feedback"] == sum(o.feedback is not None for o in OUTCOMES)
     assert all(by_id[t].plan.query.has_pii for t in gt["pii_trace_ids"])
     write_ground_truth(gt, tmp_path / "a" / "gt.json")
@@ -134,9 +128,7 @@ def test_ground_truth_matches_the_outcomes(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "b.json").read_text()) == gt
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"), [({"days": 0}, "days must be"), ({"traces_per_day": -1}, "traces_per")]
-)
+@pytest.mark.parametrize(("kwargs", "match"), [({"days": 0}, "days must be"), ({"traces_per_day": -1}, "traces_per")])
 def test_simulate_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(SimulationError, match=match):
         simulate("sqlite:///unused.db", "x", progress=False, **kwargs)

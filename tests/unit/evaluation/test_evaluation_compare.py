@@ -158,11 +158,19 @@ def test_query_and_rules_helpers() -> None:
 def test_failed_production_trace_is_not_a_win_for_the_candidate() -> None:
     from genai_flywheel.evaluation.compare import MISSING, build_comparison
 
-    records = [{"record_id": "r1", "outputs": None, "rule": "errors"},
-               {"record_id": "r2", "outputs": '{"answer": "ok"}', "rule": "x"}]
-    scores = [{"record_id": r, "side": side, "scorer": "relevance", "numeric": v}
-              for r, side, v in (("r1", "production", 0.0), ("r1", "candidate", 0.9),
-                                 ("r2", "production", 0.5), ("r2", "candidate", 0.7))]
+    records = [
+        {"record_id": "r1", "outputs": None, "rule": "errors"},
+        {"record_id": "r2", "outputs": '{"answer": "ok"}', "rule": "x"},
+    ]
+    scores = [
+        {"record_id": r, "side": side, "scorer": "relevance", "numeric": v}
+        for r, side, v in (
+            ("r1", "production", 0.0),
+            ("r1", "candidate", 0.9),
+            ("r2", "production", 0.5),
+            ("r2", "candidate", 0.7),
+        )
+    ]
     rows = build_comparison(records, scores, [], scorers=["relevance"])
     assert rows[0]["outcome"] == MISSING and rows[0]["improvement"] is None
     assert rows[1]["improvement"] == pytest.approx(0.2)

@@ -37,9 +37,7 @@ def test_all_thresholds_met() -> None:
 
 def test_failures_name_values_and_thresholds() -> None:
     summary = _summary(relevance=_stats(candidate_mean=0.55, improvement=0.02, p_value=0.4))
-    result = evaluate_gates(
-        summary, [Gate(scorer="relevance", min_mean=0.7, min_improvement=0.1, max_p_value=0.05)]
-    )
+    result = evaluate_gates(summary, [Gate(scorer="relevance", min_mean=0.7, min_improvement=0.1, max_p_value=0.05)])
     assert not result.passed and len(result.failed) == 3
     messages = " | ".join(c.message for c in result.failed)
     assert "candidate mean 0.55 < min_mean 0.7" in messages

@@ -50,9 +50,7 @@ def test_known_production_scores_are_reused_without_calling_the_scorer() -> None
 def test_score_rows_and_names() -> None:
     row = score_row("relevance", None, None, "boom", record_id="r", side="candidate", origin="evaluate")
     assert row["numeric"] is None and row["error"] == "boom"
-    assert (
-        score_row("x", True, 3, None, record_id="r", side="production", origin="direct")["rationale"] is None
-    )
+    assert score_row("x", True, 3, None, record_id="r", side="production", origin="direct")["rationale"] is None
     assert scorer_name(SimpleNamespace(name="relevance")) == "relevance"
     with pytest.raises(ScorerError, match="has no name"):
         scorer_name(object())
@@ -61,7 +59,5 @@ def test_score_rows_and_names() -> None:
 def test_select_scorers_keeps_param_order_and_names_unknown_ones() -> None:
     loaded = [SimpleNamespace(name="relevance"), SimpleNamespace(name="pii")]
     assert [s.name for s in select_scorers(loaded, ["pii", "relevance"])] == ["pii", "relevance"]
-    with pytest.raises(
-        ConfigError, match=r"\['groundedness'\] are not loaded.*available: \['pii', 'relevance'\]"
-    ):
+    with pytest.raises(ConfigError, match=r"\['groundedness'\] are not loaded.*available: \['pii', 'relevance'\]"):
         select_scorers(loaded, ["groundedness"])

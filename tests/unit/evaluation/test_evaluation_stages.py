@@ -91,13 +91,9 @@ def test_load_stage_reads_a_curated_version(tmp_path: Path) -> None:
 
     rows = [_record("r1", "Smart Sync?", "incident", {"relevance": 0.2}), _record("r2", "Hi", "guard", {})]
     data_root = tmp_path / "data"
-    info = commit_snapshot(
-        data_root, "flywheel_demo_default", pa.Table.from_pylist(rows, schema=record_schema()), {}
-    )
+    info = commit_snapshot(data_root, "flywheel_demo_default", pa.Table.from_pylist(rows, schema=record_schema()), {})
     run_dir = tmp_path / "run"
-    out = stages.load_stage(
-        run_dir, _app(candidate="a.b:c"), {"dataset": "flywheel_demo_default"}, data_root=data_root
-    )
+    out = stages.load_stage(run_dir, _app(candidate="a.b:c"), {"dataset": "flywheel_demo_default"}, data_root=data_root)
     assert out == {
         "records": 2,
         "dataset": "flywheel_demo_default",
@@ -140,19 +136,13 @@ def test_adhoc_records_filter_sample_and_dedupe() -> None:
     rows += [_trace("other", "billing", 11)]
     traces = pa.Table.from_pylist(rows, schema=TRACE_SCHEMA)
     kwargs = {"seed": "s", "app": "demo", "start_ms": BASE_MS, "end_ms": BASE_MS + 3_600_000}
-    records = stages.adhoc_records(
-        traces, filter_text="inputs.query CONTAINS 'Smart Sync'", sample_size=6, **kwargs
-    )
+    records = stages.adhoc_records(traces, filter_text="inputs.query CONTAINS 'Smart Sync'", sample_size=6, **kwargs)
     assert records.num_rows <= 4  # four distinct questions among the sampled traces
     assert set(records.column("rule").to_pylist()) == {"adhoc"}
     assert "other" not in records.column("source_trace_id").to_pylist()
-    again = stages.adhoc_records(
-        traces, filter_text="inputs.query CONTAINS 'Smart Sync'", sample_size=6, **kwargs
-    )
+    again = stages.adhoc_records(traces, filter_text="inputs.query CONTAINS 'Smart Sync'", sample_size=6, **kwargs)
     assert again.equals(records)  # deterministic
-    everything = stages.adhoc_records(
-        traces, filter_text="inputs.query CONTAINS 'Smart'", sample_size=100, **kwargs
-    )
+    everything = stages.adhoc_records(traces, filter_text="inputs.query CONTAINS 'Smart'", sample_size=100, **kwargs)
     assert everything.num_rows == 4
 
 
@@ -173,9 +163,7 @@ def _write_run(run_dir: Path, *, candidate_scores: list[float], gates: list[dict
         outputs.append({"record_id": rec["record_id"], "trace_id": "c", "output": '"new"', "error": None})
     params = stages.resolve_params(_app(candidate="a.b:c"), {"dataset": "ds", "gates": gates})
     atomic_write_json(params, run_dir / stages.PARAMS_FILE)
-    atomic_write_json(
-        {"name": "ds", "version": 2, "digest": "sha256:d", "source": "curated"}, run_dir / "dataset.json"
-    )
+    atomic_write_json({"name": "ds", "version": 2, "digest": "sha256:d", "source": "curated"}, run_dir / "dataset.json")
     run_info = {
         "run_id": "run1",
         "run_name": "dev-eval-c-ds-v2",
@@ -187,9 +175,7 @@ def _write_run(run_dir: Path, *, candidate_scores: list[float], gates: list[dict
 
     atomic_write_parquet(pa.Table.from_pylist(records, schema=record_schema()), run_dir / "records.parquet")
     atomic_write_parquet(pa.Table.from_pylist(scores, schema=scores_schema()), run_dir / "scores.parquet")
-    atomic_write_parquet(
-        pa.Table.from_pylist(outputs, schema=outputs_schema()), run_dir / "candidate_outputs.parquet"
-    )
+    atomic_write_parquet(pa.Table.from_pylist(outputs, schema=outputs_schema()), run_dir / "candidate_outputs.parquet")
 
 
 GATE = {"scorer": "relevance", "min_improvement": 0.1, "max_p_value": 0.05, "rule": "incident"}
@@ -202,9 +188,7 @@ def test_compare_then_gate_passes_for_a_real_improvement(tmp_path: Path) -> None
     rel = out["scorers"]["relevance"]
     assert (rel["wins"], rel["losses"], rel["ties"]) == (10, 1, 1)
     assert rel["p_value"] < 0.05 and rel["improvement"] > 0.5
-    first = {
-        name: (tmp_path / name).read_bytes() for name in ("summary.json", "summary.md", "comparison.parquet")
-    }
+    first = {name: (tmp_path / name).read_bytes() for name in ("summary.json", "summary.md", "comparison.parquet")}
     stages.compare_stage(tmp_path)
     assert first == {name: (tmp_path / name).read_bytes() for name in first}  # byte-identical re-run
     assert "## Rule `incident`" in first["summary.md"].decode()
@@ -235,9 +219,7 @@ def test_stage_without_its_input_names_the_missing_stage(tmp_path: Path) -> None
 
 
 def test_run_name_and_metrics() -> None:
-    assert (
-        stages.run_name_for("predict_fixed", {"name": "ds", "version": 3}) == "dev-eval-predict_fixed-ds-v3"
-    )
+    assert stages.run_name_for("predict_fixed", {"name": "ds", "version": 3}) == "dev-eval-predict_fixed-ds-v3"
     adhoc = {"name": "adhoc", "version": None, "digest": "sha256:0123456789"}
     assert stages.run_name_for("m-3", adhoc) == "dev-eval-m-3-adhoc-01234567"
     summary = {

@@ -46,9 +46,7 @@ def test_wilcoxon_tie_correction_and_zeros() -> None:
     assert result.w_minus == 8.5
     # scipy.stats.wilcoxon(TIED, zero_method="wilcox", correction=True/False, method="approx").pvalue
     assert result.p_value == pytest.approx(0.031311271341603136, rel=1e-9)
-    assert wilcoxon_signed_rank(TIED, correction=False).p_value == pytest.approx(
-        0.027952641457061594, rel=1e-9
-    )
+    assert wilcoxon_signed_rank(TIED, correction=False).p_value == pytest.approx(0.027952641457061594, rel=1e-9)
 
 
 def test_wilcoxon_is_symmetric_in_sign() -> None:

@@ -48,9 +48,7 @@ def _trace(
     if feedback is not None:
         found.append(_assessment("user_feedback", feedback, source="HUMAN", at=minute))
     if correction is not None:
-        found.append(
-            _assessment("expected_answer", correction, kind="expectation", source="HUMAN", at=minute)
-        )
+        found.append(_assessment("expected_answer", correction, kind="expectation", source="HUMAN", at=minute))
     return {
         "trace_id": trace_id,
         "app": "demo",
@@ -111,9 +109,7 @@ def test_build_lines_redaction_and_system_prompt() -> None:
             minute=1,
         ),
     ]
-    result = build_examples(
-        _examples(rows), BuildOptions(system_prompt="You are Support.", validation_fraction=0.0)
-    )
+    result = build_examples(_examples(rows), BuildOptions(system_prompt="You are Support.", validation_fraction=0.0))
     assert result.validation == [] and len(result.train) == 2
     assert result.train[0] == {
         "messages": [
@@ -189,9 +185,7 @@ def test_validate_example_rules() -> None:
     assert any("role must be one of" in p for p in validate_example(bad_role))
     empty = {"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "a"}]}
     assert any("non-empty string" in p for p in validate_example(empty))
-    late_system = {
-        "messages": [*good["messages"][:1], {"role": "system", "content": "s"}, good["messages"][1]]
-    }
+    late_system = {"messages": [*good["messages"][:1], {"role": "system", "content": "s"}, good["messages"][1]]}
     assert any("only the first message" in p for p in validate_example(late_system))
     assert any("unknown top-level key 'extra'" in p for p in validate_example({**good, "extra": 1}))
     assert validate_example([1]) == ["an example must be a JSON object, got list"]
@@ -200,9 +194,7 @@ def test_validate_example_rules() -> None:
 def test_validate_chat_jsonl_reports_lines(tmp_path: Path) -> None:
     good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     path = tmp_path / "x.jsonl"
-    path.write_text(
-        json.dumps(good) + "\n" + "{oops\n" + "\n" + json.dumps({"messages": [{"role": "user"}]}) + "\n"
-    )
+    path.write_text(json.dumps(good) + "\n" + "{oops\n" + "\n" + json.dumps({"messages": [{"role": "user"}]}) + "\n")
     result = validate_chat_jsonl(path)
     assert not result.valid and result.lines == 4
     assert result.errors[0].startswith("line 2: not valid JSON")
@@ -230,9 +222,7 @@ def _trace_table(rows: list[dict]) -> Any:
 
 def test_select_then_build_files_and_manifest(tmp_path: Path) -> None:
     rows = [
-        _trace(
-            f"t{i}", f"Question {i} from jane@x.io", answer=f"See ticket TCK-{i}.", feedback=True, minute=i
-        )
+        _trace(f"t{i}", f"Question {i} from jane@x.io", answer=f"See ticket TCK-{i}.", feedback=True, minute=i)
         for i in range(30)
     ]
     rows += [
@@ -241,9 +231,7 @@ def test_select_then_build_files_and_manifest(tmp_path: Path) -> None:
         _trace("low", "Question scored low", scores={"relevance": 0.2}, minute=42),
         _trace("billing", "Billing help", feedback=True, minute=43),
     ]
-    app = _app(
-        validation_fraction=0.2, system_prompt="Be brief.", pii=PiiRedaction(extra_patterns=[r"\bTCK-\d+"])
-    )
+    app = _app(validation_fraction=0.2, system_prompt="Be brief.", pii=PiiRedaction(extra_patterns=[r"\bTCK-\d+"]))
     end_ms = BASE_MS + 86_400_000
     params = {"filter": "inputs.query CONTAINS 'uestion'"}
     out = stages.select_examples(
@@ -258,10 +246,7 @@ def test_select_then_build_files_and_manifest(tmp_path: Path) -> None:
     assert manifest["counts"]["matched_filter"] == 33
     # The newer "dup" replaced t0 (newest wins), and its answer names no ticket: 29 tickets, 30 e-mails.
     assert manifest["pii"]["redactions"] == {"email": 30, "phone": 0, "card": 0, "extra": 29}
-    assert (
-        manifest["filters"]["selection_filter"] == params["filter"]
-        and manifest["filters"]["min_score"] == 0.7
-    )
+    assert manifest["filters"]["selection_filter"] == params["filter"] and manifest["filters"]["min_score"] == 0.7
     assert manifest["window"]["start"] == "2026-01-01T00:00:00Z"
     assert manifest["files"]["train.jsonl"]["lines"] == built["train"]
     assert manifest["digest"] == built["digest"] and manifest["digest"].startswith("sha256:")
@@ -281,9 +266,7 @@ def test_export_params_are_validated(tmp_path: Path) -> None:
     from genai_flywheel.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match="min_score"):
-        stages.select_examples(
-            tmp_path, _app(), start_ms=0, end_ms=1, params={"min_score": 2}, traces=_trace_table([])
-        )
+        stages.select_examples(tmp_path, _app(), start_ms=0, end_ms=1, params={"min_score": 2}, traces=_trace_table([]))
     with pytest.raises(ConfigError, match="quality_scorer"):
         stages.select_examples(
             tmp_path, _app(), start_ms=0, end_ms=1, params={"quality_scorer": ["x"]}, traces=_trace_table([])

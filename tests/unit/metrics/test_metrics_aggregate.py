@@ -25,9 +25,7 @@ def span(span_type: str | None, ms: float | None) -> dict[str, Any]:
     return {"name": "s", "span_type": span_type, "duration_ms": ms, "status": "OK"}
 
 
-def feedback(
-    name: str, value: str, t: int, source: str = "HUMAN", error: str | None = None
-) -> dict[str, Any]:
+def feedback(name: str, value: str, t: int, source: str = "HUMAN", error: str | None = None) -> dict[str, Any]:
     return {
         "assessment_id": f"a-{name}-{t}",
         "name": name,
@@ -57,9 +55,7 @@ def trace(i: int, **overrides: Any) -> dict[str, Any]:
     return row
 
 
-def score(
-    i: int, scorer: str, numeric: float | None, passed: bool | None, **overrides: Any
-) -> dict[str, Any]:
+def score(i: int, scorer: str, numeric: float | None, passed: bool | None, **overrides: Any) -> dict[str, Any]:
     row = {
         "trace_id": f"tr-{i:03d}",
         "app": "bot",
@@ -145,9 +141,7 @@ def test_latency_percentiles_and_cis(window: pa.Table) -> None:
     assert m["latency_p50_ms"]["n"] == 9
     assert m["latency_p50_ms"]["value"] == pytest.approx(np.quantile(latencies, 0.5))
     assert m["latency_p95_ms"]["value"] == pytest.approx(np.quantile(latencies, 0.95))
-    assert (m["latency_p50_ms"]["ci_low"], m["latency_p50_ms"]["ci_high"]) == stats.quantile_ci(
-        latencies, 0.5
-    )
+    assert (m["latency_p50_ms"]["ci_low"], m["latency_p50_ms"]["ci_high"]) == stats.quantile_ci(latencies, 0.5)
     assert m["latency_p50_ms"]["ci_low"] is not None
     assert m["latency_p99_ms"]["ci_low"] is None and m["latency_p99_ms"]["ci_high"] is None  # n = 9 < 368
     assert m["latency_mean_ms"]["value"] == pytest.approx(np.mean(latencies))
@@ -269,9 +263,7 @@ def test_contract_violations_name_the_problem(window: pa.Table) -> None:
     with pytest.raises(DataContractError, match="weight"):
         run(window, scores_table([score(0, "rel", 1.0, True, weight=0.0)]))
     with pytest.raises(ValueError, match="after interval_start"):
-        aggregate(
-            window, SCORE_SCHEMA.empty_table(), app="bot", interval_start=END, interval_end=START, prices={}
-        )
+        aggregate(window, SCORE_SCHEMA.empty_table(), app="bot", interval_start=END, interval_end=START, prices={})
 
 
 def test_is_estimate_splits_estimates_from_counts() -> None:

@@ -14,16 +14,36 @@ from genai_flywheel.traces.schema import SCORE_SCHEMA, TRACE_SCHEMA
 def _scores(outcomes: list[str | None], source: str = "LLM_JUDGE") -> pa.Table:
     rows = []
     for i, error in enumerate(outcomes):
-        rows.append({"trace_id": f"tr-{i:04d}", "app": "a", "timestamp_ms": 1, "scorer": "relevance_to_query",
-                     "scorer_version": "j1", "source_type": source, "value": None if error else '"yes"',
-                     "numeric": None if error else 1.0, "passed": None if error else True, "rationale": None,
-                     "error": error, "stratum": "base", "weight": 1.0, "assessment_id": f"a-{i}"})
+        rows.append(
+            {
+                "trace_id": f"tr-{i:04d}",
+                "app": "a",
+                "timestamp_ms": 1,
+                "scorer": "relevance_to_query",
+                "scorer_version": "j1",
+                "source_type": source,
+                "value": None if error else '"yes"',
+                "numeric": None if error else 1.0,
+                "passed": None if error else True,
+                "rationale": None,
+                "error": error,
+                "stratum": "base",
+                "weight": 1.0,
+                "assessment_id": f"a-{i}",
+            }
+        )
     return pa.Table.from_pylist(rows, schema=SCORE_SCHEMA)
 
 
 def _metrics(scores: pa.Table) -> dict[str, dict]:
-    out = aggregate(TRACE_SCHEMA.empty_table(), scores, app="a", interval_start=datetime(2026, 1, 1, tzinfo=UTC),
-                    interval_end=datetime(2026, 1, 1, 1, tzinfo=UTC), prices={})
+    out = aggregate(
+        TRACE_SCHEMA.empty_table(),
+        scores,
+        app="a",
+        interval_start=datetime(2026, 1, 1, tzinfo=UTC),
+        interval_end=datetime(2026, 1, 1, 1, tzinfo=UTC),
+        prices={},
+    )
     return {r["metric"]: r for r in out.to_pylist()}
 
 

@@ -25,8 +25,14 @@ def test_judge_hook_builds_the_endpoint_from_a_connection(app, monkeypatch: pyte
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_MY_JUDGE",
-        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9999/v1", "password": SECRET,
-                    "extra": {"model": "judge-model"}}),
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": "http://127.0.0.1:9999/v1",
+                "password": SECRET,
+                "extra": {"model": "judge-model"},
+            }
+        ),
     )
     endpoint = JudgeHook("my_judge").endpoint(app)
     assert endpoint.base_url == "http://127.0.0.1:9999/v1"
@@ -67,8 +73,16 @@ def test_notifier_posts_to_the_webhook_and_retries_a_5xx(app, caplog: pytest.Log
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Receiver.bodies, _Receiver.fail_first = [], 1
-    payload = {"app": "support-assistant", "rule": "error_rate", "state": "firing", "metric": "error_rate",
-               "value": 0.3, "threshold": 0.05, "n": 120, "severity": "critical"}
+    payload = {
+        "app": "support-assistant",
+        "rule": "error_rate",
+        "state": "firing",
+        "metric": "error_rate",
+        "value": 0.3,
+        "threshold": 0.05,
+        "n": 120,
+        "severity": "critical",
+    }
     notify = app.notify.model_copy(update={"webhook_url": f"http://127.0.0.1:{server.server_port}/hook"})
     try:
         with caplog.at_level("WARNING"):

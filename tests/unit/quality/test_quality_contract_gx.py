@@ -114,9 +114,7 @@ def result(traces: pa.Table) -> ContractResult:
 
 def test_each_failure_kind_is_quarantined_with_its_reason(result: ContractResult) -> None:
     expected = [(row["trace_id"], reasons) for row, reasons in CASES if reasons is not None]
-    got = list(
-        zip(result.quarantine["trace_id"].to_pylist(), result.quarantine["reasons"].to_pylist(), strict=True)
-    )
+    got = list(zip(result.quarantine["trace_id"].to_pylist(), result.quarantine["reasons"].to_pylist(), strict=True))
     assert got == expected
 
 
@@ -144,9 +142,7 @@ def test_report_counts_rows_and_expectations(result: ContractResult) -> None:
     assert report["rows_valid"] == len(CASES) - n_bad
     assert report["success"] and result.ok
     by_key = {e["key"]: e for e in report["expectations"]}
-    assert [e["key"] for e in report["expectations"]] == [
-        e.meta["key"] for e in trace_contract_suite().expectations
-    ]
+    assert [e["key"] for e in report["expectations"]] == [e.meta["key"] for e in trace_contract_suite().expectations]
     assert by_key["status_allowed"]["unexpected_count"] == 2
     assert by_key["trace_finished"]["unexpected_count"] == 1
     assert by_key["trace_id_unique"]["success"] is True
@@ -175,10 +171,7 @@ def test_duplicate_trace_ids_are_all_quarantined() -> None:
     rows = [_trace(_hex(1)), _trace(_hex(2)), _trace(_hex(1)), _trace(_hex(3))]
     res = validate_traces(_table(rows))
     assert res.valid["trace_id"].to_pylist() == [_hex(2), _hex(3)]
-    assert (
-        res.quarantine["reasons"].to_pylist()
-        == [[f"trace_id '{_hex(1)}' occurs more than once in the batch"]] * 2
-    )
+    assert res.quarantine["reasons"].to_pylist() == [[f"trace_id '{_hex(1)}' occurs more than once in the batch"]] * 2
 
 
 def test_empty_table_validates_to_empty_outputs() -> None:
@@ -276,12 +269,8 @@ def test_record_suite_quarantines_bad_records() -> None:
     records = pa.Table.from_pylist([row for row, _ in RECORD_CASES])
     res = validate_records(records, "eval_dataset", max_bad_fraction=1.0)
     assert res.report["suite"] == EVAL_DATASET_SUITE_NAME
-    assert res.valid["record_id"].to_pylist() == [
-        r["record_id"] for r, reasons in RECORD_CASES if reasons is None
-    ]
-    got = list(
-        zip(res.quarantine["record_id"].to_pylist(), res.quarantine["reasons"].to_pylist(), strict=True)
-    )
+    assert res.valid["record_id"].to_pylist() == [r["record_id"] for r, reasons in RECORD_CASES if reasons is None]
+    got = list(zip(res.quarantine["record_id"].to_pylist(), res.quarantine["reasons"].to_pylist(), strict=True))
     assert got == [(r["record_id"], reasons) for r, reasons in RECORD_CASES if reasons is not None]
 
 

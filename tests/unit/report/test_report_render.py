@@ -88,9 +88,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         table = _partition(i)
         store.write_partition(table)
         start = T0 + i * HOUR
-        process_interval(
-            root, APP, store.read(APP, start, start + HOUR), RULES, start, start + HOUR, HOUR * 24
-        )
+        process_interval(root, APP, store.read(APP, start, start + HOUR), RULES, start, start + HOUR, HOUR * 24)
     return root
 
 
@@ -222,10 +220,7 @@ def test_same_inputs_give_the_same_bytes(data_root: Path, tmp_path: Path, page: 
 def test_summarize_counts(data_root: Path) -> None:
     s = summarize(data_root, APP)
     assert s["intervals"] == N_INTERVALS
-    assert (
-        s["first_interval_start"] == "2026-01-05T00:00:00Z"
-        and s["last_interval_end"] == "2026-01-05T06:00:00Z"
-    )
+    assert s["first_interval_start"] == "2026-01-05T00:00:00Z" and s["last_interval_end"] == "2026-01-05T06:00:00Z"
     assert s["traces"] == 100 * N_INTERVALS
     assert s["error_traces"] == 2 * N_INTERVALS
     assert (s["sampled"], s["scored"], s["scorer_errors"]) == (
@@ -332,8 +327,16 @@ def test_parse_incidents_shapes() -> None:
 def test_simulator_ground_truth_keyed_by_name_is_accepted() -> None:
     from genai_flywheel.report.data import parse_incidents
 
-    truth = {"incidents": {"error_spike": {"kind": "errors", "start": "2026-11-20T10:00:00Z",
-                                           "end": "2026-11-20T12:00:00Z", "trace_ids": ["tr-1"]}}}
+    truth = {
+        "incidents": {
+            "error_spike": {
+                "kind": "errors",
+                "start": "2026-11-20T10:00:00Z",
+                "end": "2026-11-20T12:00:00Z",
+                "trace_ids": ["tr-1"],
+            }
+        }
+    }
     (incident,) = parse_incidents(truth, "support-assistant")
     assert incident.name == "error_spike"
     assert incident.end - incident.start == timedelta(hours=2)

@@ -50,10 +50,7 @@ def make_trace_json(
 
     spans = [span("app", b"rootspan", None, "CHAIN", inputs, outputs, duration_ms)]
     if documents is not None:
-        docs = [
-            {"page_content": d, "metadata": {"doc_uri": f"doc-{n}"}, "id": None}
-            for n, d in enumerate(documents)
-        ]
+        docs = [{"page_content": d, "metadata": {"doc_uri": f"doc-{n}"}, "id": None} for n, d in enumerate(documents)]
         spans.append(span("retrieve", b"retrieve", _b64(b"rootspan"), "RETRIEVER", {"q": "x"}, docs, 5))
     trace = {
         "info": {

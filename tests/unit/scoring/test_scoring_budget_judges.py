@@ -147,12 +147,8 @@ class ScriptedJudge:
 
 def test_call_judge_backs_off_exponentially_and_recovers() -> None:
     sleeps: list[float] = []
-    judge = ScriptedJudge(
-        _caused(ChatCompletionError(500)), _caused(ChatCompletionError(429)), KeyError("result")
-    )
-    endpoint = JudgeEndpoint(
-        base_url="http://h/v1", api_key="k-123456", model="m", max_retries=3, backoff_s=0.5
-    )
+    judge = ScriptedJudge(_caused(ChatCompletionError(500)), _caused(ChatCompletionError(429)), KeyError("result"))
+    endpoint = JudgeEndpoint(base_url="http://h/v1", api_key="k-123456", model="m", max_retries=3, backoff_s=0.5)
     outcome = call_judge(judge, {}, endpoint, sleep=sleeps.append)  # type: ignore[arg-type]
     assert outcome.result == "yes" and outcome.error is None and outcome.attempts == 4
     assert sleeps == [0.5, 1.0, 2.0]
@@ -161,9 +157,7 @@ def test_call_judge_backs_off_exponentially_and_recovers() -> None:
 def test_call_judge_gives_up_after_max_retries() -> None:
     sleeps: list[float] = []
     judge = ScriptedJudge(*[_caused(ChatCompletionError(500))] * 5)
-    endpoint = JudgeEndpoint(
-        base_url="http://h/v1", api_key="k-123456", model="m", max_retries=3, backoff_s=20
-    )
+    endpoint = JudgeEndpoint(base_url="http://h/v1", api_key="k-123456", model="m", max_retries=3, backoff_s=20)
     outcome = call_judge(judge, {}, endpoint, sleep=sleeps.append)  # type: ignore[arg-type]
     assert outcome.error == "judge unavailable after 3 retries: HTTP 500"
     assert judge.calls == 4 and sleeps == [20, 30, 30]  # capped at 30 s

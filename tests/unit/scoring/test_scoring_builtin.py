@@ -33,9 +33,7 @@ def test_relevance_good_and_bad_answers() -> None:
     )
     assert good.value == 1.0 and good.error is None
     assert good.name == "relevance"
-    bad = _run(
-        scorer, inputs={"query": "What is the capital of France?"}, outputs={"answer": "Bananas are yellow."}
-    )
+    bad = _run(scorer, inputs={"query": "What is the capital of France?"}, outputs={"answer": "Bananas are yellow."})
     assert bad.value == 0.0
     assert "missing: capital, franc" in bad.rationale
 
@@ -94,9 +92,7 @@ def test_groundedness_without_retrieval_is_an_error_not_a_score(
     assert no_trace.value is None and "no retrieved context" in no_trace.error.error_message
 
 
-def test_retrieved_context_accepts_document_shapes(
-    trace_json: Callable[..., str], trace_from: Callable
-) -> None:
+def test_retrieved_context_accepts_document_shapes(trace_json: Callable[..., str], trace_from: Callable) -> None:
     trace = trace_from(trace_json(documents=["first doc", "second doc"]))
     assert builtin.retrieved_context(trace) == ["first doc", "second doc"]
     assert builtin.retrieved_context(None) == []

@@ -41,12 +41,8 @@ class FakeScorer:
         self.fn = fn
         self.calls: list[dict[str, Any]] = []
 
-    def run(
-        self, *, inputs: Any = None, outputs: Any = None, expectations: Any = None, trace: Any = None
-    ) -> Any:
-        self.calls.append(
-            {"inputs": inputs, "outputs": outputs, "expectations": expectations, "trace": trace}
-        )
+    def run(self, *, inputs: Any = None, outputs: Any = None, expectations: Any = None, trace: Any = None) -> Any:
+        self.calls.append({"inputs": inputs, "outputs": outputs, "expectations": expectations, "trace": trace})
         return self.fn(inputs=inputs, outputs=outputs, trace=trace, expectations=expectations)
 
 
@@ -343,9 +339,7 @@ def test_judge_failures_are_retried_then_recorded(trace_row: Callable) -> None:
     before = os.environ.get("OPENAI_API_KEY")
     out = {
         r["trace_id"]: r
-        for r in score_table(
-            table(rows), [loaded("j", judge, is_judge=True, endpoint=_endpoint())]
-        ).to_pylist()
+        for r in score_table(table(rows), [loaded("j", judge, is_judge=True, endpoint=_endpoint())]).to_pylist()
     }
     assert out["t1"]["value"] == '"yes"' and out["t1"]["error"] is None
     assert out["t2"]["error"] == "judge unavailable after 2 retries: HTTP 500"

@@ -11,9 +11,7 @@ from genai_flywheel.traces.schema import TRACE_SCHEMA
 JSON_COLUMNS = ("request", "response", "tags", "metadata")
 
 
-def assessment(
-    name: str, value: Any, create_time_ms: int | None = 0, kind: str = "feedback"
-) -> dict[str, Any]:
+def assessment(name: str, value: Any, create_time_ms: int | None = 0, kind: str = "feedback") -> dict[str, Any]:
     """One assessments-list entry; ``value`` is JSON-encoded (None stays null, as for an errored one)."""
     return {
         "assessment_id": f"a-{name}-{create_time_ms}",

@@ -213,9 +213,7 @@ def test_answer_column_wins_over_response() -> None:
     assert evaluate(parse_filter("outputs = 'hi there'"), table).tolist() == [True, False]
     assert evaluate(parse_filter("outputs = 'x'"), table).tolist() == [False, True]
     # trace.text prefers the query column as well, falling back to inputs.query where it is unset.
-    table = build_table(
-        [{"query": "from column", "request": {"query": "from request"}}, {"request": {"query": "q2"}}]
-    )
+    table = build_table([{"query": "from column", "request": {"query": "from request"}}, {"request": {"query": "q2"}}])
     assert evaluate(parse_filter("trace.text CONTAINS 'from column'"), table).tolist() == [True, False]
     assert evaluate(parse_filter("trace.text CONTAINS 'q2'"), table).tolist() == [False, True]
 

@@ -44,9 +44,7 @@ NUMBERS = st.one_of(
 )
 KEYS = st.text(min_size=1, max_size=6)
 ANY_FIELD = st.one_of(
-    st.builds(
-        Field, st.sampled_from(["inputs", "outputs"]), st.lists(st.text(max_size=5), max_size=3).map(tuple)
-    ),
+    st.builds(Field, st.sampled_from(["inputs", "outputs"]), st.lists(st.text(max_size=5), max_size=3).map(tuple)),
     st.builds(Field, st.sampled_from(["assessment", "tag", "metadata"]), st.tuples(KEYS)),
     st.builds(Field, st.sampled_from(["status", "timestamp_ms", "execution_time_ms", "text"])),
 )
@@ -151,9 +149,7 @@ ASSESSMENTS = st.one_of(
 
 
 def _entries(keys: list[str]) -> st.SearchStrategy[dict[str, str] | None]:
-    return st.one_of(
-        st.none(), st.dictionaries(st.sampled_from(keys), st.sampled_from(WORDS), max_size=len(keys))
-    )
+    return st.one_of(st.none(), st.dictionaries(st.sampled_from(keys), st.sampled_from(WORDS), max_size=len(keys)))
 
 
 TRACE_ROWS = st.fixed_dictionaries(
@@ -197,18 +193,14 @@ SMALL_FIELDS = st.sampled_from(
         Field("text"),
     ]
 )
-SMALL_SCALARS = st.one_of(
-    st.sampled_from(WORDS), st.sampled_from([0, 1, 3, 0.5, -1, 1002, 1002.5, True, False])
-)
+SMALL_SCALARS = st.one_of(st.sampled_from(WORDS), st.sampled_from([0, 1, 3, 0.5, -1, 1002, 1002.5, True, False]))
 
 
 @st.composite
 def small_compare(draw: st.DrawFn) -> Compare:
     field = draw(SMALL_FIELDS)
     if field.kind == "text":
-        return Compare(
-            field, draw(st.sampled_from(TEXT_OPS)), draw(st.sampled_from(["%", "%a%", "p_od", "prod"]))
-        )
+        return Compare(field, draw(st.sampled_from(TEXT_OPS)), draw(st.sampled_from(["%", "%a%", "p_od", "prod"])))
     numeric = field.kind in ("timestamp_ms", "execution_time_ms")
     values = st.sampled_from([*TIMES, 0, 5, 100, 3000, -1, 1002.5]) if numeric else SMALL_SCALARS
     ops = ["=", "=", "!=", "<", ">=", "IN", "NOT IN", "IS NULL", "IS NOT NULL"]
@@ -224,9 +216,7 @@ def small_compare(draw: st.DrawFn) -> Compare:
 
 def small_filters() -> st.SearchStrategy[Expr]:
     # Top-level conjunctions give split_pushdown something to split; inner trees keep it honest.
-    return st.lists(st.one_of(small_compare(), trees(small_compare())), min_size=1, max_size=4).map(
-        _and_if_many
-    )
+    return st.lists(st.one_of(small_compare(), trees(small_compare())), min_size=1, max_size=4).map(_and_if_many)
 
 
 # A stand-in for MLflow's search_traces that implements only the pushed-down subset, with SQL semantics

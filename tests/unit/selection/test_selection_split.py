@@ -95,9 +95,7 @@ def test_mixed_conjunction_splits_and_keeps_order() -> None:
 
 
 def test_nested_groups_of_and_are_flattened() -> None:
-    pushed, residual = split_pushdown(
-        parse_filter("trace.status = 'OK' AND (inputs.a = 1 AND tags.env = 'x')")
-    )
+    pushed, residual = split_pushdown(parse_filter("trace.status = 'OK' AND (inputs.a = 1 AND tags.env = 'x')"))
     assert pushed == "trace.status = 'OK' AND tags.`env` = 'x'"
     assert residual == parse_filter("inputs.a = 1")
 

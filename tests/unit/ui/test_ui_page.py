@@ -89,9 +89,7 @@ def _rows(html: str, table_class: str) -> list[list[str]]:
     table = re.search(rf'<table class="{table_class}">.*?</table>', html, re.S)
     assert table, f"no table {table_class}"
     body = table.group(0).split("<tbody>")[1]
-    return [
-        re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)
-    ]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)]
 
 
 def _chart_titles(html: str) -> list[str]:
@@ -185,9 +183,7 @@ def test_app_without_data_renders_empty_states(client: TestClient, page: str) ->
 
 
 def test_empty_data_root_renders_every_app_without_error(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path / "f.yaml", tmp_path / "nothing-here", f"http://127.0.0.1:{_closed_port()}"
-    )
+    config = write_config(tmp_path / "f.yaml", tmp_path / "nothing-here", f"http://127.0.0.1:{_closed_port()}")
     c = _client(config)
     response = c.get("/")
     assert response.status_code == 200
@@ -218,9 +214,7 @@ def test_api_apps(client: TestClient) -> None:
     assert a["intervals"] == N_INTERVALS and a["firing"] == ["latency_p95"]
     assert a["latest_interval"] == {"start": "2026-01-05T11:00:00Z", "end": "2026-01-05T12:00:00Z"}
     assert a["links"]["airflow_dag"] == "/dags/flywheel_monitor_support-assistant"
-    assert a["links"]["mlflow"]["traces"] is None and a["links"]["mlflow"]["experiments"].endswith(
-        "/#/experiments"
-    )
+    assert a["links"]["mlflow"]["traces"] is None and a["links"]["mlflow"]["experiments"].endswith("/#/experiments")
 
 
 def test_api_metrics_filters_by_name_and_window(client: TestClient) -> None:
@@ -352,9 +346,7 @@ def test_unreadable_metrics_partition_is_reported_not_a_500(seeded: Path, tmp_pa
     c = _client(config)
     response = c.get(f"/apps/{APP}")
     assert response.status_code == 200
-    assert (
-        "Files that could not be read" in response.text and "cannot read metrics partition" in response.text
-    )
+    assert "Files that could not be read" in response.text and "cannot read metrics partition" in response.text
     assert _rows(response.text, "firing-now")[0][0] == "latency_p95"  # the rest of the page still shows
     api = c.get(f"/api/apps/{APP}/metrics")
     assert api.status_code == 500 and "delete it and re-run that interval" in api.json()["detail"]

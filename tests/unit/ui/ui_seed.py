@@ -124,10 +124,7 @@ def _records(ids: list[str]) -> Any:
     from genai_flywheel.curation.records import record_schema
 
     return pa.Table.from_pylist(
-        [
-            {"record_id": r, "source_trace_id": f"tr-{r}", "rule": "negative_feedback", "app": APP}
-            for r in ids
-        ],
+        [{"record_id": r, "source_trace_id": f"tr-{r}", "rule": "negative_feedback", "app": APP} for r in ids],
         schema=record_schema(),
     )
 
@@ -145,9 +142,7 @@ def seed(root: Path, config_path: Path) -> Path:
     for i in range(N_INTERVALS):
         start = T0 + i * HOUR
         store.write_partition(_partition(i))
-        process_interval(
-            root, APP, store.read(APP, start, start + HOUR), rules, start, start + HOUR, HOUR * 24
-        )
+        process_interval(root, APP, store.read(APP, start, start + HOUR), rules, start, start + HOUR, HOUR * 24)
         if i in BUDGET_INTERVALS:
             scores = root / "runs" / f"app={APP}" / f"interval={interval_label(start)}" / "scores"
             atomic_write_parquet(_score_rows(i, 0, 5, 4), scores / "shard=000.parquet")
@@ -178,9 +173,7 @@ def seed(root: Path, config_path: Path) -> Path:
             "run_id": "run123",
             "n_records": 3,
             "candidate_errors": 0,
-            "scorers": {
-                "relevance": {"n": 3, "improvement": 0.04, "ci_low": 0.01, "ci_high": 0.07, "p_value": 0.2}
-            },
+            "scorers": {"relevance": {"n": 3, "improvement": 0.04, "ci_low": 0.01, "ci_high": 0.07, "p_value": 0.2}},
             "rules": {},
         },
         run / "summary.json",
