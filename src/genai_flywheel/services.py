@@ -10,6 +10,7 @@ Airflow login. ``stop_all`` ends whatever ``start_*`` started, also from another
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -188,11 +189,19 @@ def _async_db_fallback(sync_uri: str, env: Mapping[str, str]) -> dict[str, str]:
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC" in env:
         return {}
     scheme = sync_uri.split(":", 1)[0].split("+", 1)[0]
+    if _missing_async_driver(scheme) is None:
+        return {}
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": ""}
+
+
+@functools.cache
+def _missing_async_driver(scheme: str) -> str | None:
+    """The async driver Airflow would use for ``scheme`` if it is not installed (warned about once)."""
     driver = _ASYNC_DRIVERS.get(scheme)
     if driver is None or importlib.util.find_spec(driver) is not None:
-        return {}
+        return None
     log.warning("%s is not installed: Airflow's async metadata engine is disabled (install %s)", driver, driver)
-    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": ""}
+    return driver
 
 
 def sqlite_wal(path: Path) -> Path:

@@ -70,8 +70,12 @@ def test_same_traces_on_rerun_and_independent_of_row_order() -> None:
     first = plan_sample(table, _sampling(), SCORERS).table
     shuffled = table.take(pa.array(list(reversed(range(table.num_rows)))))
     second = plan_sample(shuffled, _sampling(), SCORERS).table
-    key = lambda t: sorted(zip(t.column("trace_id").to_pylist(), map(tuple, t.column("scorers").to_pylist())))  # noqa: E731
-    assert key(first) == key(second)
+    assert _decisions(first) == _decisions(second)
+
+
+def _decisions(t: pa.Table) -> list[tuple[str, tuple[str, ...]]]:
+    ids, scorers = t.column("trace_id").to_pylist(), t.column("scorers").to_pylist()
+    return sorted(zip(ids, map(tuple, scorers), strict=True))
 
 
 def test_strata_are_oversampled_and_weighted() -> None:
