@@ -296,7 +296,7 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
         counts = manifest.get("counts", {})
         lines.append(f"fine-tuning export          : {json.dumps(counts, sort_keys=True)}")
     lines += [
-        f"HTML report                 : file://{report}",
+        f"HTML report                 : file://{Path(report).resolve()}",
         f"MLflow UI                   : {stack.mlflow_uri}",
         f"Airflow UI                  : {stack.airflow_url}  (login {user} / {password}; page: GenAI Quality)",
         "stop everything             : make down",
