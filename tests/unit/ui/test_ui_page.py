@@ -98,7 +98,10 @@ def _chart_titles(html: str) -> list[str]:
 
 def test_page_shows_trend_charts_with_ci_threshold_and_alert_window(page: str) -> None:
     section = _section(page, APP)
-    assert _chart_titles(section) == [
+    titles = _chart_titles(section)
+    # A rule on a metric no standard chart shows gets a chart of its own (judge_outage: judge.error_rate).
+    assert "Alerted metric judge.error_rate" in titles
+    assert [t for t in titles if not t.startswith("Alerted metric")] == [
         "Latency p95",
         "Error rate",
         "Scorer pii: mean score",
@@ -121,7 +124,7 @@ def test_page_lists_firing_alert_rules_and_recent_events(page: str) -> None:
     assert firing[0][3] == "2026-01-05 08:00 UTC"  # firing since the first spiked interval
     assert firing[0][5] == "4,000 ms" and firing[0][6] == "3,400 ms to 4,600 ms"
     rules = {r[0]: r[4] for r in _rows(section, "rules")}
-    assert set(rules) == {"latency_p95", "error_rate", "relevance_pass_rate", "user_satisfaction"}
+    assert set(rules) == {"latency_p95", "error_rate", "relevance_pass_rate", "user_satisfaction", "judge_outage"}
     assert ">firing<" in rules["latency_p95"] and ">ok<" in rules["error_rate"]
     events = [(r[1], r[2]) for r in _rows(section, "recent-events")]
     assert events == [("latency_p95", "fired"), ("error_rate", "resolved"), ("error_rate", "fired")]
@@ -255,6 +258,7 @@ def test_api_alerts(client: TestClient) -> None:
         "error_rate": "ok",
         "relevance_pass_rate": "ok",
         "user_satisfaction": "ok",
+        "judge_outage": "ok",
     }
     assert [(e["rule"], e["kind"], e["interval_start"]) for e in body["recent_events"]] == [
         ("latency_p95", "fired", "2026-01-05T08:00:00Z"),
