@@ -179,8 +179,7 @@ def write_back(
     """Stage 5: the scores as assessments on the traces, each exactly once."""
     from genai_flywheel.metrics.store import atomic_write_json
     from genai_flywheel.traces.extract import get_experiment_id
-    from genai_flywheel.traces.writeback import existing_assessment_ids
-    from genai_flywheel.traces.writeback import write_back as _write_back
+    from genai_flywheel.traces.writeback import existing_assessment_ids, write_back as _write_back
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from genai_flywheel.selection import And, Compare, Expr, Field, compile_filter, evaluate, parse_filter
 from genai_flywheel.selection.nodes import conjuncts

@@ -40,9 +40,15 @@ from genai_flywheel.curation.datasets import commit_snapshot, dataset_name, late
 from genai_flywheel.curation.records import build_records, deduplicate, merge_snapshot
 from genai_flywheel.curation.rules import effective_rules, select, selection_table
 from genai_flywheel.exceptions import StoreError
+from genai_flywheel.metrics.store import (
+    atomic_write_json as _write_json,
+    atomic_write_parquet as _write_parquet,
+    read_stage_json as _read_json,
+    read_stage_parquet as _read_parquet,
+)
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +63,6 @@ VALID_FILE = "valid_records.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 VALIDATION_FILE = "validation.json"
 MERGE_FILE = "merge.json"
-
-
-def _write_parquet(table: pa.Table, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_parquet
-
-    return atomic_write_parquet(table, path)
-
-
-def _write_json(obj: Any, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_json
-
-    return atomic_write_json(obj, path)
-
-
-def _read_parquet(path: Path, producer: str) -> pa.Table:
-    from genai_flywheel.metrics.store import read_parquet
-
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return read_parquet(path)
-
-
-def _read_json(path: Path, producer: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def ruleset_name(app: Application) -> str:

@@ -30,7 +30,6 @@ experiment as production traffic.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -40,10 +39,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genai_flywheel.config import Application
-from genai_flywheel.evaluation.gate import enforce as enforce_gates
-from genai_flywheel.evaluation.gate import evaluate_gates, parse_gates
+from genai_flywheel.evaluation.gate import enforce as enforce_gates, evaluate_gates, parse_gates
 from genai_flywheel.evaluation.stats import DEFAULT_EPSILON
 from genai_flywheel.exceptions import ConfigError, StoreError
+from genai_flywheel.metrics.store import (
+    atomic_write_json as _write_json,
+    atomic_write_parquet as _write_parquet,
+    atomic_write_text as _write_text,
+    read_stage_json as _read_json,
+    read_stage_parquet as _read_parquet,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -137,38 +142,6 @@ def resolve_params(app: Application, params: Mapping[str, Any] | None) -> dict[s
 
 
 # --- files -----------------------------------------------------------------------------------------------
-
-
-def _write_parquet(table: pa.Table, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_parquet
-
-    return atomic_write_parquet(table, path)
-
-
-def _write_json(obj: Any, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_json
-
-    return atomic_write_json(obj, path)
-
-
-def _write_text(text: str, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_text
-
-    return atomic_write_text(text, path)
-
-
-def _read_parquet(path: Path, producer: str) -> pa.Table:
-    from genai_flywheel.metrics.store import read_parquet
-
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return read_parquet(path)
-
-
-def _read_json(path: Path, producer: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # --- load ------------------------------------------------------------------------------------------------

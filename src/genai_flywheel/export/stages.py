@@ -20,7 +20,6 @@ extra selection filter), ``min_score`` (default ``export.min_score``), ``quality
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,6 +43,11 @@ from genai_flywheel.export.finetune import (
     validate_chat_jsonl,
 )
 from genai_flywheel.export.pii import Redactor
+from genai_flywheel.metrics.store import (
+    atomic_write_json as _write_json,
+    atomic_write_text as _write_text,
+    read_stage_json as _read_json,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,24 +90,6 @@ def _params(params: Mapping[str, Any] | None) -> ExportParams:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"export params are invalid: {problems}") from None
-
-
-def _write_json(obj: Any, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_json
-
-    return atomic_write_json(obj, path)
-
-
-def _write_text(text: str, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_text
-
-    return atomic_write_text(text, path)
-
-
-def _read_json(path: Path, producer: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _iso(ms: int) -> str:

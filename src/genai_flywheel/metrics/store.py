@@ -119,6 +119,22 @@ def read_parquet(path: Path | str) -> pa.Table:
         return f.read()
 
 
+def read_stage_parquet(path: Path | str, producer: str) -> pa.Table:
+    """The Parquet file a previous stage wrote, or a StoreError naming the stage to run first."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
+    return read_parquet(path)
+
+
+def read_stage_json(path: Path | str, producer: str) -> dict[str, Any]:
+    """The JSON file a previous stage wrote, or a StoreError naming the stage to run first."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def atomic_write_text(text: str, path: Path | str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     data = text.encode("utf-8")

@@ -8,8 +8,7 @@ from typing import Any
 from unittest import mock
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from selection_tables import assessment, build_table
 
 from genai_flywheel.selection import (
