@@ -152,16 +152,13 @@ def finite(value: Any) -> float | None:
 
 
 def read_events(data_root: Path, app: str) -> tuple[dict[str, Any], ...]:
-    """The alert event log of ``app``, sorted by (interval_start, rule); empty when never alerted."""
-    from genai_flywheel.alerts import AlertStore
+    """The alert event log of ``app``, sorted by (interval_start, rule); empty when never alerted.
 
-    rows = AlertStore(data_root).read_events(app).to_pylist()
-    for row in rows:
-        for key in ("interval_start", "interval_end", "firing_since"):
-            if row[key] is not None:
-                row[key] = utc(row[key])
-    rows.sort(key=lambda r: (r["interval_start"], r["rule"]))
-    return tuple(rows)
+    The static report reads the same log the same way: one loader serves both.
+    """
+    from genai_flywheel.report.data import load_events
+
+    return load_events(data_root, app)
 
 
 def notable_events(events: tuple[dict[str, Any], ...], limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
