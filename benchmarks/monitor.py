@@ -460,7 +460,7 @@ def format_report(summary: dict[str, Any]) -> str:
     )
     lines.append(
         f"  excluding write_back:    {summary['monitor_traces_per_s_excluding_write_back']:.0f} traces/s "
-        "(informational: write_back is one store write per score)"
+        "(informational: write_back is bound by the tracking store's writes)"
     )
     b = summary["baseline"]
     if b:

@@ -149,11 +149,17 @@ def score_shard(
     price = app.prices.get(app.judge.model)
     budget = JudgeBudget(app.judge.max_cost_per_run_usd / max(1, app.sampling.shards), price)
     parts = []
+    # Scorers with the same rows to score (traces, strata and inclusion weights) run in one pass, so each
+    # trace's arguments (and its Trace, for scorers that read it) are parsed once, not once per scorer.
+    groups: dict[tuple, tuple[pa.Table, list]] = {}
     for scorer in loaded:
         mine = rows_for_scorer(rows, app.sampling, specs[scorer.name])
         reused, todo = reuse_existing(mine, scorer)
         parts.append(reused)
-        parts.append(score_table(todo, [scorer], budget=budget if scorer.is_judge else None))
+        key = tuple(tuple(todo.column(c).to_pylist()) for c in ("trace_id", "stratum", "weight"))
+        groups.setdefault(key, (todo, []))[1].append(scorer)
+    for todo, scorers in groups.values():
+        parts.append(score_table(todo, scorers, budget=budget if any(s.is_judge for s in scorers) else None))
     table = pa.concat_tables(parts).cast(SCORE_SCHEMA) if parts else SCORE_SCHEMA.empty_table()
     table = table.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
     _write(table, ws.shard_path(shard))

@@ -136,6 +136,26 @@ def _expectations(assessments: Sequence[Mapping[str, Any]] | None) -> dict[str, 
     return found or None
 
 
+def trace_from_json(text: str) -> Any:
+    """The MLflow ``Trace`` of a ``trace_json`` cell, its spans lazy as a SQL store returns them.
+
+    ``Trace.from_json`` rebuilds every span as an OpenTelemetry span up front (most of its cost); a
+    ``LazySpan`` keeps the span's dict and builds that only when a scorer reads the span, so a scorer
+    that reads only ``trace.info`` pays nothing for the spans. Spans in a form ``LazySpan`` does not take
+    (MLflow 2's) go through ``Trace.from_json``.
+    """
+    from mlflow.entities import Trace, TraceData, TraceInfo
+    from mlflow.entities.span import LazySpan
+
+    trace_dict = json.loads(text)
+    spans = (trace_dict.get("data") or {}).get("spans")
+    if not isinstance(spans, list) or not all(
+        isinstance(s, dict) and "start_time_unix_nano" in s and "attributes" in s for s in spans
+    ):
+        return Trace.from_json(text)
+    return Trace(info=TraceInfo.from_dict(trace_dict["info"]), data=TraceData(spans=[LazySpan(s) for s in spans]))
+
+
 class _Row:
     """One trace's scorer arguments, parsed once; the Trace is rebuilt only if a scorer needs it."""
 
@@ -155,10 +175,8 @@ class _Row:
             self._trace_done = True
             text = self.data.get("trace_json")
             if text:
-                from mlflow.entities import Trace
-
                 try:
-                    self._trace = Trace.from_json(text)
+                    self._trace = trace_from_json(text)
                 except Exception as err:
                     self._trace_error = _clip(f"trace_json is not a valid MLflow trace: {err}".splitlines()[0])
         return self._trace, self._trace_error

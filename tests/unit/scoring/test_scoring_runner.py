@@ -252,18 +252,16 @@ def test_bad_calls_raise(trace_row: Callable) -> None:
 def test_trace_is_rebuilt_once_per_row_and_only_when_needed(
     trace_row: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlflow.entities import Trace
-
-    from genai_flywheel.scoring import builtin
+    from genai_flywheel.scoring import builtin, runner
 
     calls = []
-    original = Trace.from_json
+    original = runner.trace_from_json
 
     def counting(text: str) -> Any:
         calls.append(1)
         return original(text)
 
-    monkeypatch.setattr(Trace, "from_json", staticmethod(counting))
+    monkeypatch.setattr(runner, "trace_from_json", counting)
 
     def ls(name: str, scorer: Any, needs: bool, lower: bool = False) -> LoadedScorer:
         return LoadedScorer(name, scorer, "v", "CODE", None, needs, False, lower_is_better=lower)
