@@ -36,6 +36,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import ScorerError
 
 if TYPE_CHECKING:
@@ -59,13 +60,6 @@ JUDGE_OPTIONS: dict[str, frozenset[str]] = {
 }
 FEEDBACK_VALUE_TYPES = ("yes_no", "bool", "float", "int", "str")
 
-_ENV_KEYS = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_BASE",
-    "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS",
-    "MLFLOW_MODEL_CATALOG_URI",
-)
 _ENV_LOCK = threading.RLock()
 _NO_INTERNAL_RETRY: ContextVar[bool] = ContextVar("flywheel_judge_no_internal_retry", default=False)
 _PATCH_LOCK = threading.Lock()
@@ -146,23 +140,18 @@ def judge_environment(endpoint: JudgeEndpoint) -> Iterator[None]:
     ``mlflow.genai.evaluate`` yourself.
     """
     with _ENV_LOCK:
-        saved = {key: os.environ.get(key) for key in _ENV_KEYS}
-        try:
-            os.environ["OPENAI_API_KEY"] = endpoint.api_key
-            os.environ["OPENAI_BASE_URL"] = endpoint.base_url.rstrip("/")
-            os.environ.pop("OPENAI_API_BASE", None)
-            os.environ["MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS"] = str(max(1, math.ceil(endpoint.timeout_s)))
-            if saved["MLFLOW_MODEL_CATALOG_URI"] is None:
-                # Each judge call looks up the model's context window in MLflow's model catalog, which by
-                # default is downloaded from github.com; workers may have no internet. "" = bundled copy.
-                os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+        values: dict[str, str | None] = {
+            "OPENAI_API_KEY": endpoint.api_key,
+            "OPENAI_BASE_URL": endpoint.base_url.rstrip("/"),
+            "OPENAI_API_BASE": None,
+            "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(max(1, math.ceil(endpoint.timeout_s))),
+        }
+        if os.environ.get("MLFLOW_MODEL_CATALOG_URI") is None:
+            # Each judge call looks up the model's context window in MLflow's model catalog, which by
+            # default is downloaded from github.com; workers may have no internet. "" = bundled copy.
+            values["MLFLOW_MODEL_CATALOG_URI"] = ""
+        with scoped_environ(values):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _install_retry_override() -> bool:

@@ -7,15 +7,14 @@ table is sorted the same way and de-duplicated by trace id, so a re-run of a win
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import ConfigError, StoreError
 from genai_flywheel.traces.schema import TRACE_SCHEMA
 
@@ -77,7 +76,7 @@ def iter_traces(
     token: str | None = None
     while True:
         try:
-            with _environ({**loading, "MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE": str(page_size)} if loading else {}):
+            with scoped_environ({**loading, "MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE": str(page_size)} if loading else {}):
                 page = c.search_traces(
                     locations=[experiment_id],
                     filter_string=filter_string,
@@ -102,21 +101,6 @@ _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 def _is_sql_uri(tracking_uri: str) -> bool:
     """Whether ``tracking_uri`` is a database MLflow reads directly (``postgresql+psycopg2://`` too)."""
     return tracking_uri.split(":", 1)[0].split("+", 1)[0] in _SQL_SCHEMES
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of one call; restore them after."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def count_traces(tracking_uri: str, experiment_id: str, filter_string: str) -> int:
