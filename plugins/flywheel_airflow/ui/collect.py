@@ -14,23 +14,31 @@ Sources, all read-only and all optional (a missing one is an empty state, not an
   evaluations, newest first by the time their summary was written.
 
 A file that cannot be read is reported in ``problems`` (shown on the page) and its section is left out;
-the rest of the page still renders.
+the rest of the page still renders. Metric partitions, the event log, dataset manifests and evaluation
+summaries are read by the static report's loaders (:mod:`genai_flywheel.report.data`), the same way.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import StoreError
-from genai_flywheel.metrics.intervals import interval_label, iso, to_utc
+from genai_flywheel.metrics.intervals import interval_label, iso
 from genai_flywheel.report.charts import Point
+from genai_flywheel.report.data import (
+    finite,
+    load_datasets,
+    load_events,
+    load_metrics,
+    read_evaluation,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from genai_flywheel.config import Application
@@ -43,11 +51,6 @@ BUDGET_INTERVALS = 24  # how many recent intervals the judge-budget table covers
 RECENT_EVENTS = 20
 RECENT_EVALUATIONS = 10
 BUDGET_ERROR_PREFIX = "skipped: judge budget"
-
-
-def utc(value: datetime) -> datetime:
-    """``value`` in UTC with the one ``datetime.UTC`` tzinfo (pyarrow hands back zoneinfo objects)."""
-    return to_utc(value).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -122,42 +125,15 @@ def window_starts(data_root: Path, app: str, intervals: int) -> tuple[int, list[
 def read_points(
     data_root: Path, app: str, start: datetime | None, metrics: list[str] | None = None
 ) -> tuple[tuple[tuple[datetime, datetime], ...], dict[str, tuple[Point, ...]]]:
-    """Intervals and points of every (or each named) metric of ``app`` from ``start`` on."""
-    from genai_flywheel.metrics import MetricsStore
-
+    """Intervals and points of every (or each named) metric of ``app`` from ``start`` on (none without a
+    ``start``: no interval is stored yet)."""
     if start is None:
         return (), {}
-    table = MetricsStore(data_root).read(app, start=start, metrics=metrics)
-    intervals: set[tuple[datetime, datetime]] = set()
-    series: dict[str, list[Point]] = {}
-    for row in table.to_pylist():
-        s, e = utc(row["interval_start"]), utc(row["interval_end"])
-        intervals.add((s, e))
-        series.setdefault(row["metric"], []).append(
-            Point(s, e, finite(row["value"]), finite(row["ci_low"]), finite(row["ci_high"]), int(row["n"] or 0))
-        )
-    points = {name: tuple(sorted(p, key=lambda x: x.start)) for name, p in sorted(series.items())}
-    return tuple(sorted(intervals)), points
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when missing or not finite (NaN is not JSON)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    return load_metrics(data_root, app, start=start, metrics=metrics)
 
 
 def read_events(data_root: Path, app: str) -> tuple[dict[str, Any], ...]:
-    """The alert event log of ``app``, sorted by (interval_start, rule); empty when never alerted.
-
-    The static report reads the same log the same way: one loader serves both.
-    """
-    from genai_flywheel.report.data import load_events
-
+    """The alert event log of ``app``, sorted by (interval_start, rule); empty when never alerted."""
     return load_events(data_root, app)
 
 
@@ -263,22 +239,8 @@ def budget_rows(
     return rows
 
 
-def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        problems.append(f"{path}: not readable JSON ({err}); fix or delete the file")
-        return None
-    if not isinstance(data, dict):
-        problems.append(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return None
-    return data
-
-
 def latest_datasets(data_root: Path, app: str, problems: list[str]) -> list[dict[str, Any]]:
     """The newest committed version's manifest of every curated dataset of ``app``, by dataset name."""
-    from genai_flywheel.report.data import load_datasets
-
     newest: dict[str, dict[str, Any]] = {}
     for manifest in load_datasets(data_root, app, problems):  # sorted by (dataset, version)
         newest[str(manifest["dataset"])] = manifest
@@ -303,18 +265,12 @@ def recent_evaluations(
             found.append((summary.stat().st_mtime, run_dir.name, run_dir))
     found.sort(key=lambda item: (-item[0], item[1]))
     runs = []
-    for _, name, run_dir in found[:limit]:
-        summary = _read_json(run_dir / "summary.json", problems)
-        if summary is None:
+    for _, _, run_dir in found[:limit]:
+        entry = read_evaluation(run_dir, problems)
+        if entry is None:
             continue
-        entry: dict[str, Any] = dict(summary)
-        entry["_run"] = name
-        if "gate" not in entry and (run_dir / "gate.json").is_file():
-            gate = _read_json(run_dir / "gate.json", problems)
-            if gate is not None:
-                entry["gate"] = gate
-        if (run_dir / "eval_run.json").is_file():
-            run_info = _read_json(run_dir / "eval_run.json", problems)
+        if (run_dir / "eval_run.json").is_file():  # where the run is in MLflow, for the page's link
+            run_info = read_json(run_dir / "eval_run.json", problems)
             if run_info is not None:
                 entry["_mlflow"] = {k: run_info.get(k) for k in ("run_id", "experiment_id", "experiment")}
         runs.append(entry)

@@ -4,17 +4,19 @@ Every value written into the page goes through :func:`html.escape`; every link i
 Airflow UI and this app) or an http(s) URL built from the configured tracking URI without credentials.
 The page is meant to be embedded in the Airflow UI's iframe, so links that leave it say where they open:
 Airflow pages replace the whole window (``target="_top"``), MLflow opens in a new tab.
+
+The HTML pieces and the trend charts are the static report's (:mod:`genai_flywheel.report.fragments`,
+:mod:`genai_flywheel.report.trends`): this module only chooses what the page shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from html import escape
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from flywheel_airflow.ui.collect import BUDGET_INTERVALS, AppView, utc
+from flywheel_airflow.ui.collect import BUDGET_INTERVALS, AppView
 from flywheel_airflow.ui.links import (
     MlflowLinks,
     airflow_dag_link,
@@ -22,17 +24,31 @@ from flywheel_airflow.ui.links import (
     mlflow_run_link,
     monitor_dag_id,
 )
-from genai_flywheel.metrics.aggregate import is_estimate
-from genai_flywheel.report.charts import (
-    PALETTE,
-    Series,
-    Shade,
-    Threshold,
-    Unit,
-    format_time,
-    format_value,
-    time_series_svg,
+from genai_flywheel.report.charts import CHART_CSS, PALETTE, format_time, format_value
+from genai_flywheel.report.data import utc
+from genai_flywheel.report.fragments import (
+    IMPROVEMENT_KEYS,
+    Card,
+    app_nav,
+    cards,
+    ci_text,
+    condition,
+    dataset_label,
+    dataset_row,
+    document,
+    esc,
+    gate_of,
+    link,
+    number,
+    problems_html,
+    section_start,
+    signed,
+    table,
+    td,
+    unit_of,
+    window,
 )
+from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
 
 TITLE = "GenAI Quality"
 WINDOW_CHOICES = (24, 168, 720)  # chart windows offered in the header, in intervals
@@ -40,7 +56,8 @@ WINDOW_CHOICES = (24, 168, 720)  # chart windows offered in the header, in inter
 # scorer and a feedback chart side by side never share a colour.
 _SCORER_COLOURS = (PALETTE[2], PALETTE[4], PALETTE[3])
 
-CSS = """
+CSS = (
+    """
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
@@ -67,17 +84,9 @@ dl.cards dt { font-size: 0.78rem; color: #4a5563; margin: 0; }
 dl.cards dd { font-size: 1.3rem; font-weight: 600; margin: 2px 0 0 0; }
 dl.cards dd small { font-size: 0.78rem; font-weight: 400; color: #4a5563; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
-figure.chart-box { margin: 0; border: 1px solid #e3e6ea; border-radius: 4px; padding: 4px; background: #fff; }
-svg.chart { max-width: 100%; height: auto; display: block; font-family: inherit; }
-svg .chart-title { font-size: 14px; font-weight: 600; fill: #1a1a1a; }
-svg .legend-text { font-size: 11px; fill: #333; }
-svg .axis text { fill: #333; }
-svg .axis-label { font-size: 11px; fill: #333; }
-svg .grid { stroke: #e6e6e6; stroke-width: 1; }
-svg .incident-label { font-size: 10px; fill: #444; }
-svg .no-data { font-size: 12px; fill: #666; }
-svg rect.hover:hover { fill-opacity: 0.07; }
-table { border-collapse: collapse; font-size: 0.86rem; margin: 6px 0 10px 0; }
+"""
+    + CHART_CSS
+    + """table { border-collapse: collapse; font-size: 0.86rem; margin: 6px 0 10px 0; }
 caption { text-align: left; color: #4a5563; font-size: 0.85rem; padding-bottom: 4px; }
 th, td { border: 1px solid #d9dde3; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f5; }
@@ -94,70 +103,16 @@ tr.resolved td { background: #dff2e8; }
 .problems { color: #8a2c00; }
 footer { padding: 8px 24px 24px 24px; color: #4a5563; font-size: 0.82rem; }
 """
-
-
-def _e(value: Any) -> str:
-    return escape("" if value is None else str(value))
-
-
-def _href(url: str) -> str:
-    """``url`` escaped for an attribute, refusing anything but relative and http(s) URLs."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in ("", "http", "https"):
-        raise ValueError(f"refusing to link {url!r}: only relative and http(s) URLs are linked")
-    return escape(url, quote=True)
-
-
-def _link(url: str | None, text: str, *, top: bool = False, external: bool = False) -> str:
-    if not url:
-        return _e(text)
-    target = ' target="_top"' if top else (' target="_blank" rel="noopener noreferrer"' if external else "")
-    return f'<a href="{_href(url)}"{target}>{_e(text)}</a>'
-
-
-def unit_of(metric: str) -> Unit:
-    """The display unit of a metric name (see genai_flywheel.metrics.aggregate for the names)."""
-    if metric.endswith("_ms"):
-        return "ms"
-    if metric == "cost_usd":
-        return "usd"
-    if metric.endswith("rate") or metric.startswith("error_rate"):
-        return "rate"
-    return "score" if is_estimate(metric) else "count"
+)
 
 
 def _time(value: datetime | None) -> str:
     return f"{format_time(utc(value))} UTC" if value is not None else "n/a"
 
 
-def _window(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "n/a"
-    return f"{format_time(utc(start))} to {format_time(utc(end))}"
-
-
-def _td(value: Any, *, num: bool = False, raw: bool = False) -> str:
-    cls = ' class="num"' if num else ""
-    return f"<td{cls}>{value if raw else _e(value)}</td>"
-
-
-def _table(headers: Sequence[str], rows: Sequence[str], caption: str, cls: str) -> str:
-    head = "".join(f'<th scope="col">{_e(h)}</th>' for h in headers)
-    return (
-        f'<table class="{_e(cls)}"><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
 def _empty(text: str, cls: str = "") -> str:
     klass = f"empty {cls}".strip()
-    return f'<p class="{_e(klass)}">{_e(text)}</p>'
-
-
-def _ci(low: float | None, high: float | None, unit: Unit) -> str:
-    if low is None or high is None:
-        return "n/a"
-    return f"{format_value(low, unit)} to {format_value(high, unit)}"
+    return f'<p class="{esc(klass)}">{esc(text)}</p>'
 
 
 class _AppSection:
@@ -168,25 +123,22 @@ class _AppSection:
         self.mlflow = mlflow
         self.root = root  # relative path from the current page to the app's root ("" or "../")
         self.app = view.name
-        self.charts = 0
-        self.charted: set[str] = set()
-        self.x_range = (view.intervals[0][0], view.intervals[-1][1]) if view.intervals else None
 
     # --- header -----------------------------------------------------------------------------------------
     def links(self) -> str:
         m = self.mlflow
         items = []
         if m.traces:
-            items.append(_link(m.traces, "Traces in MLflow", external=True))
-            items.append(_link(m.runs, "Runs in MLflow", external=True))
+            items.append(link(m.traces, "Traces in MLflow", opens="tab"))
+            items.append(link(m.runs, "Runs in MLflow", opens="tab"))
         elif m.experiments:
-            items.append(_link(m.experiments, "MLflow experiments", external=True))
-        items.append(_link(airflow_dag_link(self.app), f"Monitor DAG {_dag(self.app)}", top=True))
-        items.append(_link(airflow_runs_link(self.app), "its runs", top=True))
+            items.append(link(m.experiments, "MLflow experiments", opens="tab"))
+        items.append(link(airflow_dag_link(self.app), f"Monitor DAG {_dag(self.app)}", opens="top"))
+        items.append(link(airflow_runs_link(self.app), "its runs", opens="top"))
         api = f"{self.root}api/apps/{quote(self.app, safe='')}"
-        items.append(_link(f"{api}/alerts", "alerts JSON"))
-        items.append(_link(f"{api}/metrics", "metrics JSON"))
-        note = f'<p class="note mlflow-note">MLflow: {_e(m.note)}.</p>' if m.note else ""
+        items.append(link(f"{api}/alerts", "alerts JSON"))
+        items.append(link(f"{api}/metrics", "metrics JSON"))
+        note = f'<p class="note mlflow-note">MLflow: {esc(m.note)}.</p>' if m.note else ""
         return '<ul class="links">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>" + note
 
     def cards(self) -> str:
@@ -197,68 +149,28 @@ class _AppSection:
         firing = len(v.firing)
         skipped = v.budget_skipped()
         gate = _latest_gate(v.evaluations)
-        cards = [
-            ("intervals stored", f"{v.total_intervals:,}", "", ""),
-            ("latest interval", _window(*latest) if latest else "none yet", "UTC" if latest else "", ""),
-            ("traces", f"{traces:,.0f}", f"in the last {n} interval(s)" if n else "no interval yet", ""),
-            (
+        items = [
+            Card("intervals stored", f"{v.total_intervals:,}"),
+            Card("latest interval", window(*latest) if latest else "none yet", "UTC" if latest else ""),
+            Card("traces", f"{traces:,.0f}", f"in the last {n} interval(s)" if n else "no interval yet"),
+            Card(
                 "alerts firing",
                 str(firing),
                 ", ".join(f["rule"] for f in v.firing) or ("none" if v.events else "not evaluated yet"),
                 "bad" if firing else ("good" if v.events else ""),
             ),
-            (
+            Card(
                 "judge calls skipped (budget)",
                 "n/a" if skipped is None else f"{skipped:,}",
                 f"last {min(BUDGET_INTERVALS, n)} interval(s)" if skipped is not None else "no score files",
                 "bad" if skipped else "",
             ),
-            ("curated datasets", str(len(v.datasets)), "", ""),
-            ("latest evaluation gate", gate, "", {"passed": "good", "failed": "bad"}.get(gate, "")),
+            Card("curated datasets", str(len(v.datasets))),
+            Card("latest evaluation gate", gate, "", {"passed": "good", "failed": "bad"}.get(gate, "")),
         ]
-        items = "".join(
-            f'<div class="{_e(cls)}"><dt>{_e(label)}</dt><dd>{_e(value)}'
-            + (f" <small>{_e(sub)}</small>" if sub else "")
-            + "</dd></div>"
-            for label, value, sub, cls in cards
-        )
-        return f'<dl class="cards">{items}</dl>'
+        return cards(items, "cards")
 
     # --- charts -----------------------------------------------------------------------------------------
-    def _shades(self, metrics: set[str]) -> list[Shade]:
-        return [
-            Shade(e["interval_start"], e["interval_end"], "alert", e["rule"])
-            for e in self.view.events
-            if e["metric"] in metrics and e["status"] == "firing"
-        ]
-
-    def _thresholds(self, metrics: set[str]) -> list[Threshold]:
-        return [
-            Threshold(float(r.threshold), f"{r.name}: {r.op} {format_value(r.threshold, unit_of(r.metric))}")
-            for r in self.view.app.alerts
-            if r.metric in metrics
-        ]
-
-    def _series(self, metric: str, label: str, colour: str, band: bool = False, dashed: bool = False) -> Series:
-        return Series(label, self.view.metrics.get(metric, ()), colour, band, dashed, metric)
-
-    def _chart(self, title: str, y_label: str, unit: Unit, series: list[Series]) -> str:
-        assert self.x_range is not None  # charts are drawn only when intervals exist
-        metrics = {s.metric for s in series if s.metric}
-        self.charted |= metrics
-        self.charts += 1
-        svg = time_series_svg(
-            chart_id=f"c-{self.app}-{self.charts}",
-            title=title,
-            y_label=y_label,
-            unit=unit,
-            series=series,
-            x_range=self.x_range,
-            shades=self._shades(metrics),
-            thresholds=self._thresholds(metrics),
-        )
-        return f'<figure class="chart-box">{svg}</figure>'
-
     def charts_html(self) -> str:
         v = self.view
         if not v.intervals:
@@ -268,63 +180,21 @@ class _AppSection:
                 "successful run.",
                 "no-metrics",
             )
-        m = v.metrics
-        parts = ['<div class="charts">']
-        parts.append(
-            self._chart(
-                "Latency p95", "latency p95 (ms)", "ms",
-                [self._series("latency_p95_ms", "end-to-end p95", PALETTE[0], band=True)],
-            )
-        )  # fmt: skip
-        parts.append(
-            self._chart(
-                "Error rate", "error rate (%)", "rate",
-                [self._series("error_rate", "failed traces", PALETTE[0], band=True)],
-            )
-        )  # fmt: skip
-        scorers = sorted(
-            {x.split(".", 1)[1].rsplit(".", 1)[0] for x in m if x.startswith("scorer.") and x.count(".") >= 2}
+        t = TrendCharts(
+            v.metrics,
+            x_range=(v.intervals[0][0], v.intervals[-1][1]),
+            chart_id=f"c-{self.app}",
+            events=v.events,
+            rules=[RuleLine(r.name, r.metric, r.op, r.threshold) for r in v.app.alerts],  # configured, in order
         )
-        for i, name in enumerate(scorers):
-            colour = _SCORER_COLOURS[i % len(_SCORER_COLOURS)]
-            rate = f"scorer.{name}.pass_rate"
-            if any(p.value is not None for p in m.get(rate, ())):
-                parts.append(
-                    self._chart(f"Scorer {name}: pass rate", "pass rate (%)", "rate",
-                                [self._series(rate, f"{name} pass rate", colour, band=True)])
-                )  # fmt: skip
-            elif any(p.value is not None for p in m.get(f"scorer.{name}.mean", ())):
-                parts.append(
-                    self._chart(f"Scorer {name}: mean score", "mean score", "score",
-                                [self._series(f"scorer.{name}.mean", f"{name} mean", colour, band=True)])
-                )  # fmt: skip
-        feedback = sorted(
-            x[len("feedback.") : -len(".positive_rate")]
-            for x in m
-            if x.startswith("feedback.") and x.endswith(".positive_rate")
-        )
-        for name in feedback:
-            parts.append(
-                self._chart(f"Feedback {name}: positive rate", "positive feedback (%)", "rate",
-                            [self._series(f"feedback.{name}.positive_rate", f"{name} positive", PALETTE[5],
-                                          band=True)])
-            )  # fmt: skip
-        parts.append(
-            self._chart(
-                "Volume", "traces per interval (count)", "count",
-                [self._series("volume", "traces", PALETTE[0]),
-                 self._series("sampled", "sampled for scoring", PALETTE[1], dashed=True)],
-            )
-        )  # fmt: skip
-        # Every alerted metric gets a chart, so each firing window is visible somewhere.
-        for metric in sorted({r.metric for r in v.app.alerts} - self.charted):
-            unit = unit_of(metric)
-            parts.append(
-                self._chart(f"Alerted metric {metric}", metric, unit,
-                            [self._series(metric, metric, PALETTE[6], band=is_estimate(metric))])
-            )  # fmt: skip
-        parts.append("</div>")
-        return "".join(parts)
+        # One grid, the quality charts before traffic; a scorer without any value is left out.
+        parts = [t.latency_chart(per_span_type=False), t.error_chart(max_types=0)]
+        for i, name in enumerate(scorer_names(v.metrics)):
+            parts.append(t.scorer_chart(name, _SCORER_COLOURS[i % len(_SCORER_COLOURS)], keep_empty=False))
+        parts += [t.feedback_chart(name, PALETTE[5]) for name in feedback_names(v.metrics)]
+        parts.append(t.volume_chart("Volume"))
+        parts += [t.alerted_chart(metric, PALETTE[6]) for metric in t.uncharted_rule_metrics()]
+        return f'<div class="charts">{"".join(parts)}</div>'
 
     # --- alerts -----------------------------------------------------------------------------------------
     def alerts_html(self) -> str:
@@ -334,21 +204,21 @@ class _AppSection:
             rows = []
             for f in v.firing:
                 unit = unit_of(f["metric"] or "")
-                condition = f"{f['metric']} {f['op']} {format_value(f['threshold'], unit)}" if f["metric"] else "n/a"
+                rule = condition(f["metric"], f["op"], f["threshold"]) if f["metric"] else "n/a"
                 rows.append(
                     '<tr class="firing">'
-                    + _td(f["rule"])
-                    + _td(f["severity"] or "n/a")
-                    + _td(condition)
-                    + _td(_time(f["since"]))
-                    + _td(_window(f["interval_start"], f["interval_end"]))
-                    + _td(format_value(f["value"], unit), num=True)
-                    + _td(_ci(f["ci_low"], f["ci_high"], unit), num=True)
-                    + _td(f["n"] if f["n"] is not None else "n/a", num=True)
+                    + td(f["rule"])
+                    + td(f["severity"] or "n/a")
+                    + td(rule)
+                    + td(_time(f["since"]))
+                    + td(window(f["interval_start"], f["interval_end"]))
+                    + td(format_value(f["value"], unit), num=True)
+                    + td(ci_text(f["ci_low"], f["ci_high"], unit), num=True)
+                    + td(f["n"] if f["n"] is not None else "n/a", num=True)
                     + "</tr>"
                 )
             parts.append(
-                _table(
+                table(
                     ["rule", "severity", "condition", "firing since", "latest interval (UTC)", "value",
                      "95% CI", "n"],
                     rows, "Alerts firing now (the whole 95% CI is beyond the threshold)", "firing-now",
@@ -366,19 +236,18 @@ class _AppSection:
         if v.rules:
             rows = []
             for r in v.rules:
-                unit = unit_of(r["metric"])
                 badge = {"firing": "firing", "ok": "ok"}.get(r["status"], "none")
                 rows.append(
                     "<tr>"
-                    + _td(r["rule"])
-                    + _td(f"{r['metric']} {r['op']} {format_value(r['threshold'], unit)}")
-                    + _td(r["min_samples"], num=True)
-                    + _td(r["severity"])
-                    + _td(f'<span class="badge {badge}">{_e(r["status"])}</span>', raw=True)
+                    + td(r["rule"])
+                    + td(condition(r["metric"], r["op"], r["threshold"]))
+                    + td(r["min_samples"], num=True)
+                    + td(r["severity"])
+                    + td(f'<span class="badge {badge}">{esc(r["status"])}</span>', raw=True)
                     + "</tr>"
                 )
             parts.append(
-                _table(["rule", "condition", "min samples", "severity", "status"], rows,
+                table(["rule", "condition", "min samples", "severity", "status"], rows,
                        "Configured alert rules", "rules")
             )  # fmt: skip
         recent = v.recent_events()
@@ -387,18 +256,18 @@ class _AppSection:
             for e in recent:
                 unit = unit_of(e["metric"])
                 rows.append(
-                    f'<tr class="{_e(e["kind"])}">'
-                    + _td(_window(e["interval_start"], e["interval_end"]))
-                    + _td(e["rule"])
-                    + _td(e["kind"])
-                    + _td(format_value(e["value"], unit), num=True)
-                    + _td(_ci(e["ci_low"], e["ci_high"], unit), num=True)
-                    + _td(e["n"], num=True)
-                    + _td("yes" if e["notified"] else "no")
+                    f'<tr class="{esc(e["kind"])}">'
+                    + td(window(e["interval_start"], e["interval_end"]))
+                    + td(e["rule"])
+                    + td(e["kind"])
+                    + td(format_value(e["value"], unit), num=True)
+                    + td(ci_text(e["ci_low"], e["ci_high"], unit), num=True)
+                    + td(e["n"], num=True)
+                    + td("yes" if e["notified"] else "no")
                     + "</tr>"
                 )
             parts.append(
-                _table(["interval (UTC)", "rule", "event", "value", "95% CI", "n", "notified"], rows,
+                table(["interval (UTC)", "rule", "event", "value", "95% CI", "n", "notified"], rows,
                        "Recent alert events, newest first", "recent-events")
             )  # fmt: skip
         return "".join(parts)
@@ -407,7 +276,7 @@ class _AppSection:
     def budget_html(self) -> str:
         judge = self.view.app.judge
         head = (
-            f'<h3>Judge budget</h3><p class="note">LLM judge {_e(judge.model)}: at most '
+            f'<h3>Judge budget</h3><p class="note">LLM judge {esc(judge.model)}: at most '
             f"${judge.max_cost_per_run_usd:,.2f} per monitor run, split over the scoring shards; a judge "
             "call beyond it is skipped and recorded with the error "
             "&ldquo;skipped: judge budget&hellip;&rdquo;.</p>"
@@ -423,16 +292,16 @@ class _AppSection:
             per = ", ".join(f"{k}: {n}" for k, n in sorted(b.by_scorer.items())) or "none"
             rows.append(
                 f'<tr class="{"firing" if b.skipped else ""}">'
-                + _td(_window(b.interval_start, b.interval_end))
-                + _td(skipped, num=True)
-                + _td(per)
-                + _td("n/a" if b.scorer_errors is None else b.scorer_errors, num=True)
-                + _td("n/a" if b.scored is None else b.scored, num=True)
+                + td(window(b.interval_start, b.interval_end))
+                + td(skipped, num=True)
+                + td(per)
+                + td("n/a" if b.scorer_errors is None else b.scorer_errors, num=True)
+                + td("n/a" if b.scored is None else b.scored, num=True)
                 + "</tr>"
             )
         if not rows:
             return head + _empty("No interval has been scored yet.", "no-budget")
-        return head + _table(
+        return head + table(
             ["interval (UTC)", "judge calls skipped (budget)", "by scorer", "scorer errors (all reasons)",
              "scores"],
             rows, f"Most recent {len(rows)} interval(s), newest first (from runs/app={self.app}/.../scores)",
@@ -446,25 +315,8 @@ class _AppSection:
                 "No curated dataset yet: the curation DAG has not committed a version for this application.",
                 "no-datasets",
             )
-        rows = []
-        for d in self.view.datasets:
-            per_rule = d.get("per_rule") if isinstance(d.get("per_rule"), Mapping) else {}
-            window = "n/a"
-            if isinstance(d.get("interval_start_ms"), int) and isinstance(d.get("interval_end_ms"), int):
-                window = _window(_from_ms(d["interval_start_ms"]), _from_ms(d["interval_end_ms"]))
-            rows.append(
-                "<tr>"
-                + _td(d.get("dataset"))
-                + _td(f"v{d.get('version')}")
-                + _td(d.get("records", "n/a"), num=True)
-                + _td(d.get("added", "n/a"), num=True)
-                + _td(d.get("updated", "n/a"), num=True)
-                + _td(", ".join(f"{k}: {n}" for k, n in sorted(per_rule.items())) or "n/a")
-                + _td(window)
-                + _td(str(d.get("digest", "n/a"))[:19])
-                + "</tr>"
-            )
-        return "<h3>Curated datasets</h3>" + _table(
+        rows = [dataset_row(d, quarantined=False) for d in self.view.datasets]
+        return "<h3>Curated datasets</h3>" + table(
             ["dataset", "latest version", "records", "added", "updated", "records per rule",
              "source window (UTC)", "digest"],
             rows, "Newest committed version of each dataset (datasets/<name>/v<N>/manifest.json)", "datasets",
@@ -477,8 +329,7 @@ class _AppSection:
             )
         rows = []
         for run in self.view.evaluations:
-            dataset, version = _dataset_of(run)
-            gate = run.get("gate") if isinstance(run.get("gate"), Mapping) else None
+            gate = gate_of(run)
             if gate is None:
                 badge = '<span class="badge none">not run</span>'
             elif gate.get("passed"):
@@ -491,10 +342,10 @@ class _AppSection:
                 if isinstance(c, Mapping) and not c.get("passed")
             ]
             if failed:
-                badge += f'<br><span class="note">{_e("; ".join(failed))}</span>'
+                badge += f'<br><span class="note">{esc("; ".join(failed))}</span>'
             scorers = run.get("scorers") if isinstance(run.get("scorers"), Mapping) else {}
             results = "<br>".join(
-                _e(f"{name}: {_improvement(stats)}")
+                esc(f"{name}: {_improvement(stats)}")
                 for name, stats in sorted(scorers.items())
                 if isinstance(stats, Mapping)
             )
@@ -502,18 +353,17 @@ class _AppSection:
             run_url = mlflow_run_link(
                 self.view.app.mlflow.tracking_uri, mlflow.get("experiment_id"), mlflow.get("run_id")
             )
-            label = f"{dataset} v{version}" if version is not None else str(dataset)
             rows.append(
                 "<tr>"
-                + _td(_link(run_url, str(run["_run"]), external=True), raw=True)
-                + _td(run.get("candidate", "n/a"))
-                + _td(label)
-                + _td(run.get("n_records", "n/a"), num=True)
-                + _td(badge, raw=True)
-                + _td(results or "n/a", raw=True)
+                + td(link(run_url, run["_run"], opens="tab"), raw=True)
+                + td(run.get("candidate", "n/a"))
+                + td(dataset_label(run))
+                + td(run.get("n_records", "n/a"), num=True)
+                + td(badge, raw=True)
+                + td(results or "n/a", raw=True)
                 + "</tr>"
             )
-        return "<h3>Development evaluations</h3>" + _table(
+        return "<h3>Development evaluations</h3>" + table(
             ["run", "candidate", "dataset", "records", "gate", "improvement over production (95% CI)"],
             rows, "Most recent evaluations first (evaluations/app=<app>/<run>/summary.json)", "evaluations",
         )  # fmt: skip
@@ -523,17 +373,12 @@ class _AppSection:
 
     def render(self) -> str:
         v = self.view
-        problems = ""
-        if v.problems:
-            items = "".join(f"<li>{_e(p)}</li>" for p in v.problems)
-            problems = f'<div class="problems"><p>Files that could not be read:</p><ul>{items}</ul></div>'
         return (
-            f'<section class="app" id="app-{_e(self.app)}" aria-labelledby="app-{_e(self.app)}-h">'
-            f'<h2 id="app-{_e(self.app)}-h">{_link(self._app_url(), self.app)}</h2>'
-            f'<p class="note">MLflow experiment {_e(v.app.mlflow.experiment)}; schedule '
-            f"{_e(v.app.schedule)}.</p>"
+            section_start(self.app, link(self._app_url(), self.app))
+            + f'<p class="note">MLflow experiment {esc(v.app.mlflow.experiment)}; schedule '
+            f"{esc(v.app.schedule)}.</p>"
             + self.links()
-            + problems
+            + problems_html(v.problems)
             + self.cards()
             + self.alerts_html()
             + "<h3>Trends</h3>"
@@ -549,49 +394,30 @@ def _dag(app: str) -> str:
     return monitor_dag_id(app)
 
 
-def _from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _dataset_of(run: Mapping[str, Any]) -> tuple[str, Any]:
-    """(name, version) of an evaluation's dataset: the compare stage writes a dict, older runs strings."""
-    dataset = run.get("dataset")
-    if isinstance(dataset, Mapping):
-        return str(dataset.get("name", "n/a")), dataset.get("version")
-    return str(dataset if dataset is not None else "n/a"), run.get("version")
-
-
 def _improvement(stats: Mapping[str, Any]) -> str:
-    value = stats.get("improvement")
-    low, high = stats.get("ci_low"), stats.get("ci_high")
-
-    def num(x: Any) -> str:
-        return f"{x:+.3f}" if isinstance(x, int | float) and not isinstance(x, bool) else "n/a"
-
-    ci = f" [{num(low)}, {num(high)}]" if low is not None and high is not None else ""
-    return f"{num(value)}{ci} (n={stats.get('n', 'n/a')})"
+    low, high = number(stats, ("ci_low",)), number(stats, ("ci_high",))
+    ci = f" [{signed(low)}, {signed(high)}]" if low is not None and high is not None else ""
+    return f"{signed(number(stats, IMPROVEMENT_KEYS))}{ci} (n={stats.get('n', 'n/a')})"
 
 
 def _latest_gate(evaluations: Sequence[Mapping[str, Any]]) -> str:
     if not evaluations:
         return "no evaluation"
-    gate = evaluations[0].get("gate")
-    if not isinstance(gate, Mapping):
+    gate = gate_of(evaluations[0])
+    if gate is None:
         return "not run"
     return "passed" if gate.get("passed") else "failed"
 
 
 def _document(title: str, body: str, subtitle: str = "") -> str:
-    sub = f"<p>{subtitle}</p>" if subtitle else ""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
-        f'<header class="top"><h1>{_e(title)}</h1>{sub}</header><main>{body}</main>'
-        "<footer>Read-only view of the genai-flywheel data root. Charts are inline SVG with 95% confidence "
+    return document(
+        title,
+        CSS,
+        header=f"<p>{subtitle}</p>" if subtitle else "",
+        main=body,
+        footer="Read-only view of the genai-flywheel data root. Charts are inline SVG with 95% confidence "
         "bands; an alert fires only when the whole interval is beyond its threshold; shaded windows are "
-        "intervals in which an alert was firing. Hover a chart for per-interval values.</footer>"
-        "</body></html>\n"
+        "intervals in which an alert was firing. Hover a chart for per-interval values.",
     )
 
 
@@ -605,14 +431,11 @@ def render_page(
 ) -> str:
     """The page for ``views`` (one section per application). ``root`` is the relative path from the
     current URL to the app's root (``""`` on ``/flywheel/``, ``"../"`` on ``/flywheel/apps/<app>``)."""
-    nav = ""
-    if len(views) > 1:
-        items = "".join(f'<li><a href="#app-{_e(v.name)}">{_e(v.name)}</a></li>' for v in views)
-        nav = f'<nav class="apps" aria-label="Applications"><ul>{items}</ul></nav>'
+    nav = app_nav([v.name for v in views], "apps") if len(views) > 1 else ""
     sections = "".join(_AppSection(v, mlflow[v.name], root).render() for v in views)
-    back = f' <a href="{_href(root or "./")}">All applications</a>.' if root else ""
+    back = f" {link(root, 'All applications')}." if root else ""
     windows = " &middot; ".join(
-        _e(n) if n == intervals else f'<a href="?intervals={n}">{n}</a>' for n in WINDOW_CHOICES
+        esc(n) if n == intervals else f'<a href="?intervals={n}">{n}</a>' for n in WINDOW_CHOICES
     )
     subtitle = (
         f"Monitor, alerts, judge budget, curated datasets and development evaluations; charts cover the "
@@ -623,7 +446,7 @@ def render_page(
 
 def render_message(title: str, message: str, *, hint: str = "") -> str:
     """A page holding one message (configuration problems, unknown application, not signed in)."""
-    body = f'<section class="app"><p class="empty">{_e(message)}</p>'
+    body = f'<section class="app"><p class="empty">{esc(message)}</p>'
     if hint:
         body += f'<p class="note">{hint}</p>'
     return _document(title, body + "</section>")

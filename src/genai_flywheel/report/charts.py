@@ -32,6 +32,23 @@ ALERT_COLOUR = "#D55E00"
 INCIDENT_COLOUR = "#6b6b6b"
 THRESHOLD_COLOUR = "#333333"
 
+# The style of the classes these charts carry, for the <style> of a page that inlines them (the static
+# report and the GenAI Quality page include it as it is, so a chart looks the same on both).
+CHART_CSS = """\
+figure.chart-box { margin: 0; border: 1px solid #e3e6ea; border-radius: 4px; padding: 4px; background: #fff; }
+svg.chart { max-width: 100%; height: auto; display: block; font-family: inherit; }
+svg .chart-title { font-size: 14px; font-weight: 600; fill: #1a1a1a; }
+svg .legend-text { font-size: 11px; fill: #333333; }
+svg .axis text { fill: #333333; }
+svg .axis-label { font-size: 11px; fill: #333333; }
+svg .grid { stroke: #e6e6e6; stroke-width: 1; }
+svg .incident-label { font-size: 10px; fill: #444444; paint-order: stroke; stroke: #ffffff;
+  stroke-width: 3px; }
+svg .no-data { font-size: 12px; fill: #666666; }
+svg .row-label, svg .row-value { font-size: 12px; fill: #1a1a1a; }
+svg rect.hover:hover { fill-opacity: 0.07; }
+"""
+
 WIDTH = 560
 HEIGHT = 250
 _MARGIN_LEFT = 66

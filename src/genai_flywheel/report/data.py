@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -66,28 +67,42 @@ class AppData:
     problems: tuple[str, ...] = field(default=())  # unreadable optional files, shown in the report
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC with the one ``datetime.UTC`` tzinfo (a naive datetime is taken to be UTC)."""
     # pyarrow returns zoneinfo UTC; one tzinfo object everywhere keeps comparisons and repr uniform.
     return to_utc(value).astimezone(UTC)
 
 
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when missing or not finite (a NaN is no value: not charted, not
+    summed, not JSON)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def load_metrics(
-    data_root: Path, app: str
+    data_root: Path, app: str, *, start: datetime | None = None, metrics: list[str] | None = None
 ) -> tuple[tuple[tuple[datetime, datetime], ...], dict[str, tuple[Point, ...]]]:
-    """The stored intervals of ``app`` (ascending) and every metric as points sorted by interval."""
+    """The stored intervals of ``app`` (ascending) and every metric as points sorted by interval; only
+    the intervals from ``start`` on and only the named ``metrics`` when given."""
     from genai_flywheel.metrics.store import MetricsStore
 
-    table = MetricsStore(data_root).read(app)
+    table = MetricsStore(data_root).read(app, start=start, metrics=metrics)
     intervals: set[tuple[datetime, datetime]] = set()
     series: dict[str, list[Point]] = {}
     for row in table.to_pylist():
-        start, end = _utc(row["interval_start"]), _utc(row["interval_end"])
-        intervals.add((start, end))
+        lo, hi = utc(row["interval_start"]), utc(row["interval_end"])
+        intervals.add((lo, hi))
         series.setdefault(row["metric"], []).append(
-            Point(start, end, row["value"], row["ci_low"], row["ci_high"], int(row["n"] or 0))
+            Point(lo, hi, finite(row["value"]), finite(row["ci_low"]), finite(row["ci_high"]), int(row["n"] or 0))
         )
-    metrics = {name: tuple(sorted(points, key=lambda p: p.start)) for name, points in sorted(series.items())}
-    return tuple(sorted(intervals)), metrics
+    by_metric = {name: tuple(sorted(points, key=lambda p: p.start)) for name, points in sorted(series.items())}
+    return tuple(sorted(intervals)), by_metric
 
 
 def load_events(data_root: Path, app: str) -> tuple[dict[str, Any], ...]:
@@ -98,12 +113,13 @@ def load_events(data_root: Path, app: str) -> tuple[dict[str, Any], ...]:
     for row in rows:
         for key in ("interval_start", "interval_end", "firing_since"):
             if row[key] is not None:
-                row[key] = _utc(row[key])
+                row[key] = utc(row[key])
     rows.sort(key=lambda r: (r["interval_start"], r["rule"]))
     return tuple(rows)
 
 
-def _read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
+def read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None, with the reason appended to ``problems``, when unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -128,7 +144,7 @@ def load_datasets(data_root: Path, app: str, problems: list[str]) -> tuple[dict[
             manifest_path = v_dir / "manifest.json"
             if not match or not manifest_path.is_file():
                 continue  # not a committed version (a crashed run leaves no manifest)
-            manifest = _read_json(manifest_path, problems)
+            manifest = read_json(manifest_path, problems)
             if manifest is None:
                 continue
             owner = manifest.get("app")
@@ -157,23 +173,27 @@ def load_evaluations(data_root: Path, app: str, problems: list[str]) -> tuple[di
     base = Path(data_root) / "evaluations" / f"app={app}"
     if not base.is_dir():
         return ()
-    runs: list[dict[str, Any]] = []
-    for run_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        path = run_dir / "summary.json"
-        if not path.is_file():
-            continue
-        summary = _read_json(path, problems)
-        if summary is None:
-            continue
-        entry = dict(summary)
-        entry["_run"] = run_dir.name
-        gate_path = run_dir / "gate.json"
-        if "gate" not in entry and gate_path.is_file():
-            gate = _read_json(gate_path, problems)
-            if gate is not None:
-                entry["gate"] = gate
-        runs.append(entry)
-    return tuple(runs)
+    runs = (read_evaluation(d, problems) for d in sorted(p for p in base.iterdir() if p.is_dir()))
+    return tuple(run for run in runs if run is not None)
+
+
+def read_evaluation(run_dir: Path, problems: list[str]) -> dict[str, Any] | None:
+    """The ``summary.json`` of one evaluation run folder with ``_run`` (the folder name) and, when the
+    summary has no ``gate``, the one of ``gate.json``; None when there is no readable summary."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return None
+    summary = read_json(path, problems)
+    if summary is None:
+        return None
+    entry = dict(summary)
+    entry["_run"] = run_dir.name
+    gate_path = run_dir / "gate.json"
+    if "gate" not in entry and gate_path.is_file():
+        gate = read_json(gate_path, problems)
+        if gate is not None:
+            entry["gate"] = gate
+    return entry
 
 
 def load_app(data_root: Path | str, app: str) -> AppData:
@@ -194,12 +214,12 @@ def load_app(data_root: Path | str, app: str) -> AppData:
 
 def _parse_time(value: Any, where: str) -> datetime:
     if isinstance(value, datetime):
-        return _utc(value)
+        return utc(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _utc(datetime.fromtimestamp(value / 1000.0, UTC))  # epoch milliseconds, as in the traces
+        return utc(datetime.fromtimestamp(value / 1000.0, UTC))  # epoch milliseconds, as in the traces
     if isinstance(value, str):
         try:
-            return _utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+            return utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
         except ValueError:
             pass
     raise DataContractError(
@@ -328,7 +348,7 @@ def _sum(metrics: dict[str, tuple[Point, ...]], name: str) -> float:
     return float(sum(p.value for p in metrics.get(name, ()) if p.value is not None))
 
 
-def _families(metrics: dict[str, tuple[Point, ...]], prefix: str, suffix: str) -> list[str]:
+def families(metrics: Mapping[str, tuple[Point, ...]], prefix: str, suffix: str) -> list[str]:
     """The ``<x>`` of every metric named ``<prefix><x><suffix>``, sorted."""
     return sorted(
         m[len(prefix) : len(m) - len(suffix)]
@@ -363,7 +383,7 @@ def alert_counts(events: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]
 def summary_of(data: AppData) -> dict[str, Any]:
     """The :func:`summarize` dict of already loaded data."""
     m = data.metrics
-    scorers = sorted(set(_families(m, "scorer.", ".n")))
+    scorers = sorted(set(families(m, "scorer.", ".n")))
     volume = {p.start: p.value for p in m.get("volume", ()) if p.value is not None}
     # error_rate is errors / volume exactly, so rounding recovers the count of each interval.
     errors = sum(
@@ -371,7 +391,7 @@ def summary_of(data: AppData) -> dict[str, Any]:
     )
     feedback = {
         name: sum(p.n for p in m[f"feedback.{name}.positive_rate"])
-        for name in _families(m, "feedback.", ".positive_rate")
+        for name in families(m, "feedback.", ".positive_rate")
     }
     alerts = alert_counts(data.events)
     return {

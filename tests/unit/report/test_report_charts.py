@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
 
 from genai_flywheel.report.charts import (
     Interval,
-    Point,
     Series,
     Shade,
     Threshold,
@@ -16,24 +14,7 @@ from genai_flywheel.report.charts import (
     interval_plot_svg,
     time_series_svg,
 )
-
-T0 = datetime(2026, 1, 5, tzinfo=UTC)
-H = timedelta(hours=1)
-
-
-def _points(values: list[float | None], skip: set[int] = frozenset()) -> tuple[Point, ...]:  # type: ignore[assignment]
-    return tuple(
-        Point(
-            T0 + i * H,
-            T0 + (i + 1) * H,
-            v,
-            None if v is None else v - 0.05,
-            None if v is None else v + 0.05,
-            50,
-        )
-        for i, v in enumerate(values)
-        if i not in skip
-    )
+from tests.unit.report.report_helpers import T0, H, points
 
 
 def _chart(series: list[Series], **kwargs: object) -> str:
@@ -50,7 +31,7 @@ def _chart(series: list[Series], **kwargs: object) -> str:
 
 
 def test_svg_is_well_formed_and_escaped() -> None:
-    svg = _chart([Series("a & b", _points([0.5, 0.6, 0.7]), band=True)])
+    svg = _chart([Series("a & b", points([0.5, 0.6, 0.7]), band=True)])
     root = ET.fromstring(svg)  # raises on malformed XML or unescaped text
     ns = "{http://www.w3.org/2000/svg}"
     assert root.find(f"{ns}title").text == "Pass <rate> & more"  # type: ignore[union-attr]
@@ -60,8 +41,8 @@ def test_svg_is_well_formed_and_escaped() -> None:
 
 def test_null_value_and_missing_interval_break_the_line() -> None:
     # Values at intervals 0,1 | null at 2 | 3 | (4 missing) | 5: runs of 2, 1, 1 points.
-    points = _points([0.5, 0.6, None, 0.7, 0.8, 0.9], skip={4})
-    svg = _chart([Series("s", points, band=True)])
+    line = points([0.5, 0.6, None, 0.7, 0.8, 0.9], skip={4})
+    svg = _chart([Series("s", line, band=True)])
     lines = re.findall(r'class="series-line" d="([^"]+)"', svg)
     assert len(lines) == 1 and lines[0].count("L") == 1  # only the 0-1 run is a line
     assert svg.count("<circle") == 4  # every point has a dot (few points)
@@ -77,7 +58,7 @@ def test_alert_and_incident_windows_are_merged_and_clipped() -> None:
         Shade(T0 - 5 * H, T0 + 1 * H, "incident", "bug"),  # starts before the chart: clipped
         Shade(T0 + 10 * H, T0 + 11 * H, "incident", "later"),  # outside the chart: not drawn
     ]
-    svg = _chart([Series("s", _points([0.5] * 6))], shades=shades)
+    svg = _chart([Series("s", points([0.5] * 6))], shades=shades)
     alerts = re.findall(r'<rect class="alert-window" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
     assert len(alerts) == 1
     incidents = re.findall(r'<rect class="incident-window" x="([\d.]+)"', svg)
@@ -87,7 +68,7 @@ def test_alert_and_incident_windows_are_merged_and_clipped() -> None:
 
 
 def test_rate_axis_is_in_percent_and_time_axis_in_utc() -> None:
-    svg = _chart([Series("s", _points([0.2, 0.4, 0.6]))], thresholds=[Threshold(0.5, "rule: < 50.0%")])
+    svg = _chart([Series("s", points([0.2, 0.4, 0.6]))], thresholds=[Threshold(0.5, "rule: < 50.0%")])
     y_labels = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
     assert y_labels and all(label.endswith("%") for label in y_labels)
     assert "Jan 5" in svg and "01:00" in svg and "interval (UTC)" in svg
@@ -95,7 +76,7 @@ def test_rate_axis_is_in_percent_and_time_axis_in_utc() -> None:
 
 
 def test_hover_titles_list_values_with_ci_and_n() -> None:
-    svg = _chart([Series("relevance", _points([0.5]))], unit="rate")
+    svg = _chart([Series("relevance", points([0.5]))], unit="rate")
     assert "2026-01-05 00:00 to 2026-01-05 01:00 UTC\nrelevance: 50.0% (95% CI 45.0% to 55.0%), n=50" in svg
 
 
@@ -106,7 +87,7 @@ def test_empty_series_says_no_data() -> None:
 
 
 def test_same_input_same_output() -> None:
-    series = [Series("s", _points([0.1, 0.123456789, 0.3]), band=True)]
+    series = [Series("s", points([0.1, 0.123456789, 0.3]), band=True)]
     assert _chart(series) == _chart(series)
 
 

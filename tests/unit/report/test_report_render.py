@@ -14,6 +14,7 @@ from genai_flywheel.config import AlertRule
 from genai_flywheel.exceptions import ConfigError, DataContractError
 from genai_flywheel.report import render_report, summarize
 from genai_flywheel.report.data import parse_incidents
+from tests.unit.report.report_helpers import metrics_partition, table_rows
 
 APP = "support"
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -37,10 +38,6 @@ GROUND_TRUTH = {
 
 
 def _partition(i: int) -> Any:
-    import pyarrow as pa
-
-    from genai_flywheel.metrics import metrics_schema
-
     spike = i in SPIKE
     lat = 5000.0 if spike else 1000.0
     # The last interval has a latency estimate without a CI (too few samples): the band must break there.
@@ -59,21 +56,8 @@ def _partition(i: int) -> Any:
         "cost_usd": (0.25, 100, None, None),
         "tokens_total": (5000.0, 100, None, None),
     }
-    names = sorted(rows)
     start = T0 + i * HOUR
-    return pa.table(
-        {
-            "app": [APP] * len(names),
-            "interval_start": [start] * len(names),
-            "interval_end": [start + HOUR] * len(names),
-            "metric": names,
-            "value": [rows[m][0] for m in names],
-            "n": [rows[m][1] for m in names],
-            "ci_low": [rows[m][2] for m in names],
-            "ci_high": [rows[m][3] for m in names],
-        },
-        schema=metrics_schema(),
-    )
+    return metrics_partition(APP, start, start + HOUR, rows)
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +101,6 @@ def _svgs(page: str) -> dict[str, str]:
     }
 
 
-def _rows(page: str, table_class: str) -> list[list[str]]:
-    table = re.search(rf'<table class="{table_class}">.*?</table>', page, re.S)
-    assert table, f"no table {table_class}"
-    body = table.group(0).split("<tbody>")[1]
-    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)]
-
-
 def test_one_svg_per_chart_with_titles_and_axis_labels(page: str) -> None:
     charts = _svgs(page)
     assert sorted(charts) == [
@@ -165,7 +142,7 @@ def test_alert_windows_and_threshold_only_on_the_alerted_metric(page: str) -> No
 
 
 def test_alert_event_table_has_fired_still_firing_resolved(page: str) -> None:
-    rows = _rows(page, "alert-events")
+    rows = table_rows(page, "alert-events")
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("2026-01-05 02:00 to 2026-01-05 03:00", "latency-p95", "fired", "firing"),
         ("2026-01-05 03:00 to 2026-01-05 04:00", "latency-p95", "still_firing", "firing"),
@@ -177,8 +154,8 @@ def test_alert_event_table_has_fired_still_firing_resolved(page: str) -> None:
     assert '<tr class="state-fired">' in page
 
 
-def test_incident_detection_rows(page: str) -> None:
-    rows = _rows(page, "incidents")
+def test_incident_detectiontable_rows(page: str) -> None:
+    rows = table_rows(page, "incidents")
     assert [(r[0], r[3], r[6]) for r in rows] == [
         ("chat &lt;latency&gt; x4", "latency-p95", "yes"),
         ("silent &amp; unseen", "none", "no"),
@@ -286,13 +263,13 @@ def test_optional_sections_render_when_their_files_exist(data_root: Path, tmp_pa
     (broken / "summary.json").write_text("{not json")
 
     html = render_report(root, [APP], tmp_path / "after.html").read_text()
-    assert _rows(html, "datasets")[0][:4] == ["flywheel_support_default", "v1", "42", "40"]
-    evaluation = _rows(html, "evaluation")
+    assert table_rows(html, "datasets")[0][:4] == ["flywheel_support_default", "v1", "42", "40"]
+    evaluation = table_rows(html, "evaluation")
     assert evaluation[0][:6] == ["all records", "relevance", "12", "0.9", "0.4", "+0.500"]
     assert evaluation[0][6] == "+0.300 to +0.700"
-    assert "candidate app:&lt;fixed&gt;" in html
+    assert "candidate app:&lt;fixed&gt; on flywheel_support_default v1" in html
     assert 'class="badge fail">gate failed' in html
-    assert _rows(html, "gate")[0][4] == "failed"
+    assert table_rows(html, "gate")[0][4] == "failed"
     assert "Improvement over production (95% CI)" in html
     assert "run-2" in html and "not readable JSON" in html  # reported, not fatal
     assert summarize(root, APP)["evaluations"] == 1

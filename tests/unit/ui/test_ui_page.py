@@ -19,6 +19,8 @@ from flywheel_airflow.ui.app import create_app
 from flywheel_airflow.ui.lazy import LazyASGIApp
 
 from genai_flywheel.config import load_config
+from genai_flywheel.report.charts import CHART_CSS
+from tests.unit.report.report_helpers import table_rows
 from tests.unit.ui.ui_seed import (
     APP,
     BUDGET_INTERVALS,
@@ -85,13 +87,6 @@ def _section(page: str, app: str) -> str:
     return match.group(0)
 
 
-def _rows(html: str, table_class: str) -> list[list[str]]:
-    table = re.search(rf'<table class="{table_class}">.*?</table>', html, re.S)
-    assert table, f"no table {table_class}"
-    body = table.group(0).split("<tbody>")[1]
-    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)]
-
-
 def _chart_titles(html: str) -> list[str]:
     return re.findall(r'<title id="[^"]+-title">([^<]*)</title>', html)
 
@@ -119,20 +114,20 @@ def test_page_shows_trend_charts_with_ci_threshold_and_alert_window(page: str) -
 
 def test_page_lists_firing_alert_rules_and_recent_events(page: str) -> None:
     section = _section(page, APP)
-    firing = _rows(section, "firing-now")
+    firing = table_rows(section, "firing-now")
     assert [r[0] for r in firing] == ["latency_p95"]
     assert firing[0][3] == "2026-01-05 08:00 UTC"  # firing since the first spiked interval
     assert firing[0][5] == "4,000 ms" and firing[0][6] == "3,400 ms to 4,600 ms"
-    rules = {r[0]: r[4] for r in _rows(section, "rules")}
+    rules = {r[0]: r[4] for r in table_rows(section, "rules")}
     assert set(rules) == {"latency_p95", "error_rate", "relevance_pass_rate", "user_satisfaction", "judge_outage"}
     assert ">firing<" in rules["latency_p95"] and ">ok<" in rules["error_rate"]
-    events = [(r[1], r[2]) for r in _rows(section, "recent-events")]
+    events = [(r[1], r[2]) for r in table_rows(section, "recent-events")]
     assert events == [("latency_p95", "fired"), ("error_rate", "resolved"), ("error_rate", "fired")]
 
 
 def test_page_counts_budget_skipped_judge_calls_per_interval(page: str) -> None:
     section = _section(page, APP)
-    rows = _rows(section, "budget")
+    rows = table_rows(section, "budget")
     assert len(rows) == N_INTERVALS  # fewer than the 24 the table covers
     newest = rows[: len(BUDGET_INTERVALS)]
     assert [r[1] for r in newest] == [str(BUDGET_SKIPPED_PER_INTERVAL)] * len(BUDGET_INTERVALS)
@@ -145,9 +140,10 @@ def test_page_counts_budget_skipped_judge_calls_per_interval(page: str) -> None:
 
 def test_page_shows_latest_dataset_version_and_failed_gate(page: str) -> None:
     section = _section(page, APP)
-    datasets = _rows(section, "datasets")
+    datasets = table_rows(section, "datasets")
     assert [(r[0], r[1], r[2]) for r in datasets] == [(DATASET, "v2", "3")]
-    evaluation = _rows(section, "evaluations")[0]
+    evaluation = table_rows(section, "evaluations")[0]
+    assert evaluation[2] == f"{DATASET} v2"  # the compare stage's dataset dict, read like the report reads it
     assert "gate" not in evaluation[4] and 'class="badge fail">failed' in evaluation[4]
     assert "relevance improvement 0.040 is below 0.05" in evaluation[4]
     assert "relevance: +0.040 [+0.010, +0.070] (n=3)" in evaluation[5]
@@ -167,6 +163,7 @@ def test_everything_is_escaped_and_the_page_loads_nothing(client: TestClient, pa
     assert XSS not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "<script" not in page.lower()
     assert not re.search(r"<(link|img|iframe)\b", page)
+    assert CHART_CSS in page  # the charts are styled as in the static report
     headers = client.get("/").headers
     assert "default-src 'none'" in headers["content-security-policy"]
     assert "frame-ancestors 'self'" in headers["content-security-policy"]
@@ -351,7 +348,7 @@ def test_unreadable_metrics_partition_is_reported_not_a_500(seeded: Path, tmp_pa
     response = c.get(f"/apps/{APP}")
     assert response.status_code == 200
     assert "Files that could not be read" in response.text and "cannot read metrics partition" in response.text
-    assert _rows(response.text, "firing-now")[0][0] == "latency_p95"  # the rest of the page still shows
+    assert table_rows(response.text, "firing-now")[0][0] == "latency_p95"  # the rest of the page still shows
     api = c.get(f"/api/apps/{APP}/metrics")
     assert api.status_code == 500 and "delete it and re-run that interval" in api.json()["detail"]
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from tests.unit.report.report_helpers import metrics_partition
+
 ROOT = Path(__file__).resolve().parents[3]
 APP = "support-assistant"
 EMPTY_APP = "billing-bot"
@@ -50,10 +52,6 @@ def latency(i: int) -> float:
 
 
 def _partition(i: int) -> Any:
-    import pyarrow as pa
-
-    from genai_flywheel.metrics import metrics_schema
-
     lat = latency(i)
     err = (0.3, 0.22, 0.38) if i in ERROR_SPIKE else (0.02, 0.008, 0.05)
     budget = i in BUDGET_INTERVALS
@@ -72,21 +70,8 @@ def _partition(i: int) -> Any:
         "scorer.pii.n": (40.0, 40, None, None),
         "feedback.user_feedback.positive_rate": (0.7, 20, 0.48, 0.85),
     }
-    names = sorted(rows)
     start = T0 + i * HOUR
-    return pa.table(
-        {
-            "app": [APP] * len(names),
-            "interval_start": [start] * len(names),
-            "interval_end": [start + HOUR] * len(names),
-            "metric": names,
-            "value": [rows[m][0] for m in names],
-            "n": [rows[m][1] for m in names],
-            "ci_low": [rows[m][2] for m in names],
-            "ci_high": [rows[m][3] for m in names],
-        },
-        schema=metrics_schema(),
-    )
+    return metrics_partition(APP, start, start + HOUR, rows)
 
 
 def _score_rows(i: int, shard: int, skipped: int, scored: int) -> Any:
