@@ -32,7 +32,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,7 @@ if str(ROOT / "src") not in sys.path:  # run as a script from a checkout without
     sys.path.insert(1, str(ROOT / "src"))
 
 from genai_flywheel.config import DATA_ROOT_ENV, FlywheelConfig, load_config  # noqa: E402
+from genai_flywheel.environ import scoped_environ  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -139,22 +140,6 @@ def _timed(stage: str, n: int | None, fn: Callable[[], dict[str, Any]]) -> Stage
     else:
         log.info("%s: %.2f s (%.0f traces/s)", stage, seconds, figure.traces_per_s)
     return figure
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str | None) -> Iterator[None]:
-    previous = os.environ.get(name)
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 # --- setup ------------------------------------------------------------------------------------------------
@@ -534,7 +519,7 @@ def run_benchmark(
     shutil.rmtree(data_root, ignore_errors=True)
     config = write_config(workdir / "flywheel.yaml", run_uri, data_root, sample_rate=sample_rate)
     app_name = config.applications[0].name
-    with _env(DATA_ROOT_ENV, str(data_root)):  # the config's data root, whatever the caller's env says
+    with scoped_environ({DATA_ROOT_ENV: str(data_root)}):  # the config's data root, whatever the caller's env says
         n_window, stages = run_monitor(config, app_name)
         if n_window != n:
             log.warning("the window holds %d traces, not --n %d: figures use %d", n_window, n, n_window)

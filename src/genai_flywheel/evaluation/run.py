@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.curation.assessments import decode_value, to_number
+from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import DataContractError, ScorerError, StoreError
 
 if TYPE_CHECKING:
@@ -272,34 +273,12 @@ def tracking(tracking_uri: str, *, max_workers: int | None = None) -> Iterator[N
     both are restored afterwards."""
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    previous_workers = os.environ.get(MAX_WORKERS_ENV)
     workers = max_workers
-    if workers is None and previous_workers is None and _is_local_store(tracking_uri):
+    if workers is None and MAX_WORKERS_ENV not in os.environ and _is_local_store(tracking_uri):
         workers = DEFAULT_SQLITE_WORKERS
-    if workers is not None:
-        os.environ[MAX_WORKERS_ENV] = str(int(workers))
-    try:
+    with scoped_environ({MAX_WORKERS_ENV: str(int(workers))} if workers is not None else {}):
         with _use_tracking_uri(tracking_uri):
             yield
-    finally:
-        if workers is not None:
-            if previous_workers is None:
-                os.environ.pop(MAX_WORKERS_ENV, None)
-            else:
-                os.environ[MAX_WORKERS_ENV] = previous_workers
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 def experiment_id_for(tracking_uri: str, experiment: str) -> str:
@@ -401,7 +380,7 @@ def evaluate_candidate(
     # The candidate is traced by a root span of our own, so MLflow's pre-flight check (one extra call with
     # the first record, which aborts the whole evaluation if that call raises) is not needed.
     predict_fn = mlflow.trace(capture.as_function(), name=candidate.short_name, span_type="CHAIN")
-    with tracking(tracking_uri, max_workers=max_workers), _env(SKIP_VALIDATION_ENV, "true"):
+    with tracking(tracking_uri, max_workers=max_workers), scoped_environ({SKIP_VALIDATION_ENV: "true"}):
         experiment_id = experiment_id_for(tracking_uri, experiment)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(run_tags or {})) as run:
             with judge_context(scorers):
