@@ -153,11 +153,6 @@ def extract_window(
     return table
 
 
-def traces_to_table(traces: Iterable[Trace], *, app: str) -> pa.Table:
-    """Convert MLflow traces to a TRACE_SCHEMA table sorted by (timestamp_ms, trace_id), one row per id."""
-    return rows_to_table({row["trace_id"]: row for row in (trace_to_row(t, app=app) for t in traces)}.values())
-
-
 def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     """TRACE_SCHEMA rows (unique trace ids) as a table sorted by (timestamp_ms, trace_id)."""
     ordered = sorted(rows, key=lambda r: (r["timestamp_ms"], r["trace_id"]))
@@ -285,7 +280,7 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
 
     if root is not None:
         attrs = root.get("attributes") or {}
-        inputs, outputs = _attr(attrs, _INPUTS), _attr(attrs, _OUTPUTS)
+        inputs, outputs = _loads(attrs.get(_INPUTS)), _loads(attrs.get(_OUTPUTS))
     else:  # spans not fetched: fall back to the trace-level copies MLflow keeps in the metadata
         inputs = _loads(metadata.get("mlflow.traceInputs"))
         outputs = _loads(metadata.get("mlflow.traceOutputs"))
@@ -296,16 +291,16 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
     model = None
     for span in spans:
         attrs = span.get("attributes") or {}
-        span_type = _attr(attrs, _SPAN_TYPE) or "UNKNOWN"
+        span_type = _loads(attrs.get(_SPAN_TYPE)) or "UNKNOWN"
         start, end = span.get("start_time_unix_nano"), span.get("end_time_unix_nano")
         duration = (int(end) - int(start)) / 1e6 if start is not None and end else None
         span_rows.append(
             {"name": span.get("name"), "span_type": span_type, "duration_ms": duration, "status": _status(span)}
         )
         if span_type == "RETRIEVER":
-            context.extend(_documents(_attr(attrs, _OUTPUTS)))
+            context.extend(_documents(_loads(attrs.get(_OUTPUTS))))
         if model is None and span_type in ("CHAT_MODEL", "LLM"):
-            model = next((v for k in _MODEL_ATTRS if isinstance(v := _attr(attrs, k), str)), None)
+            model = next((v for k in _MODEL_ATTRS if isinstance(v := _loads(attrs.get(k)), str)), None)
         if error_type is None:
             for event in span.get("events") or []:
                 if event.get("name") == "exception":
@@ -347,21 +342,9 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
     }
 
 
-# Span attribute keys (mlflow.tracing.constant.SpanAttributeKey); values are stored JSON-encoded.
+# Span attribute keys (mlflow.tracing.constant.SpanAttributeKey); values are stored JSON-encoded, and
+# _loads decodes them as MLflow's Span.get_attribute does (JSON, else the value as it is).
 _INPUTS, _OUTPUTS, _SPAN_TYPE = "mlflow.spanInputs", "mlflow.spanOutputs", "mlflow.spanType"
-
-
-def _attr(attributes: dict[str, Any], key: str) -> Any:
-    """A span attribute's value, decoded as MLflow's ``Span.get_attribute`` decodes it (JSON, else as is)."""
-    value = attributes.get(key)
-    if not value:
-        return None
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def _status(span: dict[str, Any]) -> str:
@@ -370,9 +353,14 @@ def _status(span: dict[str, Any]) -> str:
     return str(code).removeprefix("STATUS_CODE_")
 
 
+def is_stored_span(span: Any) -> bool:
+    """Whether ``span`` is a span dict in MLflow 3's stored form (what ``LazySpan`` and this module read)."""
+    return isinstance(span, dict) and "start_time_unix_nano" in span and "attributes" in span
+
+
 def _v3_span(span: Any) -> dict[str, Any]:
     """A span dict in MLflow 3's stored form; one in an older form is converted through ``Span``."""
-    if "start_time_unix_nano" in span and "attributes" in span:
+    if is_stored_span(span):
         return span
     from mlflow.entities import Span
 

@@ -153,7 +153,7 @@ def write_back(
         for first in range(0, len(todo), BATCH_SIZE):
             batch = todo[first : first + BATCH_SIZE]
             try:
-                outcomes.extend(_insert_batch(store, [to_feedback(r, run_context) for r in batch], batch))
+                outcomes.extend(_insert_batch(store, [to_feedback(r, run_context) for r in batch]))
             except Exception as err:  # noqa: BLE001 - the batch was rolled back; per row names the culprit
                 log.warning("batch of %d assessments refused (%s); writing it row by row", len(batch), err)
                 outcomes.extend(_write(r) for r in batch)
@@ -186,9 +186,9 @@ def sql_store(client: Any) -> Any | None:
     return store if isinstance(store, SqlAlchemyStore) else None
 
 
-def _insert_batch(store: Any, feedbacks: list[Any], rows: list[dict[str, Any]]) -> list[str | None]:
-    """Insert ``feedbacks`` (one per row of ``rows``) in one transaction of ``store``; one outcome per row:
-    None when written, else why not (its trace does not exist).
+def _insert_batch(store: Any, feedbacks: list[Any]) -> list[str | None]:
+    """Insert ``feedbacks`` in one transaction of ``store``; one outcome per feedback: None when written,
+    else why not (its trace does not exist).
 
     This is MLflow 3.17's ``SqlAlchemyStore.create_assessment`` done once per batch instead of once per
     row, in the same order: validate access to the traces, invalidate the affected trace-rollup
@@ -226,9 +226,9 @@ def _insert_batch(store: Any, feedbacks: list[Any], rows: list[dict[str, Any]]) 
                 continue
             outcomes: list[str | None] = []
             values = []
-            for fb, row in zip(feedbacks, rows, strict=True):
+            for fb in feedbacks:
                 if fb.trace_id not in snapshot:
-                    outcomes.append(f"{row['trace_id']}/{row['scorer']}: trace {fb.trace_id!r} not found")
+                    outcomes.append(f"{fb.trace_id}/{fb.name}: trace {fb.trace_id!r} not found")
                     continue
                 values.append(_assessment_row(fb, *snapshot[fb.trace_id]))
                 outcomes.append(None)
