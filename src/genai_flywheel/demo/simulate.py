@@ -69,7 +69,6 @@ EXPECTATION_NAME = "expected_answer"
 CORRECTION_SOURCE_ID = "support-team"
 BATCH_TRACES = 100
 HTTP_FEEDBACK_THREADS = 8
-LIST_PAGE_SIZE = 500
 
 # MLflow span log levels (mlflow.entities.SpanLogLevel): LiveSpan gives CHAIN spans DEBUG, retriever and
 # model spans INFO, and any span an exception passed through ERROR. Checked against a live trace in
@@ -421,24 +420,14 @@ def _experiment_id(tracking_uri: str, experiment: str) -> str:
     return exp.experiment_id
 
 
-def _list_traces(client: Any, experiment_id: str, start_ms: int, end_ms: int) -> dict[str, set[str]]:
+def _list_traces(tracking_uri: str, experiment_id: str, start_ms: int, end_ms: int) -> dict[str, set[str]]:
     """Trace id -> names of its assessments, for the experiment's traces that started in the window."""
-    found: dict[str, set[str]] = {}
-    token = None
-    flt = f"trace.timestamp_ms >= {start_ms} AND trace.timestamp_ms < {end_ms}"
-    while True:
-        page = client.search_traces(
-            locations=[experiment_id],
-            filter_string=flt,
-            max_results=LIST_PAGE_SIZE,
-            page_token=token,
-            include_spans=False,
-        )
-        for trace in page:
-            found[trace.info.trace_id] = {a.name for a in trace.info.assessments or []}
-        token = page.token
-        if not token:
-            return found
+    from genai_flywheel.traces.extract import iter_traces, window_filter
+
+    return {
+        t.info.trace_id: {a.name for a in t.info.assessments or []}
+        for t in iter_traces(tracking_uri, experiment_id, window_filter(start_ms, end_ms), include_spans=False)
+    }
 
 
 def _write_traces(client: Any, experiment_id: str, outcomes: list[Outcome], bar: Any, describe: str) -> None:
@@ -568,7 +557,7 @@ def simulate(
     experiment_id = _experiment_id(tracking_uri, experiment)
     client = TracingClient(tracking_uri)
     start_ms, end_ms = to_ms(start), to_ms(end)
-    existing = _list_traces(client, experiment_id, start_ms, end_ms)
+    existing = _list_traces(tracking_uri, experiment_id, start_ms, end_ms)
     todo = [o for o in outcomes if o.plan.trace_id not in existing]
     logger.info(
         "simulating %d traces (%s .. %s) into %s: %d already present, %d to write",
@@ -591,7 +580,7 @@ def simulate(
     with tqdm(total=len(items), desc="feedback", unit="item", file=sys.stderr, disable=not progress) as bar:
         _log_assessments(client, items, threads, bar, describe)
 
-    _verify(client, experiment_id, outcomes, start_ms, end_ms, describe)
+    _verify(tracking_uri, experiment_id, outcomes, start_ms, end_ms, describe)
     n_feedback = sum(1 for o in outcomes if o.feedback is not None)
     return SimulationResult(
         experiment_id=experiment_id,
@@ -608,9 +597,9 @@ def simulate(
 
 
 def _verify(
-    client: Any, experiment_id: str, outcomes: list[Outcome], start_ms: int, end_ms: int, describe: str
+    tracking_uri: str, experiment_id: str, outcomes: list[Outcome], start_ms: int, end_ms: int, describe: str
 ) -> None:
-    found = _list_traces(client, experiment_id, start_ms, end_ms)
+    found = _list_traces(tracking_uri, experiment_id, start_ms, end_ms)
     missing = [o.plan.trace_id for o in outcomes if o.plan.trace_id not in found]
     if missing:
         raise SimulationError(
