@@ -1,7 +1,9 @@
 """Production monitor: one DAG per application in flywheel.yaml, one task per stage, per schedule interval.
 
-extract -> validate -> sample -> score (mapped over shards) -> write_back -> aggregate -> store -> alert.
-Each task makes one call into ``genai_flywheel.pipeline`` and returns paths and counts, never data.
+extract (mapped over time slices) -> validate -> sample -> score (mapped over shards) -> write_back -> aggregate
+-> store -> alert. extract lists the trace infos of its slice (no spans); score reads its shard's sampled
+traces in full, checks, scores and summarises them. Each task makes one call into ``genai_flywheel.pipeline``
+and returns paths and counts, never data.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ def build_monitor(app_name: str) -> None:
         doc_md=__doc__,
     )
     def monitor() -> None:
+        # One mapped task instance per time slice: workers list a large window in parallel, and a slice that
+        # fails retries alone.
         @task
-        def extract(data_interval_start=None, data_interval_end=None) -> dict:
+        def extract(slice_index: int, data_interval_start=None, data_interval_end=None) -> dict:
             from genai_flywheel import pipeline
 
-            return pipeline.extract(app_name, data_interval_start, data_interval_end)
+            return pipeline.extract(app_name, data_interval_start, data_interval_end, slice_index=slice_index)
 
         @task(retries=0)  # a broken contract does not heal by retrying
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
@@ -82,7 +86,8 @@ def build_monitor(app_name: str) -> None:
             result["sent"] = send_alerts(result.pop("notifications"), app.notify, get_current_context())
             return result
 
-        shards = extract() >> validate() >> sample()
+        slices = extract.expand(slice_index=list(range(app.extract.slices)))
+        shards = slices >> validate() >> sample()
         scored = score.expand(shard=shards)
         scored >> write_back() >> aggregate() >> store() >> alert()
 

@@ -170,6 +170,23 @@ class Export(_Model):
     pii: PiiRedaction = Field(default_factory=PiiRedaction)
 
 
+class Extract(_Model):
+    """How the monitor reads a window out of MLflow.
+
+    Pass one lists the trace infos (no spans) of the whole window, split into ``slices`` equal time slices,
+    each a mapped Airflow task, so workers list them in parallel; a trace belongs to exactly one slice by its
+    timestamp. Pass two fetches full traces (spans) only for the sampled traces, ``fetch_batch`` at a time.
+    """
+
+    slices: int = Field(default=4, ge=1, le=256, description="Time slices of the window (mapped extract tasks)")
+    page_size: int = Field(
+        default=500, ge=1, le=500, description="Trace infos per search_traces page (a tracking server takes 500)"
+    )
+    fetch_batch: int = Field(
+        default=200, ge=1, le=1000, description="Full traces per batch_get_traces call in the score stage"
+    )
+
+
 class Contract(_Model):
     """The trace data contract's batch-level condition (row-level failures are quarantined)."""
 
@@ -183,6 +200,7 @@ class Application(_Model):
     mlflow: MlflowTarget
     schedule: str = Field(default="0 * * * *", description="Cron expression of the monitor interval")
     start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=UTC))
+    extract: Extract = Field(default_factory=Extract)
     sampling: Sampling = Field(default_factory=Sampling)
     contract: Contract = Field(default_factory=Contract)
     scorers: list[ScorerSpec] = Field(default_factory=list)

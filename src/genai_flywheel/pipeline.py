@@ -40,82 +40,133 @@ def _context(
     return cfg, app, IntervalWorkspace.of(cfg.data_path(), app_name, start, end)
 
 
-def _read(path: Path) -> pa.Table:
-    from genai_flywheel.metrics.store import read_parquet
+def _read(path: Path, producer: str, columns: list[str] | None = None) -> pa.Table:
+    from genai_flywheel.workspace import read_stage_parquet
 
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the previous stage of this interval first")
-    return read_parquet(path)
+    return read_stage_parquet(path, producer, columns)
 
 
 def _write(table: pa.Table, path: Path) -> Path:
-    from genai_flywheel.metrics.store import atomic_write_parquet
+    from genai_flywheel.workspace import atomic_write_parquet
 
     return atomic_write_parquet(table, path)
+
+
+def _slices(app: Application, ws: IntervalWorkspace) -> list[Path]:
+    """The pass-one files of every slice of the interval, or a StoreError naming the missing slice."""
+    from genai_flywheel.exceptions import StoreError
+
+    paths = [ws.slice_path(k) for k in range(app.extract.slices)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise StoreError(f"{missing[0]} not found; run the extract stage (every slice) of this interval first")
+    return paths
 
 
 # --- monitor -----------------------------------------------------------------------------------------
 
 
-def extract(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
-    """Stage 1: every trace of the interval, from MLflow into ``traces.parquet``."""
-    from genai_flywheel.traces.extract import extract_window
+def extract(
+    app_name: str, start: Any, end: Any, *, slice_index: int | None = None, config: FlywheelConfig | None = None
+) -> dict:
+    """Stage 1, pass one: the trace infos (no spans) of one time slice of the interval, streamed page by page
+    into ``infos/slice=<k>.parquet``; every slice in turn when ``slice_index`` is None."""
+    from genai_flywheel.traces.extract import extract_infos, get_experiment_id
+    from genai_flywheel.traces.schema import INFO_SCHEMA
+    from genai_flywheel.workspace import ParquetPartWriter, slice_bounds
 
     _, app, ws = _context(app_name, start, end, config)
-    table = extract_window(app.mlflow.tracking_uri, app.mlflow.experiment, ws.start_ms, ws.end_ms, app=app.name)
-    path = _write(table, ws.path("traces.parquet"))
-    return {"path": str(path), "traces": table.num_rows}
+    bounds = slice_bounds(ws.start_ms, ws.end_ms, app.extract.slices)
+    indices = range(len(bounds)) if slice_index is None else [slice_index]
+    if slice_index is not None and not 0 <= slice_index < len(bounds):
+        raise ValueError(f"slice_index {slice_index} is outside 0..{len(bounds) - 1} (extract.slices)")
+    uri = app.mlflow.tracking_uri
+    experiment_id = get_experiment_id(uri, app.mlflow.experiment)
+    total = 0
+    for k in indices:
+        lo, hi = bounds[k]
+        with ParquetPartWriter(ws.slice_path(k), INFO_SCHEMA) as writer:
+            extract_infos(uri, experiment_id, lo, hi, writer, app=app.name, page_size=app.extract.page_size)
+        log.info("slice %d of %s [%d, %d): %d trace infos", k, ws.key, lo, hi, writer.rows)
+        total += writer.rows
+    path = ws.slice_path(indices[0]) if slice_index is not None else ws.path("infos")
+    return {"path": str(path), "traces": total}
 
 
 def validate(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
-    """Stage 2: the data contract. Bad rows go to ``quarantine.parquet`` with reasons."""
-    from genai_flywheel.metrics.store import atomic_write_json
-    from genai_flywheel.quality.contract import validate_traces
+    """Stage 2: the trace data contract, batch by batch over the slices. Bad rows go to
+    ``quarantine.parquet`` with reasons, good ones to ``valid.parquet``."""
+    from genai_flywheel.quality.contract import ContractTotals, validate_traces
+    from genai_flywheel.traces.schema import INFO_SCHEMA, QUARANTINE_FIELDS
+    from genai_flywheel.workspace import ParquetPartWriter, atomic_write_json, iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
-    result = validate_traces(
-        _read(ws.path("traces.parquet")),
-        max_bad_fraction=app.contract.max_bad_fraction,
-        raise_on_failure=False,
-    )
-    # The quarantine and the report are written even when the batch as a whole fails, so the failed
-    # task leaves the evidence an operator needs, and nothing downstream reads a half-written stage.
-    _write(result.quarantine, ws.path("quarantine.parquet"))
-    atomic_write_json(result.report, ws.path("contract.json"))
-    if not result.ok:
-        # A stale valid.parquet of an earlier run must not outlive the evidence that replaced it.
-        ws.path("valid.parquet").unlink(missing_ok=True)
-        result.raise_for_failures()
-    _write(result.valid, ws.path("valid.parquet"))
-    if result.quarantine.num_rows:
+    totals = ContractTotals(max_bad_fraction=app.contract.max_bad_fraction)
+    quarantine_schema = INFO_SCHEMA.append(QUARANTINE_FIELDS[0])
+    valid_path = ws.path("valid.parquet")
+    # A stale valid.parquet of an earlier run must not outlive the evidence that replaces it.
+    valid_path.unlink(missing_ok=True)
+    with ParquetPartWriter(ws.path(".valid.partial.parquet"), INFO_SCHEMA) as valid:
+        with ParquetPartWriter(ws.path("quarantine.parquet"), quarantine_schema) as quarantine:
+            for batch in iter_parquet_batches(_slices(app, ws)):
+                result = validate_traces(_table(batch), max_bad_fraction=1.0, raise_on_failure=False)
+                totals.add(result)
+                quarantine.write(result.quarantine)
+                valid.write(result.valid)
+    # The quarantine and the report are written even when the window as a whole fails, so the failed task
+    # leaves the evidence an operator needs, and nothing downstream reads a half-validated window.
+    atomic_write_json(totals.report(), ws.path("contract.json"))
+    partial = ws.path(".valid.partial.parquet")
+    if not totals.ok:
+        partial.unlink(missing_ok=True)
+        totals.raise_for_failures()
+    partial.replace(valid_path)
+    if totals.quarantined:
         log.warning(
-            "%d traces quarantined by the data contract; see %s",
-            result.quarantine.num_rows,
-            ws.path("quarantine.parquet"),
+            "%d traces quarantined by the data contract; see %s", totals.quarantined, ws.path("quarantine.parquet")
         )
-    return {"valid": result.valid.num_rows, "quarantined": result.quarantine.num_rows}
+    return {"valid": totals.valid, "quarantined": totals.quarantined}
+
+
+def _table(batch: Any) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch])
 
 
 def sample(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
-    """Stage 3: deterministic stratified sample; returns the shards that have rows to score."""
-    from genai_flywheel.traces.sampling import plan_sample
+    """Stage 3: deterministic stratified sample of the valid trace infos, batch by batch, into
+    ``sample.parquet``; returns the shards that have rows to read and score."""
+    from genai_flywheel.traces.sampling import plan_sample, sample_schema
+    from genai_flywheel.workspace import ParquetPartWriter, iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
-    plan = plan_sample(_read(ws.path("valid.parquet")), app.sampling, list(app.scorers))
-    _write(plan.table, ws.path("sample.parquet"))
-    shards = sorted(set(plan.table.column("shard").to_pylist()))
+    scorers = list(app.scorers)
+    eligible = 0
+    per_scorer = {s.name: 0 for s in scorers}
+    shards: set[int] = set()
+    _exists(ws, "valid.parquet", "validate")
+    with ParquetPartWriter(ws.path("sample.parquet"), sample_schema()) as out:
+        for batch in iter_parquet_batches([ws.path("valid.parquet")]):
+            plan = plan_sample(_table(batch), app.sampling, scorers)
+            out.write(plan.table)
+            eligible += plan.eligible
+            for name, count in plan.per_scorer.items():
+                per_scorer[name] += count
+            shards.update(plan.table.column("shard").to_pylist())
     # Stale shard files of an earlier run (e.g. before a config change) must not leak into aggregation.
-    scores_dir = ws.path("scores")
-    if scores_dir.exists():
-        for f in scores_dir.glob("shard=*.parquet"):
+    for stage in ("scores", "fetched", "quarantine"):
+        for f in ws.parts(stage):
             if int(f.stem.split("=")[1]) not in shards:
                 f.unlink()
-    return {
-        "shards": shards,
-        "eligible": plan.eligible,
-        "sampled": plan.table.num_rows,
-        "per_scorer": plan.per_scorer,
-    }
+    return {"shards": sorted(shards), "eligible": eligible, "sampled": out.rows, "per_scorer": per_scorer}
+
+
+def _exists(ws: IntervalWorkspace, name: str, producer: str) -> None:
+    from genai_flywheel.exceptions import StoreError
+
+    if not ws.path(name).is_file():
+        raise StoreError(f"{ws.path(name)} not found; run the {producer} stage of this interval first")
 
 
 def score_shard(
@@ -127,44 +178,58 @@ def score_shard(
     judge: JudgeEndpoint | None = None,
     config: FlywheelConfig | None = None,
 ) -> dict:
-    """Stage 4: run every scorer on its sampled traces of one shard into ``scores/shard=<k>.parquet``.
+    """Stage 4: pass two of extraction and scoring for one shard of the sample.
+
+    The shard's sampled traces are read in full from MLflow, ``extract.fetch_batch`` at a time; each batch
+    is checked against the content contract (failures to ``quarantine/shard=<k>.parquet``, not scored),
+    scored by every scorer that sampled it (``scores/shard=<k>.parquet``), and summarised for the span and
+    error-type metrics (``fetched/shard=<k>.parquet``). Memory holds one batch of traces.
 
     A score already written back to a trace in an earlier run (same deterministic assessment id) is
     reused, not recomputed: re-runs give identical results and do not pay for a judge twice.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    from genai_flywheel.scoring import JudgeBudget, load_scorers, score_table
-    from genai_flywheel.scoring.reuse import reuse_existing
-    from genai_flywheel.traces.sampling import rows_for_scorer
-    from genai_flywheel.traces.schema import SCORE_SCHEMA
+    from genai_flywheel.quality.contract import validate_trace_content
+    from genai_flywheel.scoring import JudgeBudget, load_scorers
+    from genai_flywheel.scoring.sampled import score_sampled
+    from genai_flywheel.traces.fetch import content_quarantine_schema, fetch_sampled
+    from genai_flywheel.traces.schema import FETCHED_SCHEMA, SCORE_SCHEMA
+    from genai_flywheel.workspace import ParquetPartWriter
 
     _, app, ws = _context(app_name, start, end, config)
-    sampled = _read(ws.path("sample.parquet"))
+    sampled = _read(ws.path("sample.parquet"), "sample")
     rows = sampled.filter(pc.equal(sampled.column("shard"), shard))
     specs = {s.name: s for s in app.scorers}
     loaded = load_scorers(app, judge)
     # The per-run judge budget is split evenly over the shards, which run in parallel.
     price = app.prices.get(app.judge.model)
     budget = JudgeBudget(app.judge.max_cost_per_run_usd / max(1, app.sampling.shards), price)
-    parts = []
-    # Scorers with the same rows to score (traces, strata and inclusion weights) run in one pass, so each
-    # trace's arguments (and its Trace, for scorers that read it) are parsed once, not once per scorer.
-    groups: dict[tuple, tuple[pa.Table, list]] = {}
-    for scorer in loaded:
-        mine = rows_for_scorer(rows, app.sampling, specs[scorer.name])
-        reused, todo = reuse_existing(mine, scorer)
-        parts.append(reused)
-        key = tuple(tuple(todo.column(c).to_pylist()) for c in ("trace_id", "stratum", "weight"))
-        groups.setdefault(key, (todo, []))[1].append(scorer)
-    for todo, scorers in groups.values():
-        parts.append(score_table(todo, scorers, budget=budget if any(s.is_judge for s in scorers) else None))
-    table = pa.concat_tables(parts).cast(SCORE_SCHEMA) if parts else SCORE_SCHEMA.empty_table()
-    table = table.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
-    _write(table, ws.shard_path(shard))
-    errors = sum(1 for e in table.column("error").to_pylist() if e)
-    return {"shard": shard, "scores": table.num_rows, "not_scored": errors, "judge_budget": budget.summary()}
+    errors = 0
+    with (
+        ParquetPartWriter(ws.shard_path(shard), SCORE_SCHEMA) as scores,
+        ParquetPartWriter(ws.shard_path(shard, "fetched"), FETCHED_SCHEMA) as fetched,
+        ParquetPartWriter(ws.shard_path(shard, "quarantine"), content_quarantine_schema()) as quarantine,
+    ):
+        batches = fetch_sampled(app.mlflow.tracking_uri, rows, app=app.name, batch=app.extract.fetch_batch)
+        for batch in batches:
+            quarantine.write(batch.unreadable)
+            content = validate_trace_content(batch.rows)
+            quarantine.write(content.quarantine)
+            fetched.write(content.valid.select(FETCHED_SCHEMA.names))
+            table = score_sampled(content.valid, loaded, specs, app.sampling, budget)
+            errors += sum(1 for e in table.column("error").to_pylist() if e)
+            scores.write(table)
+    if quarantine.rows:
+        log.warning("shard %d: %d sampled traces quarantined; see %s", shard, quarantine.rows, quarantine.path)
+    return {
+        "shard": shard,
+        "read": fetched.rows,
+        "quarantined": quarantine.rows,
+        "scores": scores.rows,
+        "not_scored": errors,
+        "judge_budget": budget.summary(),
+    }
 
 
 def _scores(ws: IntervalWorkspace) -> pa.Table:
@@ -172,10 +237,10 @@ def _scores(ws: IntervalWorkspace) -> pa.Table:
 
     from genai_flywheel.traces.schema import SCORE_SCHEMA
 
-    files = sorted(ws.path("scores").glob("shard=*.parquet")) if ws.path("scores").exists() else []
+    files = ws.parts("scores")
     if not files:
         return SCORE_SCHEMA.empty_table()
-    table = pa.concat_tables([_read(f).cast(SCORE_SCHEMA) for f in files])
+    table = pa.concat_tables([_read(f, "score").cast(SCORE_SCHEMA) for f in files])
     return table.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
 
 
@@ -183,9 +248,9 @@ def write_back(
     app_name: str, start: Any, end: Any, *, run_id: str | None = None, config: FlywheelConfig | None = None
 ) -> dict:
     """Stage 5: the scores as assessments on the traces, each exactly once."""
-    from genai_flywheel.metrics.store import atomic_write_json
     from genai_flywheel.traces.extract import get_experiment_id
     from genai_flywheel.traces.writeback import existing_assessment_ids, write_back as _write_back
+    from genai_flywheel.workspace import atomic_write_json
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri
@@ -202,19 +267,25 @@ def write_back(
 def aggregate(
     app_name: str, start: Any, end: Any, *, run_id: str | None = None, config: FlywheelConfig | None = None
 ) -> dict:
-    """Stage 6: operational and quality metrics of the interval into ``metrics.parquet``."""
-    from genai_flywheel.metrics import aggregate as _aggregate
+    """Stage 6: operational and quality metrics of the interval into ``metrics.parquet``, streaming over the
+    valid trace infos and the fetched sample (see :func:`genai_flywheel.metrics.aggregate_window`)."""
+    from genai_flywheel.metrics.aggregate import INFO_TRACE_COLUMNS, aggregate_window
+    from genai_flywheel.workspace import iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
-    quarantined = _read(ws.path("quarantine.parquet")).num_rows
-    metrics = _aggregate(
-        _read(ws.path("valid.parquet")),
+    quarantined = _read(ws.path("quarantine.parquet"), "validate", ["trace_id"]).num_rows
+    quarantined += sum(_read(p, "score", ["trace_id"]).num_rows for p in ws.parts("quarantine"))
+    _exists(ws, "valid.parquet", "validate")
+    metrics = aggregate_window(
+        iter_parquet_batches([ws.path("valid.parquet")], columns=list(INFO_TRACE_COLUMNS)),
+        iter_parquet_batches(ws.parts("fetched")),
         _scores(ws),
         app=app.name,
         interval_start=ws.start,
         interval_end=ws.end,
         prices=app.prices,
         quarantined=quarantined,
+        run_id=run_id,
     )
     path = _write(metrics, ws.path("metrics.parquet"))
     return {"path": str(path), "metrics": metrics.num_rows}
@@ -239,7 +310,7 @@ def store(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
     from genai_flywheel.monitoring_run import log_interval_metrics
 
     _, app, ws = _context(app_name, start, end, config)
-    metrics = _read(ws.path("metrics.parquet"))
+    metrics = _read(ws.path("metrics.parquet"), "aggregate")
     path = MetricsStore(ws.data_root).write_partition(metrics)
     run_id = log_interval_metrics(app, ws.start, metrics, HEADLINE_METRICS)
     return {"partition": str(path), "mlflow_run_id": run_id}
@@ -253,7 +324,7 @@ def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
     notifications = process_interval(
         ws.data_root,
         app.name,
-        _read(ws.path("metrics.parquet")),
+        _read(ws.path("metrics.parquet"), "aggregate"),
         list(app.alerts),
         ws.start,
         ws.end,
@@ -273,7 +344,7 @@ def run_monitor_interval(
 ) -> dict:
     """All monitor stages of one interval in this process (what the DAG does, without Airflow)."""
     cfg = config or load_config()
-    out: dict[str, Any] = {"extract": extract(app_name, start, end, config=cfg)}
+    out: dict[str, Any] = {"extract": extract(app_name, start, end, config=cfg)}  # every slice in turn
     out["validate"] = validate(app_name, start, end, config=cfg)
     out["sample"] = sample(app_name, start, end, config=cfg)
     out["score"] = [score_shard(app_name, start, end, s, judge=judge, config=cfg) for s in out["sample"]["shards"]]

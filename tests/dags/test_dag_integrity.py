@@ -50,6 +50,19 @@ def test_monitor_stages_in_order(dagbag) -> None:
     assert dag.catchup is False
 
 
+def test_extraction_and_scoring_are_mapped_so_slices_and_shards_run_and_retry_alone(dagbag) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    from genai_flywheel.config import load_config
+
+    dag = next(d for i, d in dagbag.dags.items() if i.startswith("flywheel_monitor_"))
+    app = load_config().app(dag.dag_id.removeprefix("flywheel_monitor_"))
+    extract, score = dag.get_task("extract"), dag.get_task("score")
+    assert isinstance(extract, MappedOperator) and isinstance(score, MappedOperator)
+    assert extract.op_kwargs_expand_input.value["slice_index"] == list(range(app.extract.slices))
+    assert extract.retries >= 1 and score.retries >= 1
+
+
 def test_dag_files_import_no_heavy_library() -> None:
     """Parsing stays fast: no DAG file pulls mlflow, pandas, pyarrow or great_expectations."""
     code = (

@@ -15,14 +15,20 @@ metric                                meaning (``n``; CI)
 ``quarantined``                       rows the validate stage quarantined (n = volume + quarantined)
 ``error_rate``                        share of traces with status ERROR (n = volume; Wilson CI)
 ``error_rate.<error_type>``           share of traces that failed with that exception type; ``unknown``
-                                      when an ERROR trace has none (n = volume; Wilson CI)
+                                      when an ERROR trace has none (n = volume; Wilson CI). The type is in
+                                      the spans: exact when every failed trace was read in full (an
+                                      ``errors`` stratum at rate 1), else a Horvitz-Thompson estimate over
+                                      the sampled failures with a normal CI
 ``latency_p50_ms`` .. ``p90``,        end-to-end percentiles of ``execution_time_ms`` (n = traces with a
 ``p95``, ``p99``                      latency; distribution-free order-statistic CI, null when n is too
                                       small: p50 needs n >= 6, p90 36, p95 72, p99 368)
 ``latency_mean_ms``                   mean latency (Student t CI)
 ``span.<SPAN_TYPE>.latency_<p>_ms``   p50/p90/p95/p99 of the per-trace summed duration of spans of that
                                       type, e.g. ``span.LLM.latency_p95_ms``; a null type is ``UNKNOWN``
-                                      (n = traces having that span type; order-statistic CI)
+                                      (n = traces read in full having that span type). Exact with an
+                                      order-statistic CI when every trace was read in full; otherwise a
+                                      weighted percentile of the sampled traces (weights 1 / pi) with
+                                      Woodruff's CI on the Kish effective n
 ``tokens_input``, ``tokens_output``   token sums (n = traces reporting the count; no CI)
 ``tokens_total``                      sum of ``total_tokens``, or input + output where it is null
 ``tokens_per_trace``                  mean total tokens over traces with token usage (t CI)
@@ -47,8 +53,8 @@ metric                                meaning (``n``; CI)
 Point-estimate metrics (counts and sums) never carry a CI; :func:`is_estimate` tells them apart from the
 statistical estimates, for which a null CI means "too few samples" (alert rules rely on that).
 
-Inputs are sorted by ``trace_id`` first, so the result does not depend on the order in which upstream
-shards were concatenated: the same traces and scores give the same bytes.
+The result does not depend on the order in which slices, batches or shards arrive (sums are exact, values
+are sorted before a mean or a percentile): the same traces and scores give the same bytes.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -92,6 +98,10 @@ TRACE_COLUMNS = (
     "model",
     "assessments",
 )
+#: What :meth:`WindowAccumulator.add_traces` reads: all on the trace info (pass one).
+INFO_TRACE_COLUMNS = tuple(c for c in TRACE_COLUMNS if c not in ("error_type", "spans"))
+#: What :meth:`WindowAccumulator.add_fetched` reads of a trace read in full.
+FETCHED_COLUMNS = ("trace_id", "status", "error_type", "spans", "weight")
 SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id")
 
 # Metrics that are statistical estimates: they carry a CI whenever the sample is large enough.
@@ -188,85 +198,243 @@ def _proportion_row(metric: str, successes: float, n: float, n_reported: int) ->
     return _Row(metric, successes / n, n_reported, low, high)
 
 
-def _error_rows(traces: pa.Table, volume: int) -> list[_Row]:
-    import pyarrow.compute as pc
+def _span_durations(traces: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per span type: (row index, that row's summed duration of spans of the type) for ``traces``' rows.
 
-    status = traces.column("status")
-    is_error = pc.fill_null(pc.equal(pc.utf8_upper(status), "ERROR"), False) if volume else None
-    errors = int(pc.sum(is_error).as_py() or 0) if volume else 0
-    rows = [_proportion_row("error_rate", errors, volume, volume)]
-    if errors:
-        types = Counter(t or "unknown" for t in pc.filter(traces.column("error_type"), is_error).to_pylist())
-        rows.extend(_proportion_row(f"error_rate.{t}", c, volume, volume) for t, c in types.items())
-    return rows
-
-
-def _span_rows(traces: pa.Table, volume: int) -> list[_Row]:
+    A trace can hold several spans of one type (e.g. two retriever calls): its time in that type is their
+    sum, so a percentile is over traces, not over spans. A null span type is ``UNKNOWN``.
+    """
     import numpy as np
     import pyarrow.compute as pc
 
-    if volume == 0:
-        return []
     spans = traces.column("spans").combine_chunks()
     flat = pc.list_flatten(spans)
     if len(flat) == 0:
-        return []
+        return {}
     parents = np.asarray(pc.list_parent_indices(spans).to_numpy(), dtype=np.int64)
     encoded = pc.dictionary_encode(pc.fill_null(pc.struct_field(flat, "span_type"), "UNKNOWN"))
     codes = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
     durations = np.asarray(pc.struct_field(flat, "duration_ms").to_numpy(zero_copy_only=False), dtype=float)
     valid = ~np.isnan(durations)
-    rows: list[_Row] = []
-    for code, span_type in sorted(enumerate(encoded.dictionary.to_pylist()), key=lambda item: item[1]):
+    out = {}
+    for code, span_type in enumerate(encoded.dictionary.to_pylist()):
         mask = valid & (codes == code)
         if not mask.any():
             continue
-        # A trace can hold several spans of one type (e.g. two retriever calls): its time in that type is
-        # their sum, so the percentile is over traces, not over spans.
-        per_trace = np.bincount(parents[mask], weights=durations[mask], minlength=volume)
-        present = np.bincount(parents[mask], minlength=volume) > 0
-        rows.extend(_distribution_rows(f"span.{span_type}.latency", per_trace[present], with_mean=False))
+        per_trace = np.bincount(parents[mask], weights=durations[mask], minlength=traces.num_rows)
+        present = np.bincount(parents[mask], minlength=traces.num_rows) > 0
+        out[span_type] = (np.flatnonzero(present), per_trace[present])
+    return out
+
+
+def _estimated_distribution_rows(prefix: str, values: np.ndarray, weights: np.ndarray) -> list[_Row]:
+    rows = []
+    for label, q in PERCENTILES:
+        value, (low, high) = stats.weighted_quantile_ci(values, weights, q)
+        rows.append(_Row(f"{prefix}_{label}_ms", _finite(value), int(values.size), low, high))
     return rows
 
 
-def _token_and_cost_rows(traces: pa.Table, prices: Mapping[str, Price], app: str) -> list[_Row]:
+def _prices(models: list[str | None], prices: Mapping[str, Price]) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
-    inp = _float_column(traces, "input_tokens")
-    out = _float_column(traces, "output_tokens")
-    total = _float_column(traces, "total_tokens")
-    has_in, has_out = ~np.isnan(inp), ~np.isnan(out)
-    split = has_in | has_out
-    per_trace = np.where(~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan))
-    has_usage = ~np.isnan(per_trace)
-    tokens_mean, (low, high) = stats.mean_ci(per_trace[has_usage])
-    rows = [
-        _Row("tokens_input", math.fsum(inp[has_in].tolist()), int(has_in.sum())),
-        _Row("tokens_output", math.fsum(out[has_out].tolist()), int(has_out.sum())),
-        _Row("tokens_total", math.fsum(per_trace[has_usage].tolist()), int(has_usage.sum())),
-        _Row("tokens_per_trace", _finite(tokens_mean), int(has_usage.sum()), low, high),
-    ]
-    models = traces.column("model").to_pylist()
     lookup = {m: prices.get(m) if m else None for m in set(models)}
     in_price = np.array([p.input_per_1k if (p := lookup[m]) is not None else np.nan for m in models], float)
     out_price = np.array([p.output_per_1k if (p := lookup[m]) is not None else np.nan for m in models], float)
-    # Traces without token usage cost nothing and are neither priced nor unpriced; a bare total cannot be
-    # priced because input and output tokens have different prices.
-    priced = has_usage & split & ~np.isnan(in_price)
-    per_trace_cost = np.nan_to_num(inp) / 1000.0 * in_price + np.nan_to_num(out) / 1000.0 * out_price
-    costs = per_trace_cost[priced].tolist()
-    unpriced = Counter(m or "<no model>" for m, flag in zip(models, has_usage & ~priced, strict=True) if flag)
-    if unpriced:
-        log.warning(
-            "app %s: %d trace(s) with token usage have no price (models: %s); add the models under "
-            "'prices:' of the application in flywheel.yaml, or make the app report input/output tokens",
-            app,
-            sum(unpriced.values()),
-            ", ".join(sorted(unpriced)),
+    return in_price, out_price
+
+
+class WindowAccumulator:
+    """The metrics of one application's window, accumulated batch by batch.
+
+    ``add_traces`` takes the window's validated traces (pass-one infos suffice), batch after batch; every
+    metric computed from them is exact. What only a full read of a trace tells (span timings, the exception
+    type of a failure) comes from ``add_fetched``: the sampled traces read in full, each with its inclusion
+    weight ``1 / pi``. When every trace of the window was read in full those metrics are exact too (the same
+    values a full read gives); otherwise they are estimates with a CI (see :func:`aggregate_window`).
+
+    Memory: a few numbers per trace (latency, token counts, cost: 40 bytes, 40 MB per million traces) so
+    the quantiles and sums stay exact, plus a few per fetched trace; never the traces themselves.
+    """
+
+    def __init__(self, *, app: str, prices: Mapping[str, Price]) -> None:
+        self.app = app
+        self.prices = prices
+        self.volume = 0
+        self.errors = 0
+        self._latency: list[np.ndarray] = []
+        self._tokens: list[tuple[np.ndarray, ...]] = []
+        self._unpriced: Counter[str] = Counter()
+        self._feedback_positive: Counter[str] = Counter()
+        self._feedback_counted: Counter[str] = Counter()
+        self.fetched = 0
+        self._fetched_errors = 0
+        self._error_types: dict[str, list[float]] = {}
+        self._spans: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def add_traces(self, traces: pa.Table | pa.RecordBatch) -> None:
+        """Count one batch of the window's validated traces (``TRACE_COLUMNS`` of the info schema)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(traces, pa.RecordBatch):
+            traces = pa.Table.from_batches([traces])
+        _require_columns(traces, INFO_TRACE_COLUMNS, "trace", "extract/validate")
+        if traces.num_rows == 0:
+            return
+        others = sorted(set(pc.unique(traces.column("app")).to_pylist()) - {self.app})
+        if others:
+            raise DataContractError(
+                f"the trace table holds rows of app(s) {others} but metrics are aggregated for {self.app!r}; "
+                "pass only this application's traces"
+            )
+        self.volume += traces.num_rows
+        is_error = pc.fill_null(pc.equal(pc.utf8_upper(traces.column("status")), "ERROR"), False)
+        self.errors += int(pc.sum(is_error).as_py() or 0)
+        latency = _float_column(traces, "execution_time_ms")
+        self._latency.append(latency[~np.isnan(latency)])
+        inp = _float_column(traces, "input_tokens")
+        out = _float_column(traces, "output_tokens")
+        total = _float_column(traces, "total_tokens")
+        models = traces.column("model").to_pylist()
+        in_price, out_price = _prices(models, self.prices)
+        has_usage = ~np.isnan(total) | ~np.isnan(inp) | ~np.isnan(out)
+        priced = has_usage & (~np.isnan(inp) | ~np.isnan(out)) & ~np.isnan(in_price)
+        self._unpriced.update(m or "<no model>" for m, flag in zip(models, has_usage & ~priced, strict=True) if flag)
+        self._tokens.append((inp, out, total, in_price, out_price))
+        positives, counted = _feedback_counts(traces)
+        self._feedback_positive.update(positives)
+        self._feedback_counted.update(counted)
+
+    def add_fetched(self, fetched: pa.Table | pa.RecordBatch) -> None:
+        """Add one batch of traces read in full: ``trace_id``, ``status``, ``error_type``, ``spans`` and
+        ``weight`` (1 / inclusion probability; 1.0 for a trace every read includes)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(fetched, pa.RecordBatch):
+            fetched = pa.Table.from_batches([fetched])
+        _require_columns(fetched, FETCHED_COLUMNS, "fetched trace", "score")
+        if fetched.num_rows == 0:
+            return
+        weight = _float_column(fetched, "weight")
+        if not (np.isfinite(weight) & (weight >= 1.0)).all():
+            raise DataContractError(
+                f"fetched traces carry inclusion weights {sorted(set(weight.tolist()))[:5]}; a weight is "
+                "1 / pi >= 1: pass the score stage's fetched files"
+            )
+        self.fetched += fetched.num_rows
+        is_error = pc.fill_null(pc.equal(pc.utf8_upper(fetched.column("status")), "ERROR"), False).to_numpy(
+            zero_copy_only=False
         )
-    rows.append(_Row("cost_usd", math.fsum(costs), len(costs)))
-    rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), int(has_usage.sum())))
-    return rows
+        self._fetched_errors += int(is_error.sum())
+        types = fetched.column("error_type").to_pylist()
+        for i in np.flatnonzero(is_error).tolist():
+            self._error_types.setdefault(types[i] or "unknown", []).append(float(weight[i]))
+        for span_type, (rows, per_trace) in _span_durations(fetched).items():
+            self._spans.setdefault(span_type, []).append((per_trace, weight[rows]))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every trace of the window was read in full (the span and error-type metrics are exact)."""
+        return self.fetched == self.volume
+
+    def rows(self, scores: pa.Table, quarantined: int) -> list[_Row]:
+        """Every metric row of the window, given its score table and quarantined count."""
+        import numpy as np
+
+        volume = self.volume
+        rows = [
+            _Row("volume", float(volume), volume),
+            _Row("quarantined", float(quarantined), volume + quarantined),
+            _proportion_row("error_rate", self.errors, volume, volume),
+        ]
+        rows += self._error_type_rows()
+        latency = np.concatenate(self._latency) if self._latency else np.empty(0)
+        # Sorted, so a mean over floats does not depend on the order the batches came in.
+        rows += _distribution_rows("latency", np.sort(latency), with_mean=True)
+        rows += self._span_rows()
+        rows += self._token_and_cost_rows()
+        rows += [
+            _proportion_row(f"feedback.{name}.positive_rate", self._feedback_positive[name], n, n)
+            for name, n in self._feedback_counted.items()
+        ]
+        rows += _scorer_rows(scores)
+        return rows
+
+    def _error_type_rows(self) -> list[_Row]:
+        import numpy as np
+
+        volume = self.volume
+        if not self.errors:
+            return []
+        exact = self._fetched_errors == self.errors
+        rows = []
+        for error_type, weights in self._error_types.items():
+            w = np.asarray(weights, dtype=float)
+            # Horvitz-Thompson: the estimated count is the sum of the weights; its variance under Poisson
+            # sampling is the sum of (1 - pi) / pi^2 = w^2 - w. Zero when every failed trace was read.
+            count, variance = math.fsum(w.tolist()), math.fsum((w * w - w).tolist())
+            if exact and variance == 0.0:
+                rows.append(_proportion_row(f"error_rate.{error_type}", count, volume, volume))
+                continue
+            rate = count / volume
+            half = stats.normal_ppf(1.0 - (1.0 - stats.CONFIDENCE) / 2.0) * math.sqrt(variance) / volume
+            rows.append(_Row(f"error_rate.{error_type}", rate, volume, max(0.0, rate - half), min(1.0, rate + half)))
+        return rows
+
+    def _span_rows(self) -> list[_Row]:
+        import numpy as np
+
+        rows: list[_Row] = []
+        for span_type in sorted(self._spans):
+            values = np.concatenate([v for v, _ in self._spans[span_type]])
+            weights = np.concatenate([w for _, w in self._spans[span_type]])
+            order = np.lexsort((weights, values))
+            values, weights = values[order], weights[order]
+            prefix = f"span.{span_type}.latency"
+            if self.complete:
+                rows.extend(_distribution_rows(prefix, values, with_mean=False))
+            else:
+                rows.extend(_estimated_distribution_rows(prefix, values, weights))
+        return rows
+
+    def _token_and_cost_rows(self) -> list[_Row]:
+        import numpy as np
+
+        columns = [np.concatenate(parts) for parts in zip(*self._tokens, strict=True)] if self._tokens else []
+        inp, out, total, in_price, out_price = columns or [np.empty(0)] * 5
+        has_in, has_out = ~np.isnan(inp), ~np.isnan(out)
+        split = has_in | has_out
+        per_trace = np.where(~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan))
+        has_usage = ~np.isnan(per_trace)
+        tokens_mean, (low, high) = stats.mean_ci(np.sort(per_trace[has_usage]))
+        rows = [
+            _Row("tokens_input", math.fsum(inp[has_in].tolist()), int(has_in.sum())),
+            _Row("tokens_output", math.fsum(out[has_out].tolist()), int(has_out.sum())),
+            _Row("tokens_total", math.fsum(per_trace[has_usage].tolist()), int(has_usage.sum())),
+            _Row("tokens_per_trace", _finite(tokens_mean), int(has_usage.sum()), low, high),
+        ]
+        # Traces without token usage cost nothing and are neither priced nor unpriced; a bare total cannot be
+        # priced because input and output tokens have different prices.
+        priced = has_usage & split & ~np.isnan(in_price)
+        per_trace_cost = np.nan_to_num(inp) / 1000.0 * in_price + np.nan_to_num(out) / 1000.0 * out_price
+        costs = per_trace_cost[priced].tolist()
+        unpriced = self._unpriced
+        if unpriced:
+            log.warning(
+                "app %s: %d trace(s) with token usage have no price (models: %s); add the models under "
+                "'prices:' of the application in flywheel.yaml, or make the app report input/output tokens "
+                "and a 'model' tag on its traces",
+                self.app,
+                sum(unpriced.values()),
+                ", ".join(sorted(unpriced)),
+            )
+        rows.append(_Row("cost_usd", math.fsum(costs), len(costs)))
+        rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), int(has_usage.sum())))
+        return rows
 
 
 def feedback_polarity(raw: str | None) -> bool | None:
@@ -287,15 +455,19 @@ def feedback_polarity(raw: str | None) -> bool | None:
     return None
 
 
-def _feedback_rows(traces: pa.Table, volume: int) -> list[_Row]:
+def _feedback_counts(traces: pa.Table) -> tuple[Counter[str], Counter[str]]:
+    """Per feedback name: traces whose latest HUMAN feedback is positive, and traces with such feedback.
+
+    A trace's assessments all sit on its row, so batches of whole rows can be counted one by one.
+    """
     import pyarrow.compute as pc
 
-    if volume == 0:
-        return []
+    positives: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
     assessments = traces.column("assessments").combine_chunks()
     flat = pc.list_flatten(assessments)
     if len(flat) == 0:
-        return []
+        return positives, counted
     parents = pc.list_parent_indices(assessments)
 
     def field(name: str) -> Any:
@@ -327,17 +499,12 @@ def _feedback_rows(traces: pa.Table, volume: int) -> list[_Row]:
         )
         if key not in latest or candidate[:2] > latest[key][:2]:
             latest[key] = candidate
-    positives: Counter[str] = Counter()
-    counted: Counter[str] = Counter()
     for (_, name), (_, _, value) in latest.items():
         polarity = feedback_polarity(value)
         if polarity is not None:
             counted[name] += 1
             positives[name] += int(polarity)
-    return [
-        _proportion_row(f"feedback.{name}.positive_rate", positives[name], counted[name], counted[name])
-        for name in counted
-    ]
+    return positives, counted
 
 
 def _scorer_rows(scores: pa.Table) -> list[_Row]:
@@ -428,46 +595,71 @@ def aggregate(
     quarantined: int = 0,
     run_id: str | None = None,
 ) -> pa.Table:
-    """Compute every metric of one application's interval ``[interval_start, interval_end)``.
+    """Compute every metric of one application's interval from whole tables: every trace read in full.
 
-    ``traces`` is the (validated) trace table of the window, ``scores`` the score table of its sample,
-    ``prices`` the application's USD-per-1k-token table by model name and ``quarantined`` the number of
-    rows the validate stage set aside. ``run_id`` only labels log lines: it is not stored, so a re-run
-    produces identical bytes. Returns a :data:`METRICS_SCHEMA` table sorted by metric (see the module
-    docstring for the names). An empty window gives ``volume`` 0 and null estimates, never an error.
+    ``traces`` is the (validated) trace table of the window with its span columns, ``scores`` the score
+    table of its sample; every metric but the scorers' is then exact. This is the reference computation of
+    :func:`aggregate_window`, which the monitor runs on the window's trace infos and its sample.
     """
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    _require_columns(traces, TRACE_COLUMNS, "trace", "extract/validate")
+    fetched = traces.select(["trace_id", "status", "error_type", "spans"])
+    fetched = fetched.append_column("weight", pa.array([1.0] * traces.num_rows, pa.float64()))
+    return aggregate_window(
+        [traces],
+        [fetched],
+        scores,
+        app=app,
+        interval_start=interval_start,
+        interval_end=interval_end,
+        prices=prices,
+        quarantined=quarantined,
+        run_id=run_id,
+    )
+
+
+def aggregate_window(
+    traces: Iterable[pa.Table | pa.RecordBatch],
+    fetched: Iterable[pa.Table | pa.RecordBatch],
+    scores: pa.Table,
+    *,
+    app: str,
+    interval_start: datetime,
+    interval_end: datetime,
+    prices: Mapping[str, Price],
+    quarantined: int = 0,
+    run_id: str | None = None,
+) -> pa.Table:
+    """Compute every metric of one application's interval ``[interval_start, interval_end)``, streaming.
+
+    ``traces`` are batches of the window's validated traces (trace infos suffice), ``fetched`` batches of
+    the sampled traces read in full (``FETCHED_COLUMNS``), ``scores`` the score table of the sample,
+    ``prices`` the application's USD-per-1k-token table by model name and ``quarantined`` the number of
+    rows the contracts set aside. ``run_id`` only labels log lines: it is not stored, so a re-run produces
+    identical bytes. Returns a :data:`METRICS_SCHEMA` table sorted by metric (see the module docstring for
+    the names). An empty window gives ``volume`` 0 and null estimates, never an error.
+
+    Exact: volume, quarantined, error_rate, latency percentiles and mean, tokens, cost, feedback rates,
+    sampled and the scorer counts. From the traces read in full: ``span.*`` percentiles and
+    ``error_rate.<type>``, exact when every trace (for error types: every failed trace) was read, else
+    estimates over the sample with their inclusion weights (Woodruff's interval for the percentiles, a
+    Horvitz-Thompson interval for the error types). The order of the batches does not change the result.
+    """
+    import pyarrow as pa
 
     start, end = to_utc(interval_start), to_utc(interval_end)
     if end <= start:
         raise ValueError(f"interval_end {end.isoformat()} must be after interval_start {start.isoformat()}")
     if quarantined < 0:
         raise ValueError(f"quarantined must be a count >= 0, got {quarantined!r}")
-    _require_columns(traces, TRACE_COLUMNS, "trace", "extract/validate")
     _require_columns(scores, SCORE_COLUMNS, "score", "score")
-    if traces.num_rows:
-        others = sorted(set(pc.unique(traces.column("app")).to_pylist()) - {app})
-        if others:
-            raise DataContractError(
-                f"the trace table holds rows of app(s) {others} but metrics are aggregated for {app!r}; "
-                "pass only this application's traces"
-            )
-        # Sort so the result does not depend on the order of upstream shards (float sums, ties).
-        traces = traces.sort_by([("trace_id", "ascending")])
-    volume = traces.num_rows
-    rows = [
-        _Row("volume", float(volume), volume),
-        _Row("quarantined", float(quarantined), volume + quarantined),
-    ]
-    rows += _error_rows(traces, volume)
-    latency = _float_column(traces, "execution_time_ms")
-    rows += _distribution_rows("latency", latency[~np.isnan(latency)], with_mean=True)
-    rows += _span_rows(traces, volume)
-    rows += _token_and_cost_rows(traces, prices, app)
-    rows += _feedback_rows(traces, volume)
-    rows += _scorer_rows(scores)
+    acc = WindowAccumulator(app=app, prices=prices)
+    for batch in traces:
+        acc.add_traces(batch)
+    for batch in fetched:
+        acc.add_fetched(batch)
+    rows = acc.rows(scores, quarantined)
 
     rows.sort(key=lambda r: r.metric)
     names = [r.metric for r in rows]
@@ -476,11 +668,12 @@ def aggregate(
         # Defensive: every family above is keyed by a set, so this means a new metric family collides.
         raise DataContractError(f"metric name(s) {dupes} computed twice for app {app!r}; rename the source values")
     log.info(
-        "app %s interval %s: %d metrics from %d traces and %d score rows (run %s)",
+        "app %s interval %s: %d metrics from %d traces (%d read in full) and %d score rows (run %s)",
         app,
         start.isoformat(),
         len(rows),
-        volume,
+        acc.volume,
+        acc.fetched,
         scores.num_rows,
         run_id or "-",
     )

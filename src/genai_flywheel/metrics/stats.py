@@ -341,3 +341,41 @@ def weighted_mean_ci(
     variance = math.fsum((w * (y - mean) ** 2).tolist()) / sw * n_eff / (n_eff - 1.0)
     half = student_t_ppf(0.5 + confidence / 2.0, n_eff - 1.0) * math.sqrt(variance / n_eff)
     return mean, (mean - half, mean + half), n_eff
+
+
+def weighted_quantile_ci(
+    values: np.ndarray | Sequence[float],
+    weights: np.ndarray | Sequence[float],
+    q: float,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, Interval]:
+    """The ``q`` quantile of a weighted sample (weights = 1 / inclusion probability) with Woodruff's CI.
+
+    The estimate is the smallest value whose weighted empirical CDF reaches ``q``. Woodruff (1952) turns a
+    CI of the CDF at the quantile, ``q +- z * sqrt(q (1 - q) / n_eff)`` on the Kish effective sample size,
+    into a CI of the quantile through the same weighted CDF. The CI is null when that band reaches 0 or 1
+    (too few samples to bound it), as :func:`quantile_ci` is. Equal weights give the plain sample quantile's
+    lower value (no interpolation).
+    """
+    import numpy as np
+    from scipy.stats import norm
+
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if v.size != w.size:
+        raise ValueError(f"values and weights differ in length: {v.size} != {w.size}")
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must be in (0, 1), got {q!r}")
+    if v.size == 0:
+        return math.nan, (None, None)
+    order = np.lexsort((w, v))
+    v, w = v[order], w[order]
+    cdf = np.cumsum(w) / math.fsum(w.tolist())
+
+    def at(p: float) -> float:
+        return float(v[min(int(np.searchsorted(cdf, p, side="left")), v.size - 1)])
+
+    half = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0)) * math.sqrt(q * (1.0 - q) / kish_effective_n(w))
+    if q - half <= 0.0 or q + half >= 1.0:
+        return at(q), (None, None)
+    return at(q), (at(q - half), at(q + half))

@@ -1,4 +1,4 @@
-"""The Parquet metrics store, and atomic, byte-deterministic file writes for every stage.
+"""The Parquet metrics store (its files are written by :mod:`genai_flywheel.workspace`'s atomic writers).
 
 Layout under the data root::
 
@@ -16,143 +16,34 @@ ids, so the same table gives the same bytes (with the same pyarrow version, whos
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from genai_flywheel.exceptions import StoreError
 from genai_flywheel.metrics.aggregate import metrics_schema
 from genai_flywheel.metrics.intervals import interval_label, parse_interval_label, to_utc
+from genai_flywheel.workspace import (  # noqa: F401  (re-exported: the stage-file helpers live in workspace)
+    PARQUET_OPTIONS,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+    dumps_json,
+    read_parquet,
+    read_stage_json,
+    read_stage_parquet,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-# Fixed writer options: changing any of them changes the bytes of every file written afterwards.
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "row_group_size": 1_000_000,
-    "store_schema": True,
-    "write_page_index": False,
-    "write_page_checksum": False,
-    "use_byte_stream_split": False,
-}
-
 PART_FILE = "part.parquet"
-_FILE_MODE = 0o644  # mkstemp creates 0600; dashboards and other users must be able to read the store
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory, hence best effort.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write through ``write`` to a temp file beside ``path``, fsync, then ``os.replace`` it into place."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise StoreError(f"cannot create {path.parent}: {err}; check the data root exists and is writable") from err
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException as err:
-        # Whatever failed (disk full, a serialisation error, a killed task), the target keeps its old content
-        # and no temp file is left behind.
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        if isinstance(err, OSError):
-            raise StoreError(f"cannot write {path}: {err}; check free space and permissions") from err
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_parquet(table: pa.Table, path: Path | str) -> Path:
-    """Write ``table`` to ``path`` as Parquet atomically, with :data:`PARQUET_OPTIONS` (same table, same
-    bytes). Chunks are combined first so the file does not depend on how the table was assembled."""
-    import pyarrow.parquet as pq
-
-    table = table.combine_chunks()
-    return _atomic_write(Path(path), lambda handle: pq.write_table(table, handle, **PARQUET_OPTIONS))
-
-
-def read_parquet(path: Path | str) -> pa.Table:
-    """Read one Parquet file whole.
-
-    ``pq.read_table`` imports ``pyarrow.dataset`` (seconds, on every task start); reading the single file
-    through ``ParquetFile`` gives the same table without it.
-    """
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as f:
-        return f.read()
-
-
-def read_stage_parquet(path: Path | str, producer: str) -> pa.Table:
-    """The Parquet file a previous stage wrote, or a StoreError naming the stage to run first."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return read_parquet(path)
-
-
-def read_stage_json(path: Path | str, producer: str) -> dict[str, Any]:
-    """The JSON file a previous stage wrote, or a StoreError naming the stage to run first."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path} not found; run the {producer} stage for this run folder first")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def atomic_write_text(text: str, path: Path | str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    data = text.encode("utf-8")
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(data)
-
-    return _atomic_write(Path(path), write)
-
-
-def dumps_json(obj: Any) -> str:
-    """Canonical JSON: sorted keys, 2-space indent, no NaN (it is not JSON), trailing newline."""
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def atomic_write_json(obj: Any, path: Path | str) -> Path:
-    """Write ``obj`` as canonical JSON (:func:`dumps_json`) to ``path`` atomically."""
-    return atomic_write_text(dumps_json(obj), path)
 
 
 def check_name(app: str) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from genai_flywheel.exceptions import ConfigError, DataContractError, FlywheelError
 from genai_flywheel.quality.suites import (
+    CONTENT_CONTRACT,
     JSON_KIND_LABELS,
     RECORD_CONTRACTS,
     TRACE_CONTRACT,
@@ -75,8 +76,88 @@ class ContractResult:
             raise DataContractError("; ".join(self.failures))
 
 
+@dataclass
+class ContractTotals:
+    """The contract over a whole window validated batch by batch (each batch with ``max_bad_fraction=1``).
+
+    Row-level results add up; the batch-level conditions are judged on the totals: a batch that broke the
+    contract as a whole (a missing column, an expectation that could not run) breaks the window, and so does
+    a quarantined share of the window above ``max_bad_fraction``.
+    """
+
+    max_bad_fraction: float
+    checked: int = 0
+    valid: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    suite: dict[str, Any] = field(default_factory=dict)
+    expectations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_failures: list[str] = field(default_factory=list)
+
+    def add(self, result: ContractResult) -> None:
+        """Count one batch's result."""
+        report = result.report
+        self.batches += 1
+        self.checked += report["rows_checked"]
+        self.valid += report["rows_valid"]
+        self.quarantined += report["rows_quarantined"]
+        self.suite = {"suite": report["suite"], "suite_version": report["suite_version"]}
+        for failure in result.failures:
+            if failure not in self.batch_failures:
+                self.batch_failures.append(failure)
+        for entry in report["expectations"]:
+            total = self.expectations.setdefault(entry["key"], {**entry, "element_count": 0, "unexpected_count": 0})
+            total["success"] = total["success"] and entry["success"]
+            for count in ("element_count", "unexpected_count"):
+                total[count] = total.get(count, 0) + entry.get(count, 0)
+
+    @property
+    def failures(self) -> list[str]:
+        """The window-level conditions that were broken (empty when the window honours the contract)."""
+        if self.batch_failures:
+            return list(self.batch_failures)
+        share = self.quarantined / self.checked if self.checked else 0.0
+        if share <= self.max_bad_fraction:
+            return []
+        counts = Counter(
+            {k: e["unexpected_count"] for k, e in self.expectations.items() if e["action"] == "quarantine"}
+        )
+        top = ", ".join(f"{k}: {c}" for k, c in counts.most_common(3) if c)
+        name = f"data contract {self.suite.get('suite')} v{self.suite.get('suite_version')}"
+        return [
+            f"{name}: {self.quarantined} of {self.checked} traces ({share:.1%}) were quarantined, above "
+            f"max_bad_fraction {self.max_bad_fraction}; most broken: {top}; check the upstream application and "
+            "the extract stage, or raise contract.max_bad_fraction if this is expected"
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def raise_for_failures(self) -> None:
+        """Raise DataContractError naming every broken window-level condition, if any."""
+        if self.failures:
+            raise DataContractError("; ".join(self.failures))
+
+    def report(self) -> dict[str, Any]:
+        """The window's contract report (the shape of one batch's ``ContractResult.report``)."""
+        failures = self.failures
+        return {
+            **self.suite,
+            "batches": self.batches,
+            "rows_checked": self.checked,
+            "rows_valid": self.valid,
+            "rows_quarantined": self.quarantined,
+            "bad_fraction": self.quarantined / self.checked if self.checked else 0.0,
+            "max_bad_fraction": self.max_bad_fraction,
+            "success": not failures,
+            "failures": failures,
+            "expectations": list(self.expectations.values()),
+        }
+
+
 def validate_traces(table: pa.Table, *, max_bad_fraction: float = 0.5, raise_on_failure: bool = True) -> ContractResult:
-    """Validate an extracted trace table (``TRACE_SCHEMA``) against ``flywheel_trace_contract``.
+    """Validate extracted trace rows (``INFO_SCHEMA`` or ``TRACE_SCHEMA``) against ``flywheel_trace_contract``.
 
     Rows breaking a row-level expectation are quarantined with one human-readable reason per broken
     expectation. Raises DataContractError when the batch as a whole breaks the contract (see the module
@@ -85,6 +166,15 @@ def validate_traces(table: pa.Table, *, max_bad_fraction: float = 0.5, raise_on_
     first.
     """
     return _validate(table, TRACE_CONTRACT, max_bad_fraction=max_bad_fraction, raise_on_failure=raise_on_failure)
+
+
+def validate_trace_content(table: pa.Table) -> ContractResult:
+    """Validate full trace rows (the sampled traces read in full) against ``flywheel_trace_content_contract``.
+
+    Bad rows are quarantined with their reasons and not scored; the batch never fails as a whole (each batch
+    of a shard is a few hundred traces: the trace contract's batch-level share applies to the window).
+    """
+    return _validate(table, CONTENT_CONTRACT, max_bad_fraction=1.0, raise_on_failure=True)
 
 
 def validate_records(

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     import great_expectations as gx
 
 TRACE_SUITE_NAME = "flywheel_trace_contract"
-TRACE_SUITE_VERSION = "1.0.0"
+TRACE_SUITE_VERSION = "2.0.0"  # 2.0: the content checks moved to flywheel_trace_content_contract
+CONTENT_SUITE_NAME = "flywheel_trace_content_contract"
+CONTENT_SUITE_VERSION = "1.0.0"
 EVAL_DATASET_SUITE_NAME = "flywheel_eval_dataset_contract"
 EVAL_DATASET_SUITE_VERSION = "1.0.0"
 
@@ -47,19 +49,20 @@ TRACE_ID_PATTERN = r"^tr-[0-9a-f]{32}$"
 MIN_TIMESTAMP_MS = 946_684_800_000
 MAX_TIMESTAMP_MS = 4_102_444_800_000
 
-#: Columns of a trace table the contract reads; a batch missing any of them breaks the contract.
+#: Columns of a trace table the trace contract reads (all on the trace info: pass one of extraction); a
+#: batch missing any of them breaks the contract.
 TRACE_REQUIRED_COLUMNS = (
     "trace_id",
     "app",
     "timestamp_ms",
     "status",
     "execution_time_ms",
-    "request",
-    "response",
     "input_tokens",
     "output_tokens",
     "total_tokens",
 )
+#: Columns of a full trace row the content contract reads (pass two: the sampled traces read in full).
+CONTENT_REQUIRED_COLUMNS = ("trace_id", "status", "request", "response")
 
 #: Columns of a curated evaluation-dataset record table.
 EVAL_DATASET_REQUIRED_COLUMNS = ("record_id", "inputs", "source_trace_id", "rule", "outputs", "expectations")
@@ -147,13 +150,14 @@ def _token_checks(gxe: Any, columns: Iterable[str]) -> list[Any]:
 
 
 def trace_contract_suite() -> gx.ExpectationSuite:
-    """The trace data contract ``flywheel_trace_contract`` (a new suite object on every call).
+    """The trace data contract ``flywheel_trace_contract`` (a new suite object on every call), checked on
+    every trace of the window from its trace info.
 
     Row level (failing rows are quarantined): trace_id present, non-empty and unique in the batch; app
     present; timestamp_ms present and within [2000-01-01, 2100-01-01); status present, an MLflow state and
     not IN_PROGRESS; execution_time_ms >= 0, and present for finished (OK/ERROR) traces; token counts >= 0
-    when present; request a JSON object; response valid JSON when status is OK. Warning only: trace_id
-    matches :data:`TRACE_ID_PATTERN`. Table level: the required columns exist.
+    when present. Warning only: trace_id matches :data:`TRACE_ID_PATTERN`. Table level: the required columns
+    exist. What needs the spans is :func:`trace_content_suite`'s, checked on the traces read in full.
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -216,6 +220,32 @@ def trace_contract_suite() -> gx.ExpectationSuite:
             meta=_meta("latency_non_negative", "execution_time_ms {value} < 0"),
         ),
         *_token_checks(gxe, ("input_tokens", "output_tokens", "total_tokens")),
+    ]
+    return gx.ExpectationSuite(
+        name=TRACE_SUITE_NAME,
+        expectations=expectations,
+        meta={"version": TRACE_SUITE_VERSION, "table": "genai_flywheel.traces.schema.INFO_SCHEMA"},
+    )
+
+
+def trace_content_suite() -> gx.ExpectationSuite:
+    """The content contract ``flywheel_trace_content_contract``, checked on the sampled traces read in full
+    (a new suite object on every call).
+
+    Row level (failing rows are quarantined and not scored): request a JSON object; response valid JSON when
+    status is OK. Table level: the required columns exist. (A sampled trace whose spans MLflow cannot return
+    at all is quarantined before this suite runs, with its own reason.)
+    """
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
+
+    expectations = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=list(CONTENT_REQUIRED_COLUMNS),
+            exact_match=False,
+            meta=_meta("required_columns", "required columns missing"),
+        ),
         gxe.ExpectColumnValuesToBeInSet(
             column=json_kind_column("request"),
             value_set=["object", "empty_object"],
@@ -229,9 +259,9 @@ def trace_contract_suite() -> gx.ExpectationSuite:
         ),
     ]
     return gx.ExpectationSuite(
-        name=TRACE_SUITE_NAME,
+        name=CONTENT_SUITE_NAME,
         expectations=expectations,
-        meta={"version": TRACE_SUITE_VERSION, "table": "genai_flywheel.traces.schema.TRACE_SCHEMA"},
+        meta={"version": CONTENT_SUITE_VERSION, "table": "genai_flywheel.traces.schema.TRACE_SCHEMA"},
     )
 
 
@@ -288,9 +318,19 @@ TRACE_CONTRACT = ContractSpec(
     version=TRACE_SUITE_VERSION,
     build_suite=trace_contract_suite,
     required_columns=TRACE_REQUIRED_COLUMNS,
-    json_columns=("request", "response"),
+    json_columns=(),
     row_noun="trace",
     hint="check the upstream application and the extract stage",
+)
+
+CONTENT_CONTRACT = ContractSpec(
+    name=CONTENT_SUITE_NAME,
+    version=CONTENT_SUITE_VERSION,
+    build_suite=trace_content_suite,
+    required_columns=CONTENT_REQUIRED_COLUMNS,
+    json_columns=("request", "response"),
+    row_noun="trace",
+    hint="check the upstream application's root span inputs and outputs",
 )
 
 EVAL_DATASET_CONTRACT = ContractSpec(

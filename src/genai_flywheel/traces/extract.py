@@ -1,8 +1,16 @@
-"""Read one time window of production traces out of MLflow into an Arrow table (``TRACE_SCHEMA``).
+"""Read production traces out of MLflow into Arrow rows.
+
+The monitor reads a window in two passes:
+
+* **pass one** (:func:`extract_infos`): the trace infos of one time slice, without spans (an order of
+  magnitude faster than with spans), streamed page by page into a Parquet file of ``INFO_SCHEMA`` rows;
+* **pass two** (:func:`fetch_rows`): full traces (spans, inputs, outputs, retrieved context) for the sampled
+  trace ids only, through ``batch_get_traces``, a bounded batch at a time, as ``TRACE_SCHEMA`` rows.
 
 ``search_traces`` pages by OFFSET, so paging is only safe over a closed window with a total order: the
-window is closed ([start, end) in epoch ms) and the order is (``timestamp_ms``, ``request_id``). The final
-table is sorted the same way and de-duplicated by trace id, so a re-run of a window returns identical rows.
+window is closed ([start, end) in epoch ms) and the order is (``timestamp_ms``, ``request_id``); a trace id
+seen twice is kept once, so a re-run of a window returns identical rows. :func:`extract_window` reads a whole
+window with spans in one go (curation's lookback), sorted the same way.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ import pyarrow as pa
 
 from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import ConfigError, StoreError
-from genai_flywheel.traces.schema import TRACE_SCHEMA
+from genai_flywheel.traces.schema import INFO_SCHEMA, TRACE_SCHEMA
 
 if TYPE_CHECKING:
-    from mlflow.entities import Trace
+    from mlflow.entities import Trace, TraceInfo
+
+    from genai_flywheel.workspace import ParquetPartWriter
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +78,7 @@ def iter_traces(
 ) -> Iterator[Trace]:
     """Every trace matching ``filter_string``, page by page, in (timestamp_ms, request_id) order."""
     c = client(tracking_uri)
-    # MLflow loads a page's spans in batches of 10 traces on up to 32 threads: right for a tracking server
-    # or an artifact store, where each batch waits on the network; on a SQL store the work is CPU-bound
-    # (parsing span JSON) and the threads only contend for the GIL. One batch per page there: measured
-    # 2.3x faster on SQLite (9,548 traces with spans: 18.2 s -> 8.0 s).
-    # (mlflow/environment_variables.py in 3.17; the environment is process-wide, and it is set only around
-    # the call, never across a yield.)
-    loading = (
-        {"MLFLOW_SEARCH_TRACES_MAX_THREADS": "1", "MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE": str(page_size)}
-        if include_spans and _is_sql_uri(tracking_uri)
-        else {}
-    )
+    loading = span_loading_environ(tracking_uri, page_size) if include_spans else {}
     token: str | None = None
     while True:
         try:
@@ -100,6 +100,23 @@ def iter_traces(
 
 
 _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+#: Threads loading spans through a tracking server: within MLflow's HTTP connection pool (10 by default,
+#: ``MLFLOW_HTTP_POOL_MAXSIZE``), which more threads overflow ("Connection pool is full" warnings).
+HTTP_SPAN_THREADS = 8
+
+
+def span_loading_environ(tracking_uri: str, batch: int) -> dict[str, str]:
+    """MLflow's span-loading settings for ``tracking_uri``, to be set only around one call.
+
+    MLflow loads spans in batches of 10 traces on up to 32 threads: right for a tracking server or an
+    artifact store, where each batch waits on the network, though 32 threads overflow its HTTP pool; on a
+    SQL store the work is CPU-bound (parsing span JSON) and the threads only contend for the GIL. One batch
+    on one thread there: measured 2.3x faster on SQLite (9,548 traces with spans: 18.2 s -> 8.0 s).
+    (mlflow/environment_variables.py in 3.17; the environment is process-wide, hence never across a yield.)
+    """
+    if _is_sql_uri(tracking_uri):
+        return {"MLFLOW_SEARCH_TRACES_MAX_THREADS": "1", "MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE": str(batch)}
+    return {"MLFLOW_SEARCH_TRACES_MAX_THREADS": str(HTTP_SPAN_THREADS)}
 
 
 def _is_sql_uri(tracking_uri: str) -> bool:
@@ -112,6 +129,59 @@ def count_traces(tracking_uri: str, experiment_id: str, filter_string: str) -> i
     return sum(
         1 for _ in iter_traces(tracking_uri, experiment_id, filter_string, include_spans=False, page_size=MAX_PAGE)
     )
+
+
+def extract_infos(
+    tracking_uri: str,
+    experiment_id: str,
+    start_ms: int,
+    end_ms: int,
+    writer: ParquetPartWriter,
+    *,
+    app: str,
+    page_size: int = MAX_PAGE,
+) -> int:
+    """Pass one: the trace infos of [start_ms, end_ms), page by page into ``writer`` (``INFO_SCHEMA``).
+
+    No spans are read. A page becomes Arrow rows as it arrives, so memory holds one page, not the window.
+    Returns the number of rows written.
+    """
+    import pyarrow as pa
+
+    if end_ms <= start_ms:
+        raise ValueError(f"empty window: start_ms={start_ms} must be before end_ms={end_ms}")
+    seen: set[str] = set()
+    page: list[dict[str, Any]] = []
+    for trace in iter_traces(
+        tracking_uri, experiment_id, window_filter(start_ms, end_ms), include_spans=False, page_size=page_size
+    ):
+        if trace.info.trace_id in seen:  # OFFSET paging over a window a late trace was written into
+            continue
+        seen.add(trace.info.trace_id)
+        page.append(info_to_row(trace.info, app=app))
+        if len(page) >= page_size:
+            writer.write(pa.Table.from_pylist(page, schema=INFO_SCHEMA))
+            page = []
+    writer.write(pa.Table.from_pylist(page, schema=INFO_SCHEMA))
+    return len(seen)
+
+
+def fetch_traces(tracking_uri: str, trace_ids: list[str]) -> dict[str, Trace]:
+    """Pass two: the full traces (spans included) of ``trace_ids`` by id, through ``batch_get_traces``.
+
+    A trace whose spans MLflow cannot load (an unfinished trace, lost span data) is absent from the result,
+    or present without spans; the caller quarantines it.
+    """
+    from mlflow.tracing.client import TracingClient
+
+    if not trace_ids:
+        return {}
+    try:
+        with scoped_environ(span_loading_environ(tracking_uri, len(trace_ids))):
+            traces = TracingClient(tracking_uri).batch_get_traces(list(trace_ids))
+    except Exception as err:  # MLflow raises many kinds; the task retries on StoreError
+        raise StoreError(f"batch_get_traces failed on {tracking_uri} for {len(trace_ids)} traces: {err}") from err
+    return {t.info.trace_id: t for t in traces if t is not None}
 
 
 def extract_window(
@@ -264,6 +334,34 @@ def _assessment_rows(assessments: Iterable[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def info_to_row(info: TraceInfo, *, app: str) -> dict[str, Any]:
+    """The ``INFO_SCHEMA`` row of a trace info: everything the monitor reads without loading spans.
+
+    The model comes from the trace's ``model`` tag or metadata (the span attributes are not read here).
+    """
+    metadata = dict(info.trace_metadata or {})
+    tags = dict(info.tags or {})
+    state = getattr(info.state, "value", str(info.state)) if info.state is not None else None
+    usage = info.token_usage or _loads(metadata.get("mlflow.trace.tokenUsage")) or {}
+    return {
+        "trace_id": info.trace_id,
+        "app": app,
+        "timestamp_ms": int(info.request_time),
+        "status": state,
+        "execution_time_ms": int(info.execution_duration) if info.execution_duration is not None else None,
+        "input_tokens": usage.get("input_tokens"),
+        "output_tokens": usage.get("output_tokens"),
+        "total_tokens": usage.get("total_tokens"),
+        "model": tags.get("model") or metadata.get("model"),
+        "session_id": metadata.get("mlflow.trace.session"),
+        "user_id": metadata.get("mlflow.trace.user"),
+        "app_version": tags.get("app_version") or metadata.get("app_version"),
+        "tags": _dumps(tags),
+        "metadata": _dumps(metadata),
+        "assessments": _assessment_rows(info.assessments),
+    }
+
+
 def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
     """One TRACE_SCHEMA row for an MLflow trace.
 
@@ -276,7 +374,6 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
     spans = [_v3_span(s) for s in trace_dict["data"]["spans"]] if trace_dict else []
     root = next((s for s in spans if not s.get("parent_span_id")), None)
     metadata = dict(info.trace_metadata or {})
-    tags = dict(info.tags or {})
 
     if root is not None:
         attrs = root.get("attributes") or {}
@@ -309,37 +406,24 @@ def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:
                     error_message = event_attrs.get("exception.message")
                     break
 
-    state = getattr(info.state, "value", str(info.state)) if info.state is not None else None
-    if state == "ERROR" and error_type is None:
+    row = info_to_row(info, app=app)
+    if row["status"] == "ERROR" and error_type is None:
         error_type = "UnknownError"
-    usage = info.token_usage or _loads(metadata.get("mlflow.trace.tokenUsage")) or {}
-
-    return {
-        "trace_id": info.trace_id,
-        "app": app,
-        "timestamp_ms": int(info.request_time),
-        "status": state,
-        "execution_time_ms": int(info.execution_duration) if info.execution_duration is not None else None,
-        "request": _dumps(inputs),
-        "response": _dumps(outputs),
-        "query": query_text(inputs),
-        "answer": answer_text(outputs),
-        "context": context,
-        "error_type": error_type,
-        "error_message": error_message,
-        "spans": span_rows,
-        "input_tokens": usage.get("input_tokens"),
-        "output_tokens": usage.get("output_tokens"),
-        "total_tokens": usage.get("total_tokens"),
-        "model": model or tags.get("model") or metadata.get("model"),
-        "session_id": metadata.get("mlflow.trace.session"),
-        "user_id": metadata.get("mlflow.trace.user"),
-        "app_version": tags.get("app_version") or metadata.get("app_version"),
-        "tags": _dumps(tags),
-        "metadata": _dumps(metadata),
-        "assessments": _assessment_rows(info.assessments),
-        "trace_json": _trace_json(trace_dict) if trace_dict else None,
-    }
+    row.update(
+        {
+            "request": _dumps(inputs),
+            "response": _dumps(outputs),
+            "query": query_text(inputs),
+            "answer": answer_text(outputs),
+            "context": context,
+            "error_type": error_type,
+            "error_message": error_message,
+            "spans": span_rows,
+            "model": model or row["model"],
+            "trace_json": _trace_json(trace_dict) if trace_dict else None,
+        }
+    )
+    return row
 
 
 # Span attribute keys (mlflow.tracing.constant.SpanAttributeKey); values are stored JSON-encoded, and

@@ -1,14 +1,25 @@
-"""Deterministic, stratified sampling of a window's traces for scoring.
+"""Deterministic, stratified, coordinated sampling of a window's traces for scoring.
 
-Whether scorer ``s`` scores trace ``t`` depends only on ``sha256(seed|t|s)`` and the rate that applies to
-``t``, never on the order of rows, the clock or the other traces in the window. So a re-run, a retry or a
-backfill of an interval picks exactly the same traces, and each scorer's sample is independent of the
-others' (as in MLflow's own online scoring).
+Every trace gets one permanent random number ``u = sha256(seed|t)`` in [0, 1); scorer ``s`` scores trace
+``t`` when ``u < rate(s, stratum of t)``. The decision depends only on the trace id, the seed and the rates,
+never on the order of rows, the clock or the other traces in the window: a re-run, a retry or a backfill of
+an interval picks exactly the same traces.
+
+The samples of the scorers are *coordinated* (Poisson sampling with permanent random numbers): a scorer with
+a lower rate scores a subset of what a scorer with a higher rate scores. So the traces whose spans must be
+read (pass two of extraction) are those of the highest rate, not the union of independent draws (with five
+scorers at 50% each, independent draws would read 97% of the window), and a costly judge's sample lies inside
+the heuristics' sample, so the two can be compared trace by trace.
 
 Rates: a trace matching a stratum's filter (first match wins) is sampled at the stratum's rate, for every
 scorer — that is how errors and traces with negative feedback are oversampled. Otherwise a scorer's own
 ``sample_rate`` applies if set (lower for costly judges), else the application's base rate. Every sampled
-(trace, scorer) pair carries its inclusion weight ``1 / rate`` so aggregates stay unbiased.
+(trace, scorer) pair carries its inclusion weight ``1 / rate``; the sampled trace itself carries ``1 / pi``,
+pi being the highest rate that applies to it (its probability of being read at all), so aggregates over
+scores and over fetched traces stay unbiased.
+
+Sampling reads trace infos (pass one), so strata and the sampling filter may use ``trace.*``, ``tags.*``,
+``metadata.*``, ``assessments.*`` and ``feedback.*`` fields, not the inputs or outputs of the root span.
 """
 
 from __future__ import annotations
@@ -65,12 +76,29 @@ def assign_strata(table: pa.Table, sampling: Sampling) -> list[str]:
     return strata.tolist()
 
 
+def sample_schema(schema: pa.Schema | None = None) -> pa.Schema:
+    """The schema of a sample: the trace rows' ``schema`` (pass-one infos by default) + the sample fields."""
+    from genai_flywheel.traces.schema import INFO_SCHEMA, SAMPLE_FIELDS
+
+    return pa.schema([*(schema or INFO_SCHEMA), *SAMPLE_FIELDS])
+
+
+def trace_rate(sampling: Sampling, scorers: list[ScorerSpec], stratum: str) -> float:
+    """pi: the probability that a trace of ``stratum`` is sampled at all (read in full), the highest rate
+    that applies to it: the stratum's, else the base rate or a scorer's own higher rate."""
+    for s in sampling.strata:
+        if s.name == stratum:
+            return s.rate
+    return max([sampling.rate, *(scorer_rate(sampling, s, stratum) for s in scorers)])
+
+
 def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) -> SamplePlan:
     """Decide, for every eligible trace and scorer, whether the scorer scores the trace.
 
-    The returned table keeps the traces sampled by at least one scorer, in input order, with
-    ``stratum``, ``sample_rate`` (the trace's base/stratum rate), ``weight`` (1 / that rate), ``shard``
-    and ``scorers`` (the names of the scorers that sampled it).
+    ``table`` holds trace rows (pass-one infos, or full rows); a window may be planned batch by batch, since
+    each trace's decision depends on that trace alone. The returned table keeps the sampled traces (``u < pi``)
+    in input order, with ``stratum``, ``sample_rate`` (pi), ``weight`` (1 / pi), ``shard`` and ``scorers``
+    (the names of the scorers that score it; empty when it is read only for the operational estimates).
     """
     if sampling.filter:
         from genai_flywheel.selection import compile_filter
@@ -81,18 +109,19 @@ def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) 
     keep: list[int] = []
     chosen: list[list[str]] = []
     per_scorer = {s.name: 0 for s in scorers}
+    pis = {stratum: trace_rate(sampling, scorers, stratum) for stratum in set(strata)}
     for i, (trace_id, stratum) in enumerate(zip(ids, strata, strict=True)):
-        names = [
-            s.name for s in scorers if unit_hash(sampling.seed, trace_id, s.name) < scorer_rate(sampling, s, stratum)
-        ]
-        if names:
-            keep.append(i)
-            chosen.append(names)
-            for n in names:
-                per_scorer[n] += 1
+        u = unit_hash(sampling.seed, trace_id)
+        if u >= pis[stratum]:
+            continue
+        names = [s.name for s in scorers if u < scorer_rate(sampling, s, stratum)]
+        keep.append(i)
+        chosen.append(names)
+        for n in names:
+            per_scorer[n] += 1
     sampled = table.take(pa.array(keep, type=pa.int64()))
     kept_strata = [strata[i] for i in keep]
-    base_rates = [_trace_rate(sampling, s) for s in kept_strata]
+    base_rates = [pis[s] for s in kept_strata]
     sampled = (
         sampled.append_column(pa.field("stratum", pa.string(), nullable=False), pa.array(kept_strata, type=pa.string()))
         .append_column(pa.field("sample_rate", pa.float64(), nullable=False), pa.array(base_rates, type=pa.float64()))
@@ -110,13 +139,6 @@ def plan_sample(table: pa.Table, sampling: Sampling, scorers: list[ScorerSpec]) 
         )
     )
     return SamplePlan(table=sampled, eligible=table.num_rows, per_scorer=per_scorer)
-
-
-def _trace_rate(sampling: Sampling, stratum: str) -> float:
-    for s in sampling.strata:
-        if s.name == stratum:
-            return s.rate
-    return sampling.rate
 
 
 def rows_for_scorer(sampled: pa.Table, sampling: Sampling, spec: ScorerSpec) -> pa.Table:

@@ -33,6 +33,10 @@ trace_json          string                   the whole MLflow trace (``Trace.to_
 ==================  =======================  ==========================================================
 
 Text columns hold JSON rather than Arrow maps so they survive Parquet, pandas and Python untouched.
+
+The monitor reads a window in two passes. Pass one lists trace infos only (no spans): its rows have the
+:data:`INFO_COLUMNS` (:data:`INFO_SCHEMA`), every one of which MLflow keeps on the trace info. Pass two
+fetches full traces for the sampled traces only and builds complete ``TRACE_SCHEMA`` rows for them.
 """
 
 from __future__ import annotations
@@ -91,6 +95,26 @@ TRACE_SCHEMA = pa.schema(
     ]
 )
 
+#: Columns of a pass-one row: everything MLflow keeps on the trace info, read without loading spans.
+INFO_COLUMNS = (
+    "trace_id",
+    "app",
+    "timestamp_ms",
+    "status",
+    "execution_time_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "model",
+    "session_id",
+    "user_id",
+    "app_version",
+    "tags",
+    "metadata",
+    "assessments",
+)
+INFO_SCHEMA = pa.schema([TRACE_SCHEMA.field(name) for name in INFO_COLUMNS])
+
 # Columns added by the sample stage.
 SAMPLE_FIELDS = [
     pa.field("stratum", pa.string(), nullable=False),
@@ -121,6 +145,23 @@ SCORE_SCHEMA = pa.schema(
 )
 
 QUARANTINE_FIELDS = [pa.field("reasons", pa.list_(pa.string()), nullable=False)]
+
+#: What the score stage keeps of each fetched (sampled, full) trace for the span and error-type estimates
+#: of the aggregate stage: a few small columns, never the trace itself.
+FETCHED_SCHEMA = pa.schema(
+    [
+        TRACE_SCHEMA.field("trace_id"),
+        TRACE_SCHEMA.field("status"),
+        TRACE_SCHEMA.field("error_type"),
+        TRACE_SCHEMA.field("spans"),
+        pa.field("weight", pa.float64(), nullable=False),  # trace-level inclusion weight 1 / pi
+    ]
+)
+
+
+def empty_infos() -> pa.Table:
+    """A zero-row table with the pass-one (trace info) schema."""
+    return INFO_SCHEMA.empty_table()
 
 
 def empty_traces() -> pa.Table:

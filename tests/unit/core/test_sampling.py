@@ -118,3 +118,49 @@ def test_shards_are_stable_and_in_range() -> None:
     shards = [shard_of(f"tr-{i}", 4) for i in range(400)]
     assert set(shards) == {0, 1, 2, 3}
     assert shards == [shard_of(f"tr-{i}", 4) for i in range(400)]
+
+
+def test_scorer_samples_are_coordinated_so_only_the_highest_rate_is_read() -> None:
+    from genai_flywheel.traces.sampling import trace_rate
+
+    scorers = [
+        ScorerSpec(name="a", sample_rate=0.5),
+        ScorerSpec(name="b", sample_rate=0.5),
+        ScorerSpec(name="c", sample_rate=0.5),
+        ScorerSpec(name="judge", sample_rate=0.1),
+    ]
+    sampling = Sampling(rate=0.5, shards=2)
+    plan = plan_sample(_table(4000), sampling, scorers)
+    rows = plan.table.to_pylist()
+    # Independent draws would read 1 - 0.5^3 * 0.9 = 89% of the window; one permanent number per trace, 50%.
+    assert 0.46 < len(rows) / 4000 < 0.54
+    assert trace_rate(sampling, scorers, "base") == 0.5
+    assert all(r["sample_rate"] == 0.5 and r["weight"] == 2.0 for r in rows)
+    # Every trace read is scored by the three 50% scorers; the judge's sample lies inside theirs.
+    assert all({"a", "b", "c"} <= set(r["scorers"]) for r in rows)
+    judged = [r for r in rows if "judge" in r["scorers"]]
+    assert 0.08 < len(judged) / 4000 < 0.12
+    assert plan.per_scorer == {"a": len(rows), "b": len(rows), "c": len(rows), "judge": len(judged)}
+
+
+def test_a_trace_is_read_at_the_highest_rate_even_when_no_scorer_takes_it() -> None:
+    from genai_flywheel.traces.sampling import trace_rate
+
+    sampling = Sampling(rate=0.3, shards=1)
+    scorers = [ScorerSpec(name="judge", sample_rate=0.05)]
+    plan = plan_sample(_table(2000), sampling, scorers)
+    rows = plan.table.to_pylist()
+    # Read at the base rate for the operational estimates (span latency, error types), weighted 1 / 0.3.
+    assert trace_rate(sampling, scorers, "base") == 0.3
+    assert 0.26 < len(rows) / 2000 < 0.34
+    assert all(r["weight"] == pytest.approx(1 / 0.3) for r in rows)
+    assert any(r["scorers"] == [] for r in rows)
+    # A scorer's own higher rate raises the trace's inclusion probability.
+    assert trace_rate(sampling, [ScorerSpec(name="cheap", sample_rate=0.9)], "base") == 0.9
+
+
+def test_planning_batch_by_batch_gives_the_plan_of_the_whole_window() -> None:
+    table = _table(900)
+    whole = plan_sample(table, _sampling(), SCORERS).table
+    parts = [plan_sample(table.slice(i, 250), _sampling(), SCORERS).table for i in range(0, 900, 250)]
+    assert pa.concat_tables(parts).equals(whole)

@@ -21,6 +21,8 @@ from genai_flywheel.quality import (
     validate_records,
     validate_traces,
 )
+from genai_flywheel.quality.contract import ContractTotals, validate_trace_content
+from genai_flywheel.quality.suites import CONTENT_SUITE_NAME, trace_content_suite
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,15 +63,12 @@ CASES: list[tuple[dict[str, Any], list[str] | None]] = [
     ),
     (_trace(_hex(3), execution_time_ms=-5), ["execution_time_ms -5 < 0"]),
     (_trace(_hex(4), output_tokens=-2), ["output_tokens -2 < 0"]),
-    (_trace(_hex(5), request="{not json"), ["request is not valid JSON; expected a JSON object"]),
+    # The trace contract reads the trace info only: the root span's content is the content contract's.
+    (_trace(_hex(5), request="{not json"), None),
     (
         _trace(_hex(6), status="IN_PROGRESS", execution_time_ms=None, response=None),
         ["trace still in progress"],
     ),
-    (_trace(_hex(7), request="[1, 2]"), ["request is a JSON array; expected a JSON object"]),
-    (_trace(_hex(8), response="oops"), ["response is not valid JSON"]),
-    # An ERROR trace's response is not checked: it failed, there may be no output.
-    (_trace(_hex(9), status="ERROR", response="oops", error_type="ValueError"), None),
     (
         _trace(_hex(10), status="ERROR", execution_time_ms=None),
         ["execution_time_ms is null for a finished trace"],
@@ -86,7 +85,6 @@ CASES: list[tuple[dict[str, Any], list[str] | None]] = [
         [
             "status 'BROKEN' not in allowed values (OK, ERROR, IN_PROGRESS, STATE_UNSPECIFIED)",
             "input_tokens -1 < 0",
-            "request is not valid JSON; expected a JSON object",
         ],
     ),
     (_trace(_hex(13), status="STATE_UNSPECIFIED", execution_time_ms=None), None),
@@ -185,8 +183,75 @@ def test_empty_table_validates_to_empty_outputs() -> None:
 
 
 def test_missing_required_column_fails_the_batch(traces: pa.Table) -> None:
-    with pytest.raises(DataContractError, match=r"required column\(s\) \['request'\] missing"):
-        validate_traces(traces.drop_columns(["request"]), max_bad_fraction=1.0)
+    with pytest.raises(DataContractError, match=r"required column\(s\) \['total_tokens'\] missing"):
+        validate_traces(traces.drop_columns(["total_tokens"]), max_bad_fraction=1.0)
+
+
+def test_trace_contract_runs_on_trace_infos_alone() -> None:
+    import pyarrow as pa
+
+    from genai_flywheel.traces.schema import INFO_SCHEMA
+
+    infos = pa.Table.from_pylist([_trace(_hex(1)), _trace(_hex(2), status="BROKEN")]).select(
+        [c for c in INFO_SCHEMA.names if c in _trace(_hex(1))]
+    )
+    res = validate_traces(infos, max_bad_fraction=1.0)
+    assert res.valid["trace_id"].to_pylist() == [_hex(1)]
+    assert res.quarantine["trace_id"].to_pylist() == [_hex(2)]
+
+
+CONTENT_CASES: list[tuple[dict[str, Any], list[str] | None]] = [
+    (_trace(_hex(1)), None),
+    (_trace(_hex(5), request="{not json"), ["request is not valid JSON; expected a JSON object"]),
+    (_trace(_hex(7), request="[1, 2]"), ["request is a JSON array; expected a JSON object"]),
+    (_trace(_hex(8), response="oops"), ["response is not valid JSON"]),
+    # An ERROR trace's response is not checked: it failed, there may be no output.
+    (_trace(_hex(9), status="ERROR", response="oops", error_type="ValueError"), None),
+    (_trace(_hex(14), request=None), ["request is missing (null); expected a JSON object"]),
+    (
+        _trace(_hex(15), request="nope", response="{"),
+        ["request is not valid JSON; expected a JSON object", "response is not valid JSON"],
+    ),
+]
+
+
+def test_content_contract_quarantines_bad_root_span_content_and_never_fails_the_batch() -> None:
+    table = _table([row for row, _ in CONTENT_CASES])
+    res = validate_trace_content(table)
+    expected = [(row["trace_id"], reasons) for row, reasons in CONTENT_CASES if reasons is not None]
+    got = list(zip(res.quarantine["trace_id"].to_pylist(), res.quarantine["reasons"].to_pylist(), strict=True))
+    assert got == expected
+    assert res.ok and res.report["suite"] == CONTENT_SUITE_NAME
+    assert res.valid["trace_id"].to_pylist() == [row["trace_id"] for row, r in CONTENT_CASES if r is None]
+    # Even an all-bad batch only quarantines: the window-level share is the trace contract's.
+    all_bad = validate_trace_content(_table([_trace(_hex(i), request="x") for i in range(1, 4)]))
+    assert all_bad.ok and all_bad.quarantine.num_rows == 3
+
+
+def test_window_totals_add_batches_and_judge_the_share_on_the_window() -> None:
+    batches = [
+        [_trace(_hex(1)), _trace(_hex(2), status="BROKEN")],
+        [_trace(_hex(3)), _trace(_hex(4)), _trace(_hex(5))],
+    ]
+    totals = ContractTotals(max_bad_fraction=0.25)
+    for rows in batches:
+        # Each batch alone breaks 0.25 or not; only the window's share (1 of 5 = 20%) counts.
+        totals.add(validate_traces(_table(rows), max_bad_fraction=1.0, raise_on_failure=False))
+    report = totals.report()
+    assert (report["rows_checked"], report["rows_valid"], report["rows_quarantined"], report["batches"]) == (5, 4, 1, 2)
+    assert totals.ok and report["success"] and report["bad_fraction"] == 0.2
+    by_key = {e["key"]: e for e in report["expectations"]}
+    assert by_key["status_allowed"]["unexpected_count"] == 1 and by_key["status_allowed"]["element_count"] == 5
+    strict = ContractTotals(max_bad_fraction=0.1)
+    for rows in batches:
+        strict.add(validate_traces(_table(rows), max_bad_fraction=1.0, raise_on_failure=False))
+    with pytest.raises(DataContractError, match=r"1 of 5 traces \(20\.0%\).*status_allowed: 1"):
+        strict.raise_for_failures()
+    broken = ContractTotals(max_bad_fraction=1.0)
+    broken.add(
+        validate_traces(_table(batches[0]).drop_columns(["status"]), max_bad_fraction=1.0, raise_on_failure=False)
+    )
+    assert not broken.ok and "['status'] missing" in broken.failures[0]
 
 
 def test_missing_column_without_raising_quarantines_every_row(traces: pa.Table) -> None:
@@ -226,6 +291,7 @@ def test_wrong_column_type_fails_the_batch() -> None:
 def test_suites_are_named_versioned_and_self_describing() -> None:
     for suite, name in (
         (trace_contract_suite(), TRACE_SUITE_NAME),
+        (trace_content_suite(), CONTENT_SUITE_NAME),
         (eval_dataset_suite(), EVAL_DATASET_SUITE_NAME),
     ):
         assert suite.name == name and suite.meta["version"]
