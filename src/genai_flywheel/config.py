@@ -182,8 +182,10 @@ class Extract(_Model):
     page_size: int = Field(
         default=500, ge=1, le=500, description="Trace infos per search_traces page (a tracking server takes 500)"
     )
+    # Each batch is read, checked by the content contract (a GX run costs ~0.1 s whatever its size) and
+    # scored at once: 1,000 traces keep that overhead small and a batch's memory to tens of MB.
     fetch_batch: int = Field(
-        default=200, ge=1, le=1000, description="Full traces per batch_get_traces call in the score stage"
+        default=1000, ge=1, le=5000, description="Sampled traces read in full and scored per batch (score stage)"
     )
 
 

@@ -188,18 +188,22 @@ def score_shard(
     A score already written back to a trace in an earlier run (same deterministic assessment id) is
     reused, not recomputed: re-runs give identical results and do not pay for a judge twice.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from genai_flywheel.quality.contract import validate_trace_content
     from genai_flywheel.scoring import JudgeBudget, load_scorers
     from genai_flywheel.scoring.sampled import score_sampled
     from genai_flywheel.traces.fetch import content_quarantine_schema, fetch_sampled
+    from genai_flywheel.traces.sampling import sample_schema
     from genai_flywheel.traces.schema import FETCHED_SCHEMA, SCORE_SCHEMA
-    from genai_flywheel.workspace import ParquetPartWriter
+    from genai_flywheel.workspace import ParquetPartWriter, iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
-    sampled = _read(ws.path("sample.parquet"), "sample")
-    rows = sampled.filter(pc.equal(sampled.column("shard"), shard))
+    _exists(ws, "sample.parquet", "sample")
+    # Only this shard's rows are kept: the sample of the whole window is never held.
+    mine = [b.filter(pc.equal(b.column("shard"), shard)) for b in iter_parquet_batches([ws.path("sample.parquet")])]
+    rows = pa.Table.from_batches(mine, schema=sample_schema())
     specs = {s.name: s for s in app.scorers}
     loaded = load_scorers(app, judge)
     # The per-run judge budget is split evenly over the shards, which run in parallel.
