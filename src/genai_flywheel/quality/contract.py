@@ -51,8 +51,39 @@ _BATCH_DEFINITIONS: dict[str, Any] = {}
 _SUITES: dict[str, gx.ExpectationSuite] = {}
 
 
+class _Verdict:
+    """``ok`` and ``raise_for_failures`` over a ``failures`` sequence (a batch's or a window's)."""
+
+    failures: Any
+
+    @property
+    def ok(self) -> bool:
+        """True when no batch- or window-level condition was broken."""
+        return not self.failures
+
+    def raise_for_failures(self) -> None:
+        """Raise DataContractError naming every broken condition, if any."""
+        if self.failures:
+            raise DataContractError("; ".join(self.failures))
+
+
+def _too_many_bad_rows(
+    spec_label: str, quarantined: int, checked: int, max_bad_fraction: float, entries: Any, noun: str, hint: str
+) -> str | None:
+    """The failure of a batch or window whose quarantined share exceeds ``max_bad_fraction``, else None."""
+    share = quarantined / checked if checked else 0.0
+    if share <= max_bad_fraction:
+        return None
+    counts = Counter({e["key"]: e["unexpected_count"] for e in entries if e.get("action") == "quarantine"})
+    top = ", ".join(f"{k}: {c}" for k, c in counts.most_common(3) if c)
+    return (
+        f"{spec_label}: {quarantined} of {checked} {noun}s ({share:.1%}) were quarantined, above max_bad_fraction "
+        f"{max_bad_fraction}; most broken: {top}; {hint}, or raise max_bad_fraction if this is expected"
+    )
+
+
 @dataclass(frozen=True)
-class ContractResult:
+class ContractResult(_Verdict):
     """The outcome of validating one table.
 
     ``valid`` holds the good rows with the input's schema, in input order; ``quarantine`` the bad rows in
@@ -65,19 +96,9 @@ class ContractResult:
     report: dict[str, Any]
     failures: tuple[str, ...] = field(default=())
 
-    @property
-    def ok(self) -> bool:
-        """True when no batch-level condition was broken."""
-        return not self.failures
-
-    def raise_for_failures(self) -> None:
-        """Raise DataContractError naming every broken batch-level condition, if any."""
-        if self.failures:
-            raise DataContractError("; ".join(self.failures))
-
 
 @dataclass
-class ContractTotals:
+class ContractTotals(_Verdict):
     """The contract over a whole window validated batch by batch (each batch with ``max_bad_fraction=1``).
 
     Row-level results add up; the batch-level conditions are judged on the totals: a batch that broke the
@@ -116,28 +137,16 @@ class ContractTotals:
         """The window-level conditions that were broken (empty when the window honours the contract)."""
         if self.batch_failures:
             return list(self.batch_failures)
-        share = self.quarantined / self.checked if self.checked else 0.0
-        if share <= self.max_bad_fraction:
-            return []
-        counts = Counter(
-            {k: e["unexpected_count"] for k, e in self.expectations.items() if e["action"] == "quarantine"}
+        failure = _too_many_bad_rows(
+            f"data contract {self.suite.get('suite')} v{self.suite.get('suite_version')}",
+            self.quarantined,
+            self.checked,
+            self.max_bad_fraction,
+            self.expectations.values(),
+            "trace",
+            TRACE_CONTRACT.hint,
         )
-        top = ", ".join(f"{k}: {c}" for k, c in counts.most_common(3) if c)
-        name = f"data contract {self.suite.get('suite')} v{self.suite.get('suite_version')}"
-        return [
-            f"{name}: {self.quarantined} of {self.checked} traces ({share:.1%}) were quarantined, above "
-            f"max_bad_fraction {self.max_bad_fraction}; most broken: {top}; check the upstream application and "
-            "the extract stage, or raise contract.max_bad_fraction if this is expected"
-        ]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def raise_for_failures(self) -> None:
-        """Raise DataContractError naming every broken window-level condition, if any."""
-        if self.failures:
-            raise DataContractError("; ".join(self.failures))
+        return [failure] if failure else []
 
     def report(self) -> dict[str, Any]:
         """The window's contract report (the shape of one batch's ``ContractResult.report``)."""
@@ -396,14 +405,17 @@ def _validate(
         )
 
     bad_fraction = quarantine.num_rows / n if n else 0.0
-    if not failures and bad_fraction > max_bad_fraction:
-        counts = Counter({e["key"]: e["unexpected_count"] for e in entries if e.get("action") == "quarantine"})
-        top = ", ".join(f"{k}: {c}" for k, c in counts.most_common(3) if c)
-        failures = [
-            f"data contract {spec.name} v{spec.version}: {quarantine.num_rows} of {n} {spec.row_noun}s "
-            f"({bad_fraction:.1%}) were quarantined, above max_bad_fraction {max_bad_fraction}; "
-            f"most broken: {top}; {spec.hint}, or raise max_bad_fraction if this is expected"
-        ]
+    if not failures:
+        failure = _too_many_bad_rows(
+            f"data contract {spec.name} v{spec.version}",
+            quarantine.num_rows,
+            n,
+            max_bad_fraction,
+            entries,
+            spec.row_noun,
+            spec.hint,
+        )
+        failures = [failure] if failure else []
 
     report: dict[str, Any] = {
         "suite": spec.name,
