@@ -6,8 +6,8 @@ by one of two deterministic methods (option ``method``):
 ``signature`` (default): topic-level patterns
     A query's signature is the combination of ``signature_terms`` (2) of its content terms that is most
     frequent across the table (ties: alphabetical; a combination no other query shares falls back to fewer
-    terms), so "How do I turn on Smart Sync?" and "Smart Sync skipped a large file" share the signature
-    ``smart sync``: a product area's name is the word pair its questions share. Linear in the number of
+    terms), so "How do I turn on Dark Mode?" and "Dark Mode resets after login" share the signature
+    ``dark mode``: a product area's name is the word pair its questions share. Linear in the number of
     traces (times the few combinations of a query's terms).
 ``jaccard``: paraphrase-level patterns
     Greedy clustering: identical term sets are counted once; distinct term sets are visited most frequent

@@ -21,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from genai_flywheel.config import Application, load_config
-from genai_flywheel.services import (
+from flywheel_demo.services import (
     ServiceError,
     Stack,
     airflow,
@@ -32,10 +31,11 @@ from genai_flywheel.services import (
     start_mlflow,
     stop_all,
 )
+from genai_flywheel.config import Application, load_config
 
 PROJECT = Path(os.environ.get("FLYWHEEL_PROJECT") or Path.cwd()).resolve()
 TERMINAL = {"success", "failed"}
-UNCHANGED_CANDIDATE = "genai_flywheel.demo.app:predict_production"
+UNCHANGED_CANDIDATE = "flywheel_demo.app:predict_production"
 # The curation rule that catches the planted Smart Sync incident: the worst-performing query pattern.
 INCIDENT_RULE = "bad_query_clusters"
 
@@ -119,7 +119,7 @@ def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: f
 
 def run(stack: Stack, days: int, traces_per_day: int) -> int:
     """The whole demo; returns the process exit code."""
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     t0 = time.monotonic()
     cfg = load_config(os.environ.get("FLYWHEEL_CONFIG") or PROJECT / "flywheel.yaml")
