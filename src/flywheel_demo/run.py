@@ -257,8 +257,9 @@ def _evaluation_lines(data_root: Path, app: str, scorer: str, incident_rule: str
 
 def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict) -> str:
     """The closing summary: monitor counts, alerts against the planted incidents, the loop's results."""
+    from flywheel_demo.incidents import detections, parse_incidents, report_extras
     from genai_flywheel.report import render_report
-    from genai_flywheel.report.data import detections, load_app, parse_incidents, summary_of
+    from genai_flywheel.report.data import load_app, summary_of
 
     app = cfg.applications[0]
     data_root = cfg.data_path()
@@ -268,8 +269,8 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
         data_root,
         [app.name],
         data_root / "report.html",
-        ground_truth=truth,
         links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url},
+        **report_extras(truth, [app.name]),
     )
     user, password = stack.login()
     lines = [

@@ -134,7 +134,7 @@ def cluster_signatures(terms: Sequence[tuple[str, ...]], *, size: int = DEFAULT_
 
     Every query votes for each combination of ``size`` of its content terms; a query's signature is its
     combination with the most votes across the table (ties: alphabetical). Words that always come together
-    (a feature's name, "smart sync") win over a frequent word that also appears elsewhere ("file"). A
+    (a feature's name, "dark mode") win over a frequent word that also appears elsewhere ("file"). A
     combination no other query shares is no pattern: the query then falls back to its most frequent shared
     combination of fewer terms (down to one), and keeps its own only when it shares nothing.
     """

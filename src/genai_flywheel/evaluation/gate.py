@@ -32,7 +32,7 @@ class GateSpec:
 
     @property
     def label(self) -> str:
-        """``relevance`` or ``relevance[rule=smart-sync]``."""
+        """``relevance`` or ``relevance[rule=bad_query_clusters]``."""
         return self.gate.scorer if self.rule is None else f"{self.gate.scorer}[rule={self.rule}]"
 
     def to_dict(self) -> dict[str, Any]:
