@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from genai_flywheel.cli import build_parser, main, parse_time
-from genai_flywheel.loop import run_folder
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,12 +29,6 @@ def test_config_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad.write_text("applications: []\n")
     assert main(["config", "validate", "--config", str(bad)]) == 2
     assert "applications" in capsys.readouterr().err
-
-
-def test_run_folder_is_safe_for_any_run_id(tmp_path: Path) -> None:
-    path = run_folder(tmp_path, "curation", "app", "manual__2026-11-26T07:37:03.468103+00:00")
-    assert path.parent == tmp_path / "curation" / "app=app"
-    assert "/" not in path.name and ":" not in path.name and "+" not in path.name
 
 
 @pytest.mark.parametrize("command", ["demo", "simulate"])
