@@ -8,12 +8,10 @@ flywheel-demo simulate [--days N --traces-per-day N --tracking-uri URI --experim
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from genai_flywheel.cli import parse_time
-from genai_flywheel.exceptions import FlywheelError
+from genai_flywheel.cli import parse_time, run_command
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -82,16 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``flywheel-demo``; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except FlywheelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

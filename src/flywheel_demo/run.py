@@ -306,6 +306,7 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
 
 
 def main(action: str, *, days: int = 3, traces_per_day: int = 400) -> int:
+    """``run`` (the whole demo), ``up`` (the services only), ``down`` or ``status``; the exit code."""
     stack = stack_from_env()
     if action == "down":
         stopped = stop_all(stack)

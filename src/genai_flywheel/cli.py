@@ -155,12 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--config")
     rep.add_argument("--out", default="data/report.html")
     rep.set_defaults(func=cmd_report)
-
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` (whose subcommands set ``func`` and which has ``--verbose``), set up
+    logging and run the command; a FlywheelError is printed and exits with 2, without a traceback."""
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -170,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     except FlywheelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``flywheel``; returns the process exit code."""
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":
