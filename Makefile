@@ -23,10 +23,10 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 setup: $(VENV)/.synced  ## create the virtual environment from uv.lock
 
 demo: setup  ## start MLflow + Airflow locally, simulate traffic, backfill the monitor, run the loop
-	$(VENV)/bin/flywheel demo run
+	$(VENV)/bin/flywheel-demo run
 
 down:  ## stop everything `make demo` started
-	@if [ -x $(VENV)/bin/flywheel ]; then $(VENV)/bin/flywheel demo down; fi
+	@if [ -x $(VENV)/bin/flywheel-demo ]; then $(VENV)/bin/flywheel-demo down; fi
 
 test: setup  ## every test tier: unit, DAG integrity, integration
 	$(VENV)/bin/pytest -q

@@ -208,7 +208,7 @@ def ensure_traces(
     """
     from mlflow import MlflowClient
 
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     start, end = window()
     present = traces_in_window(tracking_uri, EXPERIMENT, start, end)

@@ -40,11 +40,11 @@ def build_curation(app_name: str) -> None:
         def extract(params=None, data_interval_end=None, run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.curation(
-                "extract",
+            return loop.curate_extract(
                 app_name,
                 run_id,
-                end=params["window_end"] or data_interval_end,
+                interval_end=data_interval_end,
+                window_end=params["window_end"],
                 lookback_days=params["lookback_days"],
             )
 
@@ -52,31 +52,31 @@ def build_curation(app_name: str) -> None:
         def select(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.curation("select", app_name, run_id)
+            return loop.curate_select(app_name, run_id)
 
         @task
         def build(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.curation("build", app_name, run_id)
+            return loop.curate_build(app_name, run_id)
 
         @task(retries=0)  # a broken contract does not heal by retrying
         def validate(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.curation("validate", app_name, run_id)
+            return loop.curate_validate(app_name, run_id)
 
         @task
         def merge(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.curation("merge", app_name, run_id)
+            return loop.curate_merge(app_name, run_id)
 
         @task(outlets=[asset])
         def publish(run_id=None):
             from genai_flywheel import loop
 
-            event = loop.curation("publish", app_name, run_id)
+            event = loop.curate_publish(app_name, run_id)
             yield Metadata(asset, extra=event)
             return event
 

@@ -44,11 +44,13 @@ def build_evaluation(app_name: str) -> None:
             from genai_flywheel import loop
 
             events = triggering_asset_events[dataset_asset(app_name)] if triggering_asset_events else []
-            extra = events[-1].extra if events else None
-            p = loop.evaluation_params(app_name, {**params, "window_end_ms": None}, extra)
-            if p.get("filter"):
-                p["window_end_ms"] = int(data_interval_end.timestamp() * 1000)
-            return loop.evaluation("load", app_name, run_id, params=p)
+            return loop.evaluate_load(
+                app_name,
+                run_id,
+                params=params,
+                asset_extra=events[-1].extra if events else None,
+                interval_end=data_interval_end,
+            )
 
         @task
         def run_candidate(run_id=None) -> dict:
@@ -56,25 +58,25 @@ def build_evaluation(app_name: str) -> None:
 
             from genai_flywheel import loop
 
-            return loop.evaluation("run_candidate", app_name, run_id, judge=judge_endpoint(app))
+            return loop.evaluate_run_candidate(app_name, run_id, judge=judge_endpoint(app))
 
         @task
         def compare(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.evaluation("compare", app_name, run_id)
+            return loop.evaluate_compare(app_name, run_id)
 
         @task
         def log(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.evaluation("log", app_name, run_id)
+            return loop.evaluate_log(app_name, run_id)
 
         @task(retries=0)  # a failed gate is a verdict, not a transient error
         def gate(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.evaluation("gate", app_name, run_id)
+            return loop.evaluate_gate(app_name, run_id)
 
         load() >> run_candidate() >> compare() >> log() >> gate()
 

@@ -35,12 +35,13 @@ def build_export(app_name: str) -> None:
         def select(params=None, data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.export(
-                "select",
+            return loop.export_select(
                 app_name,
                 run_id,
-                start=params["window_start"] or data_interval_start,
-                end=params["window_end"] or data_interval_end,
+                interval_start=data_interval_start,
+                interval_end=data_interval_end,
+                window_start=params["window_start"],
+                window_end=params["window_end"],
                 params={"filter": params["filter"], "min_score": params["min_score"]},
             )
 
@@ -48,13 +49,13 @@ def build_export(app_name: str) -> None:
         def build(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.export("build", app_name, run_id)
+            return loop.export_build(app_name, run_id)
 
         @task
         def log(run_id=None) -> dict:
             from genai_flywheel import loop
 
-            return loop.export("log", app_name, run_id)
+            return loop.export_log(app_name, run_id)
 
         select() >> build() >> log()
 

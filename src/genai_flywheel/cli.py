@@ -1,11 +1,9 @@
 """The ``flywheel`` command line.
 
 flywheel config validate [--config PATH]
-flywheel simulate [--days N --traces-per-day N --tracking-uri URI --experiment NAME]
 flywheel select --app NAME --filter '...' [--start T --end T] [--format table|json]
 flywheel monitor --app NAME --start T --end T        (the monitor stages in-process, no Airflow)
 flywheel report [--out PATH]
-flywheel demo [up|run|down|status]                    (the embedded default, see README)
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ from genai_flywheel.exceptions import FlywheelError
 log = logging.getLogger("flywheel")
 
 
-def _parse_time(text: str) -> datetime:
-    """An ISO date/time (UTC if no offset), or a relative ``-2d``/``-6h``/``now``."""
+def parse_time(text: str) -> datetime:
+    """An ISO date/time (UTC if no offset), or a relative ``-2d``/``-6h``/``now`` (an argparse ``type``)."""
     now = datetime.now(UTC)
     t = text.strip()
     if t == "now":
@@ -47,26 +45,6 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     apps = ", ".join(a.name for a in cfg.applications)
     print(f"{config_path(args.config)}: valid ({len(cfg.applications)} application(s): {apps})")
-    return 0
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from genai_flywheel.demo.simulate import simulate
-
-    result = simulate(
-        args.tracking_uri,
-        args.experiment,
-        days=args.days,
-        traces_per_day=args.traces_per_day,
-        end=args.end,
-        seed=args.seed,
-        ground_truth_path=Path(args.ground_truth) if args.ground_truth else None,
-        progress=not args.quiet,
-    )
-    print(
-        f"wrote {result.n_traces} traces and {result.n_feedback} feedback assessments to "
-        f"{args.experiment} ({result.start.isoformat()} .. {result.end.isoformat()})"
-    )
     return 0
 
 
@@ -146,12 +124,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from genai_flywheel import demo_run
-
-    return demo_run.main(args.action, days=args.days, traces_per_day=args.traces_per_day)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flywheel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,46 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--config", help="path (default $FLYWHEEL_CONFIG or ./flywheel.yaml)")
     val.set_defaults(func=cmd_config_validate)
 
-    sim = sub.add_parser("simulate", help="write simulated production traffic of the demo app to MLflow")
-    sim.add_argument("--tracking-uri", default="http://127.0.0.1:5500")
-    sim.add_argument("--experiment", default="support-assistant-prod")
-    sim.add_argument("--days", type=int, default=3)
-    sim.add_argument("--traces-per-day", type=int, default=400)
-    sim.add_argument("--end", type=_parse_time, default=None, help="end of the traffic (default: now)")
-    sim.add_argument("--seed", type=int, default=7)
-    sim.add_argument("--ground-truth", help="write the planted incidents to this JSON file")
-    sim.add_argument("--quiet", action="store_true", help="no progress bar")
-    sim.set_defaults(func=cmd_simulate)
-
     sel = sub.add_parser("select", help="run a trace selection filter ad hoc")
     sel.add_argument("--app", required=True)
     sel.add_argument("--filter", required=True, help="e.g. \"inputs.query CONTAINS 'sync' AND trace.status = 'OK'\"")
-    sel.add_argument("--start", type=_parse_time, default=_parse_time("-7d"))
-    sel.add_argument("--end", type=_parse_time, default=_parse_time("now"))
+    sel.add_argument("--start", type=parse_time, default=parse_time("-7d"))
+    sel.add_argument("--end", type=parse_time, default=parse_time("now"))
     sel.add_argument("--format", choices=["table", "json"], default="table")
     sel.set_defaults(func=cmd_select)
 
     mon = sub.add_parser("monitor", help="run the monitor stages of one interval in this process")
     mon.add_argument("--app", required=True)
-    mon.add_argument("--start", type=_parse_time, required=True)
-    mon.add_argument("--end", type=_parse_time, required=True)
+    mon.add_argument("--start", type=parse_time, required=True)
+    mon.add_argument("--end", type=parse_time, required=True)
     mon.set_defaults(func=cmd_monitor)
 
     rep = sub.add_parser("report", help="write the static HTML report")
     rep.add_argument("--config")
     rep.add_argument("--out", default="data/report.html")
     rep.set_defaults(func=cmd_report)
-
-    demo = sub.add_parser("demo", help="the embedded default: local MLflow + Airflow, simulated traffic")
-    demo.add_argument("action", nargs="?", default="run", choices=["run", "up", "down", "status"])
-    demo.add_argument("--days", type=int, default=3)
-    demo.add_argument("--traces-per-day", type=int, default=400)
-    demo.set_defaults(func=cmd_demo)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser`` (whose subcommands set ``func`` and which has ``--verbose``), set up
+    logging and run the command; a FlywheelError is printed and exits with 2, without a traceback."""
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -214,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     except FlywheelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``flywheel``; returns the process exit code."""
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def airflow_db() -> None:
 def production(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Two days of simulated production traffic in a SQLite MLflow store: day 1 holds the error spike
     and the latency regression, day 2 the Smart Sync wrong answers."""
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     base = tmp_path_factory.mktemp("production")
     uri = f"sqlite:///{base / 'mlflow.db'}"

@@ -60,7 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     """Two simulated days (150 traces/day) in a SQLite store, relevance-scored like the monitor does."""
     import mlflow
 
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     root = tmp_path_factory.mktemp("curation-world")
     uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -58,10 +58,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tracking store, an app config and a curated dataset: 14 Smart Sync records + 6 others."""
     import pyarrow as pa
 
+    from flywheel_demo import queries
+    from flywheel_demo.app import make_app
     from genai_flywheel.curation.datasets import commit_snapshot
     from genai_flywheel.curation.records import record_schema
-    from genai_flywheel.demo import queries
-    from genai_flywheel.demo.app import make_app
 
     root = tmp_path_factory.mktemp("eval")
     production = make_app("production")  # answers from the retired Smart Sync page, like the incident
@@ -105,7 +105,7 @@ def test_fixed_version_wins_on_the_incident_and_passes_the_gate(env: dict[str, A
     from mlflow import MlflowClient
 
     gates = [{**GATE, "rule": INCIDENT_RULE}, GATE]
-    run_dir = _evaluate(env, "genai_flywheel.demo.app:predict_fixed", "fixed", gates)
+    run_dir = _evaluate(env, "flywheel_demo.app:predict_fixed", "fixed", gates)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_records"] == env["records"] and summary["candidate_errors"] == 0
     incident = summary["rules"][INCIDENT_RULE]["relevance"]
@@ -138,7 +138,7 @@ def test_fixed_version_wins_on_the_incident_and_passes_the_gate(env: dict[str, A
 
 def test_unchanged_production_version_does_not_pass(env: dict[str, Any]) -> None:
     run_dir = _evaluate(
-        env, "genai_flywheel.demo.app:predict_production", "production", [{**GATE, "rule": INCIDENT_RULE}]
+        env, "flywheel_demo.app:predict_production", "production", [{**GATE, "rule": INCIDENT_RULE}]
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     incident = summary["rules"][INCIDENT_RULE]["relevance"]

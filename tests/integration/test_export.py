@@ -21,7 +21,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Any]:
     """One day of simulated production traffic (60 traces, with the Smart Sync incident) in a SQLite store."""
     from mlflow import MlflowClient
 
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     base = tmp_path_factory.mktemp("sim")
     uri = f"sqlite:///{base / 'mlflow.db'}"
@@ -89,7 +89,7 @@ def test_adhoc_evaluation_records_from_production_traces(tmp_path: Path, simulat
     uri, sim = simulated
     app = Application(name="acme", mlflow=MlflowTarget(tracking_uri=uri, experiment="acme-prod"))
     params = {
-        "candidate": "genai_flywheel.demo.app:predict_fixed",
+        "candidate": "flywheel_demo.app:predict_fixed",
         "filter": "inputs.query CONTAINS 'Smart Sync' AND trace.status = 'OK'",
         "sample_size": 5,
         "lookback_days": 1,

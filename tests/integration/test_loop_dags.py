@@ -99,14 +99,14 @@ def test_fixed_version_passes_the_gate_and_unchanged_does_not(loop_env, curated)
 
     dag = _dag("evaluate")
     fixed = dag.test(
-        logical_date=SIM_END + timedelta(minutes=1), run_conf={"candidate": "genai_flywheel.demo.app:predict_fixed"}
+        logical_date=SIM_END + timedelta(minutes=1), run_conf={"candidate": "flywheel_demo.app:predict_fixed"}
     )
     assert fixed.state == DagRunState.SUCCESS
     gate = _gate(loop_env["data_root"], fixed.run_id)
     assert gate["passed"] is True
     unchanged = dag.test(
         logical_date=SIM_END + timedelta(minutes=2),
-        run_conf={"candidate": "genai_flywheel.demo.app:predict_production"},
+        run_conf={"candidate": "flywheel_demo.app:predict_production"},
     )
     assert unchanged.state == DagRunState.FAILED  # the gate task fails: a verdict, not an error
     gate = _gate(loop_env["data_root"], unchanged.run_id)

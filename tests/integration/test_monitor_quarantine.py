@@ -35,7 +35,7 @@ def _unfinished_trace(uri: str, experiment_id: str, when: datetime, inputs: str)
 
 @pytest.fixture
 def store_with_bad_traces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     monkeypatch.setenv("FLYWHEEL_DATA_ROOT", str(tmp_path / "data"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

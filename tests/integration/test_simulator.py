@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from genai_flywheel.demo.app import CHAT_USAGE_KEY, make_app
-from genai_flywheel.demo.simulate import simulate
+from flywheel_demo.app import CHAT_USAGE_KEY, make_app
+from flywheel_demo.simulate import simulate
 
 # Noon UTC: the error spike (busiest 2 h of the first 6 h) lands on the afternoon peak.
 END = datetime(2026, 1, 2, 12, tzinfo=UTC)

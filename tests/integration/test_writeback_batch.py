@@ -32,7 +32,7 @@ def simulated_store(uri: str, n: int = 12) -> list[str]:
     """``n`` simulated traces in ``uri`` (deterministic ids: two stores get the same ones); their ids."""
     from mlflow import MlflowClient
 
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
     from genai_flywheel.traces.extract import iter_traces
 
     simulate(uri, EXPERIMENT, days=1, traces_per_day=n, end=END, seed=5, progress=False)

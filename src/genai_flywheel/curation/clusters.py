@@ -6,8 +6,8 @@ by one of two deterministic methods (option ``method``):
 ``signature`` (default): topic-level patterns
     A query's signature is the combination of ``signature_terms`` (2) of its content terms that is most
     frequent across the table (ties: alphabetical; a combination no other query shares falls back to fewer
-    terms), so "How do I turn on Smart Sync?" and "Smart Sync skipped a large file" share the signature
-    ``smart sync``: a product area's name is the word pair its questions share. Linear in the number of
+    terms), so "How do I turn on Dark Mode?" and "Dark Mode resets after login" share the signature
+    ``dark mode``: a product area's name is the word pair its questions share. Linear in the number of
     traces (times the few combinations of a query's terms).
 ``jaccard``: paraphrase-level patterns
     Greedy clustering: identical term sets are counted once; distinct term sets are visited most frequent
@@ -134,7 +134,7 @@ def cluster_signatures(terms: Sequence[tuple[str, ...]], *, size: int = DEFAULT_
 
     Every query votes for each combination of ``size`` of its content terms; a query's signature is its
     combination with the most votes across the table (ties: alphabetical). Words that always come together
-    (a feature's name, "smart sync") win over a frequent word that also appears elsewhere ("file"). A
+    (a feature's name, "dark mode") win over a frequent word that also appears elsewhere ("file"). A
     combination no other query shares is no pattern: the query then falls back to its most frequent shared
     combination of fewer terms (down to one), and keeps its own only when it shares nothing.
     """

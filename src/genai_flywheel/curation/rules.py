@@ -65,16 +65,10 @@ DEFAULT_FEEDBACK = "user_feedback"
 SELECTION_COLUMNS = ("rule", "rule_priority", "cluster_id", "selection_rank")
 
 # Critical user journeys: paying and signing in. A wrong answer there costs a customer, so those traces are
-# curated even when nobody complained. Apps that tag journeys are matched by ``tags.journey``; the demo app
-# does not tag them, so its billing and sign-in questions are matched by their words (adapt this rule to
-# your app's journeys).
-CRITICAL_JOURNEYS_FILTER = " OR ".join(
-    ["tags.journey IN ('checkout', 'login', 'billing')"]
-    + [
-        f"inputs.query CONTAINS '{word}'"
-        for word in ("invoice", "payment", "refund", "billing", "SSO", "SAML", "sign-on", "log in")
-    ]
-)
+# curated even when nobody complained. The default matches apps that tag the journey on the trace
+# (``tags.journey``); an app that does not tags them configures its own ``critical_journeys`` rule, e.g.
+# matching its billing and sign-in questions by their words (``inputs.query CONTAINS '...'``).
+CRITICAL_JOURNEYS_FILTER = "tags.journey IN ('checkout', 'login', 'billing')"
 
 _OPTIONS: dict[str, frozenset[str]] = {
     "filter": frozenset({"scores", "feedback", "order"}),

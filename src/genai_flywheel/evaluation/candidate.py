@@ -70,7 +70,7 @@ def _load_entry_point(spec: str) -> Callable[..., Any]:
     if not match:
         raise ConfigError(
             f"candidate {spec!r} is neither module:function nor an MLflow model URI; use e.g. "
-            "'genai_flywheel.demo.app:predict_fixed', 'models:/assistant/3' or 'runs:/<run_id>/model'"
+            "'my_app.serving:predict', 'models:/assistant/3' or 'runs:/<run_id>/model'"
         )
     module_name, attr = match.group("module"), match.group("attr")
     try:

@@ -3,8 +3,8 @@
 A :class:`~genai_flywheel.config.Gate` names a scorer and any of ``min_mean`` (the candidate's mean),
 ``min_improvement`` (mean improvement over production, positive = better) and ``max_p_value`` (Wilcoxon
 signed-rank). Each declared threshold is one :class:`GateCheck`. A gate may be scoped to the records of one
-curation rule (e.g. the incident's) with a ``rule`` key in its params dict; the config model has no such
-field yet, so :func:`parse_gates` accepts it beside the model's keys.
+curation rule (e.g. the badly answered query clusters) with a ``rule`` key in its params dict; the config
+model has no such field yet, so :func:`parse_gates` accepts it beside the model's keys.
 
 :func:`evaluate_gates` is pure; :func:`enforce` raises :class:`~genai_flywheel.exceptions.GateFailedError`
 listing every failed check with its value and threshold.
@@ -32,7 +32,7 @@ class GateSpec:
 
     @property
     def label(self) -> str:
-        """``relevance`` or ``relevance[rule=smart-sync]``."""
+        """``relevance`` or ``relevance[rule=bad_query_clusters]``."""
         return self.gate.scorer if self.rule is None else f"{self.gate.scorer}[rule={self.rule}]"
 
     def to_dict(self) -> dict[str, Any]:

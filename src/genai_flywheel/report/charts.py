@@ -3,7 +3,7 @@
 Two chart kinds:
 
 * :func:`time_series_svg`: one or more metric series over monitor intervals, each point drawn at its
-  interval's midpoint, an optional 95 % CI band, shaded alert (firing) and planted-incident windows,
+  interval's midpoint, an optional 95 % CI band, shaded alert (firing) windows and hatched annotated windows,
   dashed threshold lines, and an invisible hover column per interval whose ``<title>`` shows the values.
 * :func:`interval_plot_svg`: horizontal estimate-with-CI bars around zero (a forest plot), for the
   candidate-vs-production differences of a development evaluation.
@@ -23,13 +23,13 @@ from html import escape
 from typing import Literal
 
 Unit = Literal["ms", "rate", "count", "score", "usd"]
-ShadeKind = Literal["alert", "incident"]
+ShadeKind = Literal["alert", "annotation"]
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies. Vermillion (#D55E00) is
 # kept for alert shading only, so a series is never confused with an alert.
 PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#882255", "#000000")
 ALERT_COLOUR = "#D55E00"
-INCIDENT_COLOUR = "#6b6b6b"
+ANNOTATION_COLOUR = "#6b6b6b"
 THRESHOLD_COLOUR = "#333333"
 
 # The style of the classes these charts carry, for the <style> of a page that inlines them (the static
@@ -42,7 +42,7 @@ svg .legend-text { font-size: 11px; fill: #333333; }
 svg .axis text { fill: #333333; }
 svg .axis-label { font-size: 11px; fill: #333333; }
 svg .grid { stroke: #e6e6e6; stroke-width: 1; }
-svg .incident-label { font-size: 10px; fill: #444444; paint-order: stroke; stroke: #ffffff;
+svg .annotation-label { font-size: 10px; fill: #444444; paint-order: stroke; stroke: #ffffff;
   stroke-width: 3px; }
 svg .no-data { font-size: 12px; fill: #666666; }
 svg .row-label, svg .row-value { font-size: 12px; fill: #1a1a1a; }
@@ -87,7 +87,7 @@ class Series:
 
 @dataclass(frozen=True)
 class Shade:
-    """An x window shaded on a chart: an alert's firing intervals or a planted incident."""
+    """An x window shaded on a chart: an alert's firing intervals or a window the caller annotates."""
 
     start: datetime
     end: datetime
@@ -300,8 +300,8 @@ def time_series_svg(
     ``chart_id`` must be unique in the page (it prefixes element ids). ``y_label`` should name the unit,
     e.g. ``"latency (ms)"``. Points are drawn at interval midpoints; a null value or a gap between
     intervals breaks the line. Series with ``band=True`` show their 95 % CI as a shaded band (class
-    ``ci-band``). ``shades`` are clipped to ``x_range``; alert windows get class ``alert-window``, planted
-    incidents ``incident-window``.
+    ``ci-band``). ``shades`` are clipped to ``x_range``; alert windows get class ``alert-window``,
+    annotated windows ``annotation-window``.
     """
     t0, t1 = _ts(x_range[0]), _ts(x_range[1])
     if t1 <= t0:
@@ -326,12 +326,12 @@ def time_series_svg(
                 f"alert firing: {label}",
             )
         )
-    if any(s.kind == "incident" for s in visible):
+    if any(s.kind == "annotation" for s in visible):
         legend.items.append(
             (
                 f'<rect x="0" y="-5" width="18" height="10" fill="url(#{chart_id}-hatch)" '
-                f'stroke="{INCIDENT_COLOUR}" stroke-width="0.8"/>',
-                "planted incident",
+                f'stroke="{ANNOTATION_COLOUR}" stroke-width="0.8"/>',
+                "annotated window",
             )
         )
     for th in thresholds:
@@ -368,34 +368,34 @@ def time_series_svg(
         f'<desc id="{chart_id}-desc">{escape(_describe(series, unit, x_range, visible))}</desc>',
         f'<defs><pattern id="{chart_id}-hatch" patternUnits="userSpaceOnUse" width="8" height="8" '
         'patternTransform="rotate(45)"><rect width="8" height="8" fill="#f2f2f2"/>'
-        f'<line x1="0" y1="0" x2="0" y2="8" stroke="{INCIDENT_COLOUR}" stroke-width="1.5" '
+        f'<line x1="0" y1="0" x2="0" y2="8" stroke="{ANNOTATION_COLOUR}" stroke-width="1.5" '
         'stroke-opacity="0.35"/></pattern></defs>',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
         f'<text x="{_MARGIN_LEFT}" y="20" class="chart-title">{escape(title)}</text>',
         legend_svg,
     ]
 
-    # Windows first, so lines are drawn over them. Incident labels are staggered over three rows so the
+    # Windows first, so lines are drawn over them. Annotation labels are staggered over three rows so the
     # names of overlapping or adjacent windows stay readable.
-    incident_rows = {
+    annotation_rows = {
         (w.start, w.label): k % 3
-        for k, w in enumerate(sorted((w for w in visible if w.kind == "incident"), key=lambda w: (w.start, w.label)))
+        for k, w in enumerate(sorted((w for w in visible if w.kind == "annotation"), key=lambda w: (w.start, w.label)))
     }
-    ordered = sorted(visible, key=lambda w: (w.kind != "incident", w.start, w.label))
+    ordered = sorted(visible, key=lambda w: (w.kind != "annotation", w.start, w.label))
     labels: list[str] = []
-    for s in ordered:  # incidents below alerts, labels above both
+    for s in ordered:  # annotations below alerts, labels above both
         xa, xb = x_of(_ts(s.start)), x_of(_ts(s.end))
-        if s.kind == "incident":
+        if s.kind == "annotation":
             out.append(
-                f'<rect class="incident-window" x="{_num(xa)}" y="{_num(top)}" '
+                f'<rect class="annotation-window" x="{_num(xa)}" y="{_num(top)}" '
                 f'width="{_num(max(xb - xa, 1))}" '
                 f'height="{_num(plot_h)}" fill="url(#{chart_id}-hatch)" fill-opacity="0.7">'
-                f"<title>planted incident {escape(s.label)}: {format_time(s.start)} to {format_time(s.end)} "
+                f"<title>{escape(s.label)}: {format_time(s.start)} to {format_time(s.end)} "
                 "UTC</title></rect>"
             )
             labels.append(
-                f'<text class="incident-label" x="{_num(xa + 3)}" '
-                f'y="{_num(top + 11 + 11 * incident_rows[(s.start, s.label)])}">'
+                f'<text class="annotation-label" x="{_num(xa + 3)}" '
+                f'y="{_num(top + 11 + 11 * annotation_rows[(s.start, s.label)])}">'
                 f"{escape(s.label)}</text>"
             )
         else:
@@ -558,11 +558,11 @@ def _describe(series: Sequence[Series], unit: Unit, x_range: tuple[datetime, dat
             f"{format_value(max(vals), unit)}, latest {format_value(latest.value, unit)}."
         )
     alerts = sum(1 for s in shades if s.kind == "alert")
-    incidents = sum(1 for s in shades if s.kind == "incident")
+    annotations = sum(1 for s in shades if s.kind == "annotation")
     if alerts:
         parts.append(f"{alerts} alert firing window(s) shaded.")
-    if incidents:
-        parts.append(f"{incidents} planted incident window(s) hatched.")
+    if annotations:
+        parts.append(f"{annotations} annotated window(s) hatched.")
     return " ".join(parts)
 
 

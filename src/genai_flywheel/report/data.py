@@ -16,7 +16,6 @@ Sources (all optional except that an application without metrics shows an empty 
   ({rule: {scorer: same stats}}) and ``gate`` ({passed, checks: [{gate, criterion, threshold, actual,
   passed, message}]}); without ``gate`` in the summary, a sibling ``gate.json`` of that shape is read.
   Every field may be missing; it is then shown as n/a.
-* The traffic simulator's ground truth, passed in by the caller (see :func:`parse_incidents`).
 
 A malformed JSON file does not abort the report: it is listed under the section as unreadable.
 """
@@ -27,14 +26,12 @@ import json
 import logging
 import math
 import re
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metrics.intervals import iso, to_utc
 from genai_flywheel.report.charts import Point
 
@@ -44,13 +41,14 @@ _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
 
 
 @dataclass(frozen=True)
-class Incident:
-    """A planted incident window ``[start, end)`` of the ground truth."""
+class Annotation:
+    """A time window ``[start, end)`` the caller marks on every chart of an application (a deployment, a
+    maintenance, a known outage): hatched and labelled with ``name``."""
 
     name: str
-    kind: str
     start: datetime
     end: datetime
+    kind: str = ""
     description: str = ""
 
 
@@ -212,138 +210,6 @@ def load_app(data_root: Path | str, app: str) -> AppData:
     )
 
 
-def _parse_time(value: Any, where: str) -> datetime:
-    if isinstance(value, datetime):
-        return utc(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return utc(datetime.fromtimestamp(value / 1000.0, UTC))  # epoch milliseconds, as in the traces
-    if isinstance(value, str):
-        try:
-            return utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
-        except ValueError:
-            pass
-    raise DataContractError(
-        f"ground truth {where} = {value!r} is not a time; use an ISO 8601 string such as "
-        "'2026-01-05T13:00:00Z', epoch milliseconds, or a datetime"
-    )
-
-
-def _field(item: Mapping[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        if item.get(name) is not None:
-            return item[name]
-    return None
-
-
-def parse_incidents(ground_truth: Mapping[str, Any] | list[Any] | None, app: str) -> list[Incident]:
-    """The planted incident windows of ``ground_truth`` that concern ``app``, sorted by (start, name).
-
-    Accepted shapes: the simulator's dict ``{"incidents": {name: {kind, start, end, ...}}, ...}`` (or with a
-    list ``[{name, kind, start, end, ...}]``), or a bare
-    list of ``{name, start, end}`` windows. Times are ISO 8601 strings, epoch milliseconds or datetimes
-    (``start_ms``/``end_ms`` are read too). An incident (or the whole dict) with an ``app`` key naming
-    another application is skipped.
-    """
-    if ground_truth is None:
-        return []
-    if isinstance(ground_truth, Mapping):
-        owner = ground_truth.get("app")
-        if isinstance(owner, str) and owner != app:
-            return []
-        items = ground_truth.get("incidents")
-        if isinstance(items, Mapping):  # the simulator keys its incidents by name
-            items = [{"name": name, **info} for name, info in items.items() if isinstance(info, Mapping)]
-        if not isinstance(items, list):
-            raise DataContractError(
-                f"ground truth has no 'incidents' list (keys: {sorted(map(str, ground_truth))}); pass the "
-                "simulator's ground-truth dict or a list of {name, start, end} windows"
-            )
-    elif isinstance(ground_truth, list):
-        items = ground_truth
-    else:
-        raise DataContractError(
-            f"ground truth must be a dict or a list, got {type(ground_truth).__name__}; pass the "
-            "simulator's ground-truth dict or a list of {name, start, end} windows"
-        )
-    incidents: list[Incident] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise DataContractError(f"ground truth incidents[{i}] = {item!r} is not a dict with name/start/end")
-        if item.get("app") not in (None, app):
-            continue
-        start_raw = _field(item, ("start", "start_ms", "start_time", "window_start"))
-        end_raw = _field(item, ("end", "end_ms", "end_time", "window_end"))
-        if start_raw is None or end_raw is None:
-            raise DataContractError(
-                f"ground truth incidents[{i}] ({item.get('name', '?')!r}) lacks a start or end; give both"
-            )
-        start = _parse_time(start_raw, f"incidents[{i}].start")
-        end = _parse_time(end_raw, f"incidents[{i}].end")
-        if end <= start:
-            raise DataContractError(
-                f"ground truth incidents[{i}] ends at {iso(end)}, not after its start {iso(start)}; swap them"
-            )
-        kind = str(item.get("kind") or "")
-        name = str(item.get("name") or kind or f"incident {i + 1}")
-        description = str(item.get("description") or "")
-        incidents.append(Incident(name, kind, start, end, description))
-    incidents.sort(key=lambda x: (x.start, x.name))
-    return incidents
-
-
-def overlaps(start: datetime, end: datetime, window_start: datetime, window_end: datetime) -> bool:
-    """True when ``[start, end)`` and ``[window_start, window_end)`` share time."""
-    return start < window_end and end > window_start
-
-
-@dataclass(frozen=True)
-class Detection:
-    """What the alerts did during one planted incident."""
-
-    incident: Incident
-    rules: tuple[str, ...]  # rules whose evaluation was firing on an interval overlapping the window
-    first_firing: tuple[datetime, datetime] | None  # the earliest such interval
-    delay_s: float | None  # from the incident start to the end of that interval (alerts fire at its end)
-
-    @property
-    def detected(self) -> bool:
-        """At least one rule fired during the window."""
-        return bool(self.rules)
-
-
-def detections(incidents: list[Incident], events: tuple[dict[str, Any], ...]) -> list[Detection]:
-    """For each incident, the rules that were firing in an interval overlapping its window."""
-    firing = [e for e in events if e["evaluation"] == "firing"]
-    result = []
-    for inc in incidents:
-        hits = [e for e in firing if overlaps(e["interval_start"], e["interval_end"], inc.start, inc.end)]
-        if not hits:
-            result.append(Detection(inc, (), None, None))
-            continue
-        first = min(hits, key=lambda e: (e["interval_start"], e["rule"]))
-        delay = max(0.0, (first["interval_end"] - inc.start).total_seconds())
-        result.append(
-            Detection(
-                inc,
-                tuple(sorted({e["rule"] for e in hits})),
-                (first["interval_start"], first["interval_end"]),
-                delay,
-            )
-        )
-    return result
-
-
-def firing_outside(incidents: list[Incident], events: tuple[dict[str, Any], ...]) -> dict[str, int]:
-    """Per rule, the firing intervals that overlap no planted incident (candidate false alarms)."""
-    counts: Counter[str] = Counter()
-    for e in events:
-        if e["evaluation"] != "firing":
-            continue
-        if not any(overlaps(e["interval_start"], e["interval_end"], i.start, i.end) for i in incidents):
-            counts[e["rule"]] += 1
-    return dict(sorted(counts.items()))
-
-
 def _sum(metrics: dict[str, tuple[Point, ...]], name: str) -> float:
     return float(sum(p.value for p in metrics.get(name, ()) if p.value is not None))
 
@@ -419,7 +285,7 @@ def summary_of(data: AppData) -> dict[str, Any]:
 
 
 def summarize(data_root: Path | str, app: str) -> dict[str, Any]:
-    """Headline numbers of ``app`` under ``data_root``, JSON-ready (for the CLI's demo summary).
+    """Headline numbers of ``app`` under ``data_root``, JSON-ready (for command-line summaries).
 
     Keys: ``app``, ``intervals`` (metrics partitions), ``first_interval_start``/``last_interval_end`` (ISO,
     None when no intervals), ``traces`` (sum of ``volume``), ``error_traces``, ``quarantined``, ``sampled``

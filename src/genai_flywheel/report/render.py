@@ -3,8 +3,9 @@
 Per application: headline numbers, time-series charts (traffic, latency p95 end to end and per span type,
 error rate, each scorer's pass rate, user-feedback positive rate, and any other alerted metric) with the
 95 % CI as a band, alert firing windows shaded and rule thresholds dashed, a rule summary and the table of
-notable alert events; then, when present, planted incidents vs alerts, curated dataset versions and
-development evaluations.
+notable alert events; then any sections the caller adds (``extra_sections``), curated dataset versions
+and development evaluations. Windows the caller annotates (``annotations``: a deployment, an outage) are
+hatched on every chart of their application.
 
 Deterministic: the same data root and arguments give the same bytes (no clock is read; pass
 ``generated_at`` to print a time). All text goes through :func:`html.escape`. The HTML pieces and the
@@ -15,7 +16,7 @@ monitor charts are shared with the Airflow UI's GenAI Quality page (:mod:`.fragm
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -23,16 +24,7 @@ from typing import Any
 
 from genai_flywheel.exceptions import ConfigError
 from genai_flywheel.report.charts import CHART_CSS, PALETTE, Interval, format_time, format_value, interval_plot_svg
-from genai_flywheel.report.data import (
-    AppData,
-    Incident,
-    alert_counts,
-    detections,
-    firing_outside,
-    load_app,
-    parse_incidents,
-    summary_of,
-)
+from genai_flywheel.report.data import Annotation, AppData, alert_counts, load_app, summary_of
 from genai_flywheel.report.fragments import (
     IMPROVEMENT_KEYS,
     WEB_SCHEMES,
@@ -65,6 +57,8 @@ _MAX_ERROR_TYPES = 4  # more lines make the error chart unreadable; the rest sti
 _LINK_SCHEMES = (*WEB_SCHEMES, "file")
 # The report's captions are styled as notes (its CSS has no rule for <caption>).
 _table = partial(_any_table, caption_cls="note")
+# A section a caller adds to every application: given its loaded data, an HTML fragment (or "").
+ExtraSection = Callable[[AppData], str]
 
 _CSS = (
     """
@@ -95,10 +89,9 @@ dl.headline dd small { font-size: 0.8rem; font-weight: 400; color: #4a5563; }
 th, td { border: 1px solid #d9dde3; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f5; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.state-fired td, tr.detected-no td.verdict { background: #fde3d6; }
+tr.state-fired td { background: #fde3d6; }
 tr.state-resolved td { background: #dff2e8; }
 tr.state-still_firing td, tr.state-insufficient_data td { background: #fff1e6; }
-tr.detected-yes td.verdict { background: #dff2e8; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8rem; font-weight: 600; }
 .badge.pass { background: #dff2e8; color: #0b5d3b; }
 .badge.fail { background: #fde3d6; color: #8a2c00; }
@@ -109,23 +102,19 @@ footer { padding: 12px 28px 30px 28px; color: #4a5563; font-size: 0.85rem; }
 )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    minutes = int(round(seconds / 60))
-    hours, mins = divmod(minutes, 60)
-    if hours and mins:
-        return f"{hours} h {mins} min"
-    return f"{hours} h" if hours else f"{mins} min"
-
-
 class _AppPage:
     """Builds the HTML section of one application."""
 
-    def __init__(self, data: AppData, index: int, incidents: list[Incident]) -> None:
+    def __init__(
+        self,
+        data: AppData,
+        index: int,
+        annotations: Sequence[Annotation] = (),
+        extra_sections: Sequence[ExtraSection] = (),
+    ) -> None:
         self.data = data
         self.index = index
-        self.incidents = incidents
+        self.extra_sections = extra_sections
         self.rules = alert_counts(data.events)
         if data.intervals:
             x_range = (data.intervals[0][0], data.intervals[-1][1])
@@ -137,7 +126,7 @@ class _AppPage:
             chart_id=f"chart-{index}",
             events=data.events,
             rules=[RuleLine(rule, r["metric"], r["op"], r["threshold"]) for rule, r in self.rules.items()],
-            incidents=incidents,
+            annotations=annotations,
         )
 
     def monitor_charts(self) -> str:
@@ -257,42 +246,6 @@ class _AppPage:
         )
         return f"<h3>Alerts</h3>{rules}{events}"
 
-    def incidents_section(self) -> str:
-        """Planted incidents vs the alerts raised in their windows."""
-        if not self.incidents:
-            return ""
-        rows = []
-        for d in detections(self.incidents, self.data.events):
-            inc = d.incident
-            first = window(*d.first_firing) if d.first_firing else "n/a"
-            verdict = "yes" if d.detected else "no"
-            rows.append(
-                f'<tr class="detected-{verdict}">'
-                + td(inc.name)
-                + td(inc.kind or "n/a")
-                + td(window(inc.start, inc.end))
-                + td(", ".join(d.rules) or "none")
-                + td(first)
-                + td(_duration(d.delay_s), num=True)
-                + td(verdict, cls="verdict")
-                + "</tr>"
-            )
-        table = _table(
-            ["planted incident", "kind", "window (UTC)", "alerts firing in the window",
-             "first firing interval", "delay to detection", "detected"],
-            rows,
-            "Planted incident -> alerts raised in its window (a rule counts when its whole CI crossed the "
-            "threshold in an interval overlapping the window; delay runs to the end of that interval)",
-            cls="incidents",
-        )  # fmt: skip
-        outside = firing_outside(self.incidents, self.data.events)
-        if outside:
-            listed = ", ".join(f"{rule}: {n}" for rule, n in outside.items())
-            note = f'<p class="note">Firing intervals outside every planted window: {esc(listed)}.</p>'
-        else:
-            note = '<p class="note">No rule fired outside the planted windows.</p>'
-        return f"<h3>Planted incidents</h3>{table}{note}"
-
     def datasets_section(self) -> str:
         """Curated dataset versions, when the curation DAG has written any."""
         if not self.data.datasets:
@@ -372,7 +325,7 @@ class _AppPage:
             + "<h3>Monitor</h3>"
             + self.monitor_charts()
             + self.alerts()
-            + self.incidents_section()
+            + "".join(section(data) for section in self.extra_sections)
             + self.datasets_section()
             + self.evaluations_section()
             + problems_html(data.problems)
@@ -444,20 +397,21 @@ def render_html(
     apps: Sequence[AppData],
     *,
     title: str = "genai-flywheel report",
-    ground_truth: Mapping[str, Any] | list[Any] | None = None,
+    annotations: Mapping[str, Sequence[Annotation]] | None = None,
+    extra_sections: Sequence[ExtraSection] = (),
+    notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
 ) -> str:
     """The report page for already loaded application data (see :func:`render_report`)."""
     sections = []
     for i, data in enumerate(apps):
-        incidents = parse_incidents(ground_truth, data.app)
-        sections.append(_AppPage(data, i, incidents).render())
+        marked = (annotations or {}).get(data.app, ())
+        sections.append(_AppPage(data, i, marked, extra_sections).render())
     meta = [f"Applications: {', '.join(a.app for a in apps)}."]
     if generated_at is not None:
         meta.append(f"Generated {format_time(generated_at)} UTC.")
-    if ground_truth is not None:
-        meta.append("Planted incident windows from the simulator's ground truth are hatched.")
+    meta += notes
     return document(
         title,
         _CSS,
@@ -475,17 +429,20 @@ def render_report(
     out: Path,
     *,
     title: str = "genai-flywheel report",
-    ground_truth: dict[str, Any] | list[Any] | None = None,
-    links: dict[str, str] | None = None,
+    annotations: Mapping[str, Sequence[Annotation]] | None = None,
+    extra_sections: Sequence[ExtraSection] = (),
+    notes: Sequence[str] = (),
+    links: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
 ) -> Path:
     """Write the static HTML report of ``apps`` (data under ``data_root``) to ``out``; return ``out``.
 
-    ``ground_truth`` is the traffic simulator's ground-truth dict (``{"incidents": [{name, kind, start,
-    end, ...}]}``) or a list of ``{name, start, end}`` windows; its windows are hatched on every chart and
-    matched against the alerts. ``links`` maps a label to a URL (e.g. the MLflow and Airflow UIs) shown in
-    the header. ``generated_at`` is printed when given; nothing else depends on the clock, so the same
-    inputs give the same bytes. The file is written atomically.
+    ``annotations`` maps an application name to the windows hatched and labelled on each of its charts.
+    Each of ``extra_sections`` is called with an application's loaded :class:`~.data.AppData` and returns
+    an HTML fragment placed after the alerts (its text already escaped, e.g. with :func:`.fragments.esc`),
+    or ``""``. ``notes`` are sentences added to the header. ``links`` maps a label to a URL (e.g. the MLflow
+    and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
+    clock, so the same inputs give the same bytes. The file is written atomically.
     """
     from genai_flywheel.metrics.store import atomic_write_text
 
@@ -493,7 +450,15 @@ def render_report(
         raise ConfigError("render_report needs at least one application name; pass e.g. apps=['support']")
     unique = list(dict.fromkeys(apps))  # order kept, repeats dropped
     loaded = [load_app(Path(data_root), app) for app in unique]
-    page = render_html(loaded, title=title, ground_truth=ground_truth, links=links, generated_at=generated_at)
+    page = render_html(
+        loaded,
+        title=title,
+        annotations=annotations,
+        extra_sections=extra_sections,
+        notes=notes,
+        links=links,
+        generated_at=generated_at,
+    )
     path = atomic_write_text(page, Path(out))
     log.info("wrote the report of %s (%d bytes) to %s", ", ".join(unique), len(page.encode("utf-8")), path)
     return path

@@ -5,8 +5,8 @@ Both pages chart the same metrics (names from :mod:`genai_flywheel.metrics.aggre
 titles, units, y-axis labels, 95 % CI bands, shaded alert windows and dashed rule thresholds. What each
 page chooses on purpose is an argument of :class:`TrendCharts` or of its chart methods: which charts and in
 which order, their colours, the chart id prefix, where the rules drawn as thresholds come from (the report
-reads them from the alert event log, the page from the configuration) and the planted-incident windows
-(the report's only).
+reads them from the alert event log, the page from the configuration) and the annotated windows
+(the report's only, supplied by its caller).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from genai_flywheel.metrics.aggregate import is_estimate
 from genai_flywheel.report.charts import PALETTE, Point, Series, Shade, Threshold, Unit, format_value, time_series_svg
-from genai_flywheel.report.data import Incident, families
+from genai_flywheel.report.data import Annotation, families
 from genai_flywheel.report.fragments import unit_of
 
 Metrics = Mapping[str, tuple[Point, ...]]
@@ -74,7 +74,7 @@ class TrendCharts:
 
     Each chart shades the windows in which an alert on one of its metrics was firing (from ``events``,
     the alert event log as :func:`~genai_flywheel.report.data.load_events` returns it), draws the threshold
-    of every rule in ``rules`` on its metric and hatches the ``incidents``. Charts get the ids
+    of every rule in ``rules`` on its metric and hatches the ``annotations``. Charts get the ids
     ``<chart_id>-1``, ``<chart_id>-2``, ... (unique in the page when ``chart_id`` is). :attr:`charted`
     collects the metrics drawn so far, so :meth:`uncharted_rule_metrics` can give every alerted metric a chart.
     """
@@ -87,19 +87,19 @@ class TrendCharts:
         chart_id: str,
         events: Sequence[Mapping[str, Any]] = (),
         rules: Sequence[RuleLine] = (),
-        incidents: Sequence[Incident] = (),
+        annotations: Sequence[Annotation] = (),
     ) -> None:
         self.metrics = metrics
         self.x_range = x_range
         self.chart_id = chart_id
         self.events = events
         self.rules = rules
-        self.incidents = incidents
+        self.annotations = annotations
         self.count = 0
         self.charted: set[str] = set()
 
     def _shades(self, metrics: set[str]) -> list[Shade]:
-        shades = [Shade(i.start, i.end, "incident", i.name) for i in self.incidents]
+        shades = [Shade(a.start, a.end, "annotation", a.name) for a in self.annotations]
         shades += [
             Shade(e["interval_start"], e["interval_end"], "alert", e["rule"])
             for e in self.events

@@ -1,6 +1,6 @@
 """Pull the user's question and the app's answer out of a trace's root-span inputs and outputs.
 
-Apps log very different shapes: the demo app ``{"query": ...}`` -> ``{"answer": ...}``, chat apps
+Apps log very different shapes: a question-answering app ``{"query": ...}`` -> ``{"answer": ...}``, chat apps
 ``{"messages": [...]}`` -> an OpenAI ``ChatCompletion`` dict or ``{"messages": [...]}``, and plain strings.
 Every heuristic scorer reads text through these two functions so they all agree on what "the query" and
 "the answer" are. Pure Python: no MLflow import.

@@ -2,7 +2,7 @@
 
 A real PostgreSQL 15 (two databases: ``airflow`` and ``mlflow``) in a temporary folder, an ``mlflow
 server`` over it, and Airflow's api-server, scheduler and dag-processor over it with the LocalExecutor,
-all on 127.0.0.1 on free ports, driven by ``genai_flywheel.services``. Every process started here is
+all on 127.0.0.1 on free ports, driven by ``flywheel_demo.services``. Every process started here is
 stopped by the fixtures' finalizers, also when a test or the start-up fails; on failure the tails of the
 service and task logs are printed. The tests skip only when the PostgreSQL server binaries are missing.
 """
@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from genai_flywheel.services import Stack, airflow, init_airflow, start_airflow, start_mlflow, stop, stop_all
+from flywheel_demo.services import Stack, airflow, init_airflow, start_airflow, start_mlflow, stop, stop_all
 from tests.integration.conftest import ROOT, write_config
 
 APP = "support-assistant"

@@ -44,8 +44,8 @@ def _run_state(topology: Topology, dag_id: str) -> str:
 def test_killed_mlflow_server_costs_a_retry_not_a_lost_or_duplicated_score(
     topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from flywheel_demo.simulate import simulate
     from genai_flywheel.config import load_config
-    from genai_flywheel.demo.simulate import simulate
     from genai_flywheel.metrics import MetricsStore
     from genai_flywheel.workspace import IntervalWorkspace
 

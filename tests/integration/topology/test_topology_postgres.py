@@ -25,7 +25,7 @@ def _logical(run: dict) -> datetime | None:
 
 
 def test_backfill_curation_and_asset_triggered_evaluation(topology: Topology) -> None:
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
     from genai_flywheel.loop import run_folder
     from genai_flywheel.metrics import MetricsStore
 

@@ -107,6 +107,7 @@ def _mixed_rows() -> list[dict]:
                 minute=i,
                 feedback=True if i % 2 else None,
                 scores={"relevance": 0.9, "groundedness": 0.95},
+                tags={"journey": "billing"} if i % 4 == 0 else None,
             )
         )
         rows.append(
@@ -328,3 +329,12 @@ def test_check_rule_rejects_a_bad_filter_and_accepts_the_defaults() -> None:
         check_rule(CurationRule(name="r", filter="trace.status = "))
     with pytest.raises(ConfigError, match="max_clusters"):
         check_rule(CurationRule(name="r", kind="query_clusters", options={"max_clusters": "many"}))
+
+
+def test_default_critical_journeys_follow_the_journey_tag_not_an_apps_words() -> None:
+    rule = next(r for r in default_rules() if r.name == "critical_journeys")
+    rows = [
+        trace("tagged", "where do I pay", tags={"journey": "checkout"}),
+        trace("words", "my invoice is wrong and SSO fails"),  # an app's own words: its config names them
+    ]
+    assert picked(select_traces(app_with([rule]), table(rows))) == [("tagged", "critical_journeys")]

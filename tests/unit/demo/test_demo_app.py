@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from genai_flywheel.demo.app import (
+from flywheel_demo.app import (
     CHAT_USAGE_KEY,
     FALLBACK_ANSWER,
     MODEL_NAME,
@@ -25,8 +25,8 @@ from genai_flywheel.demo.app import (
     predict_production,
     terms,
 )
-from genai_flywheel.demo.corpus import DOCS, FEATURES, INCIDENT_FEATURE, doc_by_id, documents
-from genai_flywheel.demo.queries import QUERY_MIX, SLOTS, TEMPLATES, pii_suffix
+from flywheel_demo.corpus import DOCS, FEATURES, INCIDENT_FEATURE, doc_by_id, documents
+from flywheel_demo.queries import QUERY_MIX, SLOTS, TEMPLATES, pii_suffix
 
 PROD = SupportAssistant("production")
 FIXED = SupportAssistant("fixed")
@@ -174,7 +174,7 @@ def test_versions_and_predict_fns() -> None:
 
 def test_demo_modules_do_not_import_mlflow() -> None:
     code = (
-        "import sys, genai_flywheel.demo, genai_flywheel.demo.simulate, genai_flywheel.demo.schedule; "
+        "import sys, flywheel_demo, flywheel_demo.simulate, flywheel_demo.schedule; "
         "bad = [m for m in ('mlflow', 'airflow', 'pandas') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from genai_flywheel.demo.queries import EMAIL_RE, PHONE_RE
-from genai_flywheel.demo.schedule import (
+from flywheel_demo.queries import EMAIL_RE, PHONE_RE
+from flywheel_demo.schedule import (
     PROFILE,
     default_end,
     diurnal_weight,

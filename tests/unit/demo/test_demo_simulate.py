@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from genai_flywheel.demo.app import CHAT_USAGE_KEY
-from genai_flywheel.demo.schedule import plan_traffic
-from genai_flywheel.demo.simulate import (
+from flywheel_demo.app import CHAT_USAGE_KEY
+from flywheel_demo.schedule import plan_traffic
+from flywheel_demo.simulate import (
     _Apps,
     ground_truth,
     layout,

@@ -32,7 +32,7 @@ def test_bad_specs_explain_the_fix(spec: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("genai_flywheel.demo.app:predict_fixed", "predict_fixed"),
+        ("flywheel_demo.app:predict_fixed", "predict_fixed"),
         ("models:/support-assistant/3", "support-assistant-3"),
         ("models:/support-assistant@champion", "support-assistant-champion"),
         ("runs:/0123456789abcdef/model", "run-01234567"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from genai_flywheel.config import AlertRule
 from genai_flywheel.report.charts import Point
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -64,3 +66,52 @@ def table_rows(html: str, table_class: str) -> list[list[str]]:
     assert table, f"no table {table_class}"
     body = table.group(0).split("<tbody>")[1]
     return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)]
+
+
+# --- a small alerted metrics store: six hourly intervals, a latency spike in two of them -------------------
+
+APP = "support"
+HOUR = H
+N_INTERVALS = 6
+SPIKE = (2, 3)  # intervals whose latency p95 is far above the rule's threshold
+RULES = [
+    AlertRule(name="latency-p95", metric="latency_p95_ms", op=">", threshold=3000, min_samples=10),
+    AlertRule(name="errors-high", metric="error_rate", op=">", threshold=0.5, min_samples=10),
+]
+
+
+def report_partition(i: int) -> Any:
+    spike = i in SPIKE
+    lat = 5000.0 if spike else 1000.0
+    # The last interval has a latency estimate without a CI (too few samples): the band must break there.
+    lat_ci = (None, None) if i == N_INTERVALS - 1 else (lat * 0.8, lat * 1.2)
+    rows: dict[str, tuple[float | None, int, float | None, float | None]] = {
+        "volume": (100.0, 100, None, None),
+        "sampled": (20.0, 20, None, None),
+        "latency_p95_ms": (lat, 100, *lat_ci),
+        "span.LLM.latency_p95_ms": (lat * 0.7, 100, lat * 0.6, lat * 0.8),
+        "error_rate": (0.02, 100, 0.005, 0.07),
+        "error_rate.TimeoutError": (0.02, 100, 0.005, 0.07),
+        "scorer.relevance.pass_rate": (0.9, 20, 0.7, 0.97),
+        "scorer.relevance.n": (20.0, 20, None, None),
+        "scorer.relevance.errors": (1.0, 21, None, None),
+        "feedback.user_feedback.positive_rate": (0.75, 12, 0.47, 0.91),
+        "cost_usd": (0.25, 100, None, None),
+        "tokens_total": (5000.0, 100, None, None),
+    }
+    start = T0 + i * HOUR
+    return metrics_partition(APP, start, start + HOUR, rows)
+
+
+def write_report_store(root: Path) -> Path:
+    """Six hourly intervals of :data:`APP` under ``root``, written with MetricsStore and alert-processed
+    with the alerts API (:data:`RULES`; the latency rule fires in the :data:`SPIKE` intervals)."""
+    from genai_flywheel.alerts import process_interval
+    from genai_flywheel.metrics import MetricsStore
+
+    store = MetricsStore(root)
+    for i in range(N_INTERVALS):
+        store.write_partition(report_partition(i))
+        start = T0 + i * HOUR
+        process_interval(root, APP, store.read(APP, start, start + HOUR), RULES, start, start + HOUR, HOUR * 24)
+    return root

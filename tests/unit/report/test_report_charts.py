@@ -51,20 +51,20 @@ def test_null_value_and_missing_interval_break_the_line() -> None:
     assert sum(b.endswith("Z") for b in bands) == 1
 
 
-def test_alert_and_incident_windows_are_merged_and_clipped() -> None:
+def test_alert_and_annotated_windows_are_merged_and_clipped() -> None:
     shades = [
         Shade(T0 + 1 * H, T0 + 2 * H, "alert", "lat"),
         Shade(T0 + 2 * H, T0 + 3 * H, "alert", "lat"),  # adjacent: merged with the one before
-        Shade(T0 - 5 * H, T0 + 1 * H, "incident", "bug"),  # starts before the chart: clipped
-        Shade(T0 + 10 * H, T0 + 11 * H, "incident", "later"),  # outside the chart: not drawn
+        Shade(T0 - 5 * H, T0 + 1 * H, "annotation", "bug"),  # starts before the chart: clipped
+        Shade(T0 + 10 * H, T0 + 11 * H, "annotation", "later"),  # outside the chart: not drawn
     ]
     svg = _chart([Series("s", points([0.5] * 6))], shades=shades)
     alerts = re.findall(r'<rect class="alert-window" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
     assert len(alerts) == 1
-    incidents = re.findall(r'<rect class="incident-window" x="([\d.]+)"', svg)
-    assert incidents == ["66.0"]  # the plot's left edge
+    annotated = re.findall(r'<rect class="annotation-window" x="([\d.]+)"', svg)
+    assert annotated == ["66.0"]  # the plot's left edge
     assert "later" not in svg
-    assert "alert firing: lat" in svg and "planted incident" in svg
+    assert "alert firing: lat" in svg and "annotated window" in svg
 
 
 def test_rate_axis_is_in_percent_and_time_axis_in_utc() -> None:

@@ -11,7 +11,7 @@ import pytest
 from genai_flywheel.exceptions import ConfigError
 from genai_flywheel.report import render_html
 from genai_flywheel.report.charts import CHART_CSS, PALETTE, Point
-from genai_flywheel.report.data import AppData, Incident, load_app, load_metrics, read_evaluation, summarize
+from genai_flywheel.report.data import Annotation, AppData, load_app, load_metrics, read_evaluation, summarize
 from genai_flywheel.report.fragments import (
     WEB_SCHEMES,
     Card,
@@ -159,11 +159,11 @@ def test_thresholds_alert_windows_and_uncharted_rule_metrics() -> None:
         {"metric": "latency_p95_ms", "status": "firing", "rule": "slow", "interval_start": T0, "interval_end": T0 + H},
         {"metric": "volume", "status": "firing", "rule": "other", "interval_start": T0, "interval_end": T0 + H},
     ]
-    incident = Incident("outage", "latency", T0 + H, T0 + 2 * H)
-    t = _trends({"latency_p95_ms": _points(3000, 100)}, rules=rules, events=events, incidents=[incident])
+    outage = Annotation("outage", T0 + H, T0 + 2 * H, kind="latency")
+    t = _trends({"latency_p95_ms": _points(3000, 100)}, rules=rules, events=events, annotations=[outage])
     latency = t.latency_chart(per_span_type=False)
     assert "slow: &gt; 2,500 ms" in latency and "alert firing: slow" in latency
-    assert latency.count('class="incident-window"') == 1
+    assert latency.count('class="annotation-window"') == 1
     volume = t.volume_chart("Traffic")
     assert "alert firing: other" in volume and "slow" not in volume  # shaded by the metric the rule watches
     assert t.charted == {"latency_p95_ms", "volume", "sampled"}

@@ -4,76 +4,42 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from genai_flywheel.config import AlertRule
-from genai_flywheel.exceptions import ConfigError, DataContractError
+from genai_flywheel.exceptions import ConfigError
 from genai_flywheel.report import render_report, summarize
-from genai_flywheel.report.data import parse_incidents
-from tests.unit.report.report_helpers import metrics_partition, table_rows
+from genai_flywheel.report.data import Annotation, AppData
+from genai_flywheel.report.fragments import esc
+from tests.unit.report.report_helpers import APP, N_INTERVALS, table_rows, write_report_store
 
-APP = "support"
-T0 = datetime(2026, 1, 5, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-N_INTERVALS = 6
-SPIKE = (2, 3)  # intervals whose latency p95 is far above the rule's threshold
-RULES = [
-    AlertRule(name="latency-p95", metric="latency_p95_ms", op=">", threshold=3000, min_samples=10),
-    AlertRule(name="errors-high", metric="error_rate", op=">", threshold=0.5, min_samples=10),
-]
-GROUND_TRUTH = {
-    "incidents": [
-        # Covers the spike: the latency rule fires in it.
-        {"name": "chat <latency> x4", "kind": "latency",
-         "start": "2026-01-05T02:00:00Z", "end": "2026-01-05T04:00:00Z"},
-        # Nothing fires here.
-        {"name": "silent & unseen", "kind": "quality",
-         "start": "2026-01-05T05:00:00Z", "end": "2026-01-05T06:00:00Z"},
-    ]
-}  # fmt: skip
+# Windows a caller marks (a deployment, an outage) and a section of its own, given each application's data.
+ANNOTATIONS = {
+    APP: [
+        Annotation("deploy <v2> & rollback", datetime(2026, 1, 5, 2, tzinfo=UTC), datetime(2026, 1, 5, 4, tzinfo=UTC)),
+        Annotation("maintenance", datetime(2026, 1, 5, 5, tzinfo=UTC), datetime(2026, 1, 5, 6, tzinfo=UTC)),
+    ],
+    "other": [Annotation("elsewhere", datetime(2026, 1, 5, 1, tzinfo=UTC), datetime(2026, 1, 5, 2, tzinfo=UTC))],
+}
 
 
-def _partition(i: int) -> Any:
-    spike = i in SPIKE
-    lat = 5000.0 if spike else 1000.0
-    # The last interval has a latency estimate without a CI (too few samples): the band must break there.
-    lat_ci = (None, None) if i == N_INTERVALS - 1 else (lat * 0.8, lat * 1.2)
-    rows: dict[str, tuple[float | None, int, float | None, float | None]] = {
-        "volume": (100.0, 100, None, None),
-        "sampled": (20.0, 20, None, None),
-        "latency_p95_ms": (lat, 100, *lat_ci),
-        "span.LLM.latency_p95_ms": (lat * 0.7, 100, lat * 0.6, lat * 0.8),
-        "error_rate": (0.02, 100, 0.005, 0.07),
-        "error_rate.TimeoutError": (0.02, 100, 0.005, 0.07),
-        "scorer.relevance.pass_rate": (0.9, 20, 0.7, 0.97),
-        "scorer.relevance.n": (20.0, 20, None, None),
-        "scorer.relevance.errors": (1.0, 21, None, None),
-        "feedback.user_feedback.positive_rate": (0.75, 12, 0.47, 0.91),
-        "cost_usd": (0.25, 100, None, None),
-        "tokens_total": (5000.0, 100, None, None),
-    }
-    start = T0 + i * HOUR
-    return metrics_partition(APP, start, start + HOUR, rows)
+def _events_section(data: AppData) -> str:
+    return f'<h3 id="extra">{esc(data.app)}: {len(data.events)} alert events</h3>'
+
+
+EXTRAS: dict[str, Any] = {
+    "annotations": ANNOTATIONS,
+    "extra_sections": [_events_section],
+    "notes": ["Deployments are <hatched>."],
+}
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six hourly intervals written with MetricsStore and alert-processed with the alerts API."""
-    from genai_flywheel.alerts import process_interval
-    from genai_flywheel.metrics import MetricsStore
-
-    root = tmp_path_factory.mktemp("data")
-    store = MetricsStore(root)
-    for i in range(N_INTERVALS):
-        table = _partition(i)
-        store.write_partition(table)
-        start = T0 + i * HOUR
-        process_interval(root, APP, store.read(APP, start, start + HOUR), RULES, start, start + HOUR, HOUR * 24)
-    return root
+    return write_report_store(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +50,7 @@ def page(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
         [APP],
         out,
         title="<script>alert(1)</script> & co",
-        ground_truth=GROUND_TRUTH,
+        **EXTRAS,
         links={
             "MLflow UI": "http://127.0.0.1:5000/#/experiments?a=1&b=2",
             "Airflow <UI>": "http://127.0.0.1:8080",
@@ -154,15 +120,21 @@ def test_alert_event_table_has_fired_still_firing_resolved(page: str) -> None:
     assert '<tr class="state-fired">' in page
 
 
-def test_incident_detectiontable_rows(page: str) -> None:
-    rows = table_rows(page, "incidents")
-    assert [(r[0], r[3], r[6]) for r in rows] == [
-        ("chat &lt;latency&gt; x4", "latency-p95", "yes"),
-        ("silent &amp; unseen", "none", "no"),
-    ]
-    assert rows[0][5] == "1 h"  # incident 02:00, first firing interval ends 03:00
-    incident_rects = re.findall(r'class="incident-window"', page)
-    assert len(incident_rects) == 2 * len(_svgs(page))  # both windows hatched on every chart
+def test_annotated_windows_hatched_on_every_chart_and_extra_sections_placed(page: str) -> None:
+    rects = re.findall(r'<rect class="annotation-window"[^>]*><title>([^<]*)</title>', page)
+    # Both windows of this application on every chart, none of another application's.
+    assert len(rects) == 2 * len(_svgs(page))
+    assert rects[0] == "deploy &lt;v2&gt; &amp; rollback: 2026-01-05 02:00 to 2026-01-05 04:00 UTC"
+    assert "elsewhere" not in page
+    # The caller's section gets the application's loaded data and sits after the alerts.
+    assert '<h3 id="extra">support: 12 alert events</h3>' in page
+    assert page.index("<h3>Alerts</h3>") < page.index('id="extra"')
+    assert "Deployments are &lt;hatched&gt;." in page
+
+
+def test_without_annotations_nothing_is_hatched(data_root: Path, tmp_path: Path) -> None:
+    html = render_report(data_root, [APP], tmp_path / "plain.html").read_text()
+    assert "annotation-window" not in html and 'id="extra"' not in html
 
 
 def test_text_is_escaped_and_nothing_external_is_loaded(page: str) -> None:
@@ -179,7 +151,7 @@ def test_text_is_escaped_and_nothing_external_is_loaded(page: str) -> None:
 def test_same_inputs_give_the_same_bytes(data_root: Path, tmp_path: Path, page: str) -> None:
     kwargs: dict[str, Any] = {
         "title": "<script>alert(1)</script> & co",
-        "ground_truth": GROUND_TRUTH,
+        **EXTRAS,
         "links": {
             "MLflow UI": "http://127.0.0.1:5000/#/experiments?a=1&b=2",
             "Airflow <UI>": "http://127.0.0.1:8080",
@@ -280,40 +252,4 @@ def test_bad_arguments_are_refused(data_root: Path, tmp_path: Path) -> None:
         render_report(data_root, [APP], tmp_path / "x.html", links={"x": "javascript:alert(1)"})
     with pytest.raises(ConfigError, match="at least one application"):
         render_report(data_root, [], tmp_path / "x.html")
-    with pytest.raises(DataContractError, match="incidents"):
-        render_report(data_root, [APP], tmp_path / "x.html", ground_truth={"windows": []})
     assert not (tmp_path / "x.html").exists()
-
-
-def test_parse_incidents_shapes() -> None:
-    windows = [
-        {"name": "b", "start": 1767582000000, "end": 1767585600000},  # epoch ms
-        {"name": "a", "start_ms": 1767582000000, "end_ms": 1767585600000, "app": "other"},
-        {"name": "c", "start": datetime(2026, 1, 5, 1, tzinfo=UTC), "end": "2026-01-05T02:00:00+00:00"},
-    ]
-    got = parse_incidents(windows, APP)
-    assert [(i.name, i.start.hour, i.end.hour) for i in got] == [("c", 1, 2), ("b", 3, 4)]
-    assert parse_incidents({"app": "other", "incidents": windows}, APP) == []
-    assert parse_incidents(None, APP) == []
-    with pytest.raises(DataContractError, match="not after its start"):
-        parse_incidents([{"name": "x", "start": "2026-01-05T02:00:00Z", "end": "2026-01-05T01:00:00Z"}], APP)
-    with pytest.raises(DataContractError, match="not a time"):
-        parse_incidents([{"name": "x", "start": "yesterday", "end": "2026-01-05T01:00:00Z"}], APP)
-
-
-def test_simulator_ground_truth_keyed_by_name_is_accepted() -> None:
-    from genai_flywheel.report.data import parse_incidents
-
-    truth = {
-        "incidents": {
-            "error_spike": {
-                "kind": "errors",
-                "start": "2026-11-20T10:00:00Z",
-                "end": "2026-11-20T12:00:00Z",
-                "trace_ids": ["tr-1"],
-            }
-        }
-    }
-    (incident,) = parse_incidents(truth, "support-assistant")
-    assert incident.name == "error_spike"
-    assert incident.end - incident.start == timedelta(hours=2)

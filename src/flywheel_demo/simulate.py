@@ -1,7 +1,7 @@
 """Production traffic simulator: days of past traces, user feedback and planted incidents, in MLflow.
 
-``simulate(tracking_uri, experiment)`` plans the traffic (:mod:`genai_flywheel.demo.schedule`), runs every
-request through the real app with a :class:`~genai_flywheel.demo.app.RecordingTracer`, and writes the
+``simulate(tracking_uri, experiment)`` plans the traffic (:mod:`flywheel_demo.schedule`), runs every
+request through the real app with a :class:`~flywheel_demo.app.RecordingTracer`, and writes the
 recorded spans with simulated past timings.
 
 Why not just call the traced app: MLflow's fluent tracing stamps spans with the current time, its
@@ -36,7 +36,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from genai_flywheel.demo.app import (
+from flywheel_demo.app import (
     APP_NAME,
     CHAT_SPAN_NAME,
     MODEL_NAME,
@@ -48,8 +48,8 @@ from genai_flywheel.demo.app import (
     RecordingTracer,
     SupportAssistant,
 )
-from genai_flywheel.demo.corpus import INCIDENT_FEATURE
-from genai_flywheel.demo.schedule import (
+from flywheel_demo.corpus import INCIDENT_FEATURE
+from flywheel_demo.schedule import (
     PROFILE,
     IncidentWindows,
     Profile,
@@ -521,7 +521,7 @@ def simulate(
 
     ``end`` defaults to now rounded down to the hour (UTC). Writes ``days * traces_per_day`` traces with
     diurnal timing, user feedback and corrections, and the planted incidents described in
-    :mod:`genai_flywheel.demo.schedule`; ``ground_truth_path`` receives the ground truth as JSON. Same
+    :mod:`flywheel_demo.schedule`; ``ground_truth_path`` receives the ground truth as JSON. Same
     arguments, same traces: a re-run into the same experiment adds nothing. Raises SimulationError if a
     write fails or if any generated trace is missing from the experiment afterwards.
     """

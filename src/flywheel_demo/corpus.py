@@ -4,7 +4,7 @@ Plain Python data so it ships inside the package with no data files to locate. E
 feature. One page is *archived*: the retirement notice of the 2021 "Smart Sync" desktop agent, kept in the
 docs system for history. The current Smart Sync (relaunched later) is documented by the other
 ``smart-sync`` pages, which contradict the archived notice. The production incident of the demo is the
-archived notice leaking back into the search index (see :mod:`genai_flywheel.demo.app`).
+archived notice leaking back into the search index (see :mod:`flywheel_demo.app`).
 """
 
 from __future__ import annotations

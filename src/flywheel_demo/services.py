@@ -159,8 +159,8 @@ class Stack:
             }
         )
         if self.airflow_on_sqlite:
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "genai_flywheel.services.SQLITE_CONNECT_ARGS"
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "genai_flywheel.services.SQLITE_CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "flywheel_demo.services.SQLITE_CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "flywheel_demo.services.SQLITE_CONNECT_ARGS"
         else:
             # sqlite3's busy timeout means nothing to a server database's driver (psycopg2 rejects it).
             env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)

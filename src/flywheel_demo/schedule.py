@@ -22,8 +22,8 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from genai_flywheel.demo.app import RETRIEVAL_TIMEOUT_S, Fault
-from genai_flywheel.demo.queries import Query, sample_feature, sample_query
+from flywheel_demo.app import RETRIEVAL_TIMEOUT_S, Fault
+from flywheel_demo.queries import Query, sample_feature, sample_query
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

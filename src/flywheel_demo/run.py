@@ -21,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from genai_flywheel.config import Application, load_config
-from genai_flywheel.services import (
+from flywheel_demo.services import (
     ServiceError,
     Stack,
     airflow,
@@ -32,10 +31,11 @@ from genai_flywheel.services import (
     start_mlflow,
     stop_all,
 )
+from genai_flywheel.config import Application, load_config
 
 PROJECT = Path(os.environ.get("FLYWHEEL_PROJECT") or Path.cwd()).resolve()
 TERMINAL = {"success", "failed"}
-UNCHANGED_CANDIDATE = "genai_flywheel.demo.app:predict_production"
+UNCHANGED_CANDIDATE = "flywheel_demo.app:predict_production"
 # The curation rule that catches the planted Smart Sync incident: the worst-performing query pattern.
 INCIDENT_RULE = "bad_query_clusters"
 
@@ -119,7 +119,7 @@ def wait_runs(stack: Stack, dag_id: str, expected: int, label: str, timeout_s: f
 
 def run(stack: Stack, days: int, traces_per_day: int) -> int:
     """The whole demo; returns the process exit code."""
-    from genai_flywheel.demo.simulate import simulate
+    from flywheel_demo.simulate import simulate
 
     t0 = time.monotonic()
     cfg = load_config(os.environ.get("FLYWHEEL_CONFIG") or PROJECT / "flywheel.yaml")
@@ -257,8 +257,9 @@ def _evaluation_lines(data_root: Path, app: str, scorer: str, incident_rule: str
 
 def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, failed: list, loop: dict) -> str:
     """The closing summary: monitor counts, alerts against the planted incidents, the loop's results."""
+    from flywheel_demo.incidents import detections, parse_incidents, report_extras
     from genai_flywheel.report import render_report
-    from genai_flywheel.report.data import detections, load_app, parse_incidents, summary_of
+    from genai_flywheel.report.data import load_app, summary_of
 
     app = cfg.applications[0]
     data_root = cfg.data_path()
@@ -268,8 +269,8 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
         data_root,
         [app.name],
         data_root / "report.html",
-        ground_truth=truth,
         links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url},
+        **report_extras(truth, [app.name]),
     )
     user, password = stack.login()
     lines = [
@@ -305,6 +306,7 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
 
 
 def main(action: str, *, days: int = 3, traces_per_day: int = 400) -> int:
+    """``run`` (the whole demo), ``up`` (the services only), ``down`` or ``status``; the exit code."""
     stack = stack_from_env()
     if action == "down":
         stopped = stop_all(stack)

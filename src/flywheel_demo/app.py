@@ -7,7 +7,7 @@ trace tags ``app_version`` / ``model`` and session / user request metadata.
 
 The pipeline is written once, against the small :class:`Tracer` protocol. :class:`MlflowTracer` sends it
 to MLflow (live traffic); :class:`RecordingTracer` records the very same spans in memory so the traffic
-simulator can write them with simulated past timings (see :mod:`genai_flywheel.demo.simulate`).
+simulator can write them with simulated past timings (see :mod:`flywheel_demo.simulate`).
 
 Versions:
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any, Literal, Protocol
 
-from genai_flywheel.demo.corpus import DOCS, Doc, documents
+from flywheel_demo.corpus import DOCS, Doc, documents
 
 APP_NAME = "acme-support"
 MODEL_NAME = "demo-chat-1"
