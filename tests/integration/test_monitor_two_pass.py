@@ -95,9 +95,9 @@ def test_a_sampled_trace_without_readable_spans_is_quarantined_with_its_reason(t
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
     from mlflow.tracking._tracking_service.utils import _get_store
 
+    from flywheel_demo.simulate import simulate
     from genai_flywheel import pipeline
     from genai_flywheel.config import load_config
-    from flywheel_demo.simulate import simulate
     from genai_flywheel.traces.fetch import UNREADABLE_REASON
     from genai_flywheel.workspace import read_parquet
 
