@@ -99,19 +99,86 @@ class Slo(_Model):
     latency_ms: float = Field(default=5000.0, gt=0.0, le=3_600_000.0)
 
 
-class AlertRule(_Model):
-    """Fire when ``metric op threshold`` holds for the whole confidence interval, not just the estimate.
+class Sustained(_Model):
+    """Fire only when the condition held in ``k`` of the last ``n`` recorded intervals (this one included)."""
 
-    ``metric`` names a column of the metrics partition, e.g. ``latency_p95_ms``, ``error_rate`` or
-    ``scorer.relevance.pass_rate``.
+    k: int = Field(ge=1, le=100)
+    n: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> Sustained:
+        if self.k > self.n:
+            raise ValueError(f"sustained.k {self.k} is larger than sustained.n {self.n}; use k <= n, e.g. k: 2, n: 3")
+        return self
+
+
+class Baseline(_Model):
+    """The trailing baseline of a ``kind: baseline`` rule: the same hours of the day over the last ``days`` days."""
+
+    days: int = Field(default=7, ge=1, le=90, description="Days of history the baseline pools")
+    same_hour: bool = Field(default=True, description="Only the intervals at the same time of day (seasonality)")
+    min_intervals: int = Field(default=3, ge=1, le=1000, description="Baseline intervals needed to judge at all")
+    alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="One-sided significance level of the test")
+    min_effect: float = Field(
+        default=0.0, ge=0.0, description="Smallest worsening worth an alert, in the metric's unit (e.g. 0.05)"
+    )
+
+
+class AlertRule(_Model):
+    """One alert rule on a metric of the monitor (see the alerts module for the semantics).
+
+    ``kind: threshold`` (default) fires when ``metric op threshold`` holds for the whole confidence interval,
+    not just the estimate. ``kind: baseline`` fires when the interval is significantly worse than its
+    trailing baseline (``op`` says which direction is worse; ``threshold`` is not used). ``kind: no_data``
+    fires when ``volume`` falls below ``threshold`` (the floor; 0 traces included). ``sustained`` and
+    ``resolve_threshold`` (hysteresis: a firing alert resolves only once the estimate is back on the good side
+    of it) are optional for every kind. ``metric`` names a metric of the partition, e.g. ``latency_p95_ms``,
+    ``error_rate`` or ``scorer.relevance.pass_rate``.
     """
 
     name: str = Field(pattern=_NAME)
-    metric: str = Field(min_length=1)
-    op: Literal[">", ">=", "<", "<="]
-    threshold: float
+    kind: Literal["threshold", "baseline", "no_data"] = "threshold"
+    metric: str = Field(default="volume", min_length=1)
+    op: Literal[">", ">=", "<", "<="] = "<"
+    threshold: float = 1.0
     min_samples: int = Field(default=30, ge=1, le=10_000_000)
     severity: Literal["info", "warning", "critical"] = "warning"
+    sustained: Sustained | None = None
+    resolve_threshold: float | None = None
+    baseline: Baseline | None = None
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> AlertRule:
+        needed = {"threshold": ("metric", "op", "threshold"), "baseline": ("metric", "op"), "no_data": ()}[self.kind]
+        missing = [key for key in needed if key not in self.model_fields_set]
+        if missing:
+            raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}; e.g. metric: error_rate, op: '>'")
+        if self.kind == "no_data" and self.metric != "volume":
+            raise ValueError(f"a no_data rule watches volume; drop metric: {self.metric!r} (threshold is the floor)")
+        if self.baseline is not None and self.kind != "baseline":
+            raise ValueError("baseline: applies to kind: baseline rules only; set kind: baseline or drop it")
+        if self.resolve_threshold is not None and self.kind == "baseline":
+            raise ValueError(
+                "resolve_threshold applies to threshold and no_data rules; a baseline rule resolves "
+                "when the interval is no longer significantly worse than its baseline"
+            )
+        if self.resolve_threshold is not None and self.kind == "threshold":
+            bad_side = (
+                self.resolve_threshold > self.threshold
+                if self.op in (">", ">=")
+                else (self.resolve_threshold < self.threshold)
+            )
+            if bad_side:
+                raise ValueError(
+                    f"resolve_threshold {self.resolve_threshold} lies beyond threshold {self.threshold} for "
+                    f"op {self.op!r}; hysteresis resolves on the good side of the threshold"
+                )
+        return self
+
+    @property
+    def baseline_spec(self) -> Baseline:
+        """The baseline settings of a ``kind: baseline`` rule (defaults when not given)."""
+        return self.baseline or Baseline()
 
 
 class Notify(_Model):
