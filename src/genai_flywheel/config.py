@@ -130,14 +130,16 @@ class AlertRule(_Model):
     ``kind: threshold`` (default) fires when ``metric op threshold`` holds for the whole confidence interval,
     not just the estimate. ``kind: baseline`` fires when the interval is significantly worse than its
     trailing baseline (``op`` says which direction is worse; ``threshold`` is not used). ``kind: no_data``
-    fires when ``volume`` falls below ``threshold`` (the floor; 0 traces included). ``sustained`` and
+    fires when ``volume`` falls below ``threshold`` (the floor; 0 traces included). ``kind: stale`` fires when
+    the newest stored interval ended more than ``threshold`` hours ago: a monitor that stopped running pages
+    someone too (checked by the watchdog DAG, not by the monitor). ``sustained`` and
     ``resolve_threshold`` (hysteresis: a firing alert resolves only once the estimate is back on the good side
     of it) are optional for every kind. ``metric`` names a metric of the partition, e.g. ``latency_p95_ms``,
     ``error_rate`` or ``scorer.relevance.pass_rate``.
     """
 
     name: str = Field(pattern=_NAME)
-    kind: Literal["threshold", "baseline", "no_data"] = "threshold"
+    kind: Literal["threshold", "baseline", "no_data", "stale"] = "threshold"
     metric: str = Field(default="volume", min_length=1)
     op: Literal[">", ">=", "<", "<="] = "<"
     threshold: float = 1.0
@@ -149,10 +151,17 @@ class AlertRule(_Model):
 
     @model_validator(mode="after")
     def _kind_fits(self) -> AlertRule:
-        needed = {"threshold": ("metric", "op", "threshold"), "baseline": ("metric", "op"), "no_data": ()}[self.kind]
+        needed = {
+            "threshold": ("metric", "op", "threshold"),
+            "baseline": ("metric", "op"),
+            "no_data": (),
+            "stale": ("threshold",),
+        }[self.kind]
         missing = [key for key in needed if key not in self.model_fields_set]
         if missing:
             raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}; e.g. metric: error_rate, op: '>'")
+        if self.kind == "stale" and ("metric" in self.model_fields_set or self.threshold <= 0):
+            raise ValueError("a stale rule takes only threshold: the hours of delay tolerated, e.g. threshold: 12")
         if self.kind == "no_data" and self.metric != "volume":
             raise ValueError(f"a no_data rule watches volume; drop metric: {self.metric!r} (threshold is the floor)")
         if self.baseline is not None and self.kind != "baseline":
