@@ -98,7 +98,10 @@ def test_threshold_and_options_are_applied() -> None:
     ("spec", "message"),
     [
         ({"name": "relevence"}, "unknown scorer 'relevence'; available: groundedness, guidelines"),
-        ({"name": "pii", "options": {"kind": ["email"]}}, "does not take option(s) ['kind']; allowed: kinds"),
+        (
+            {"name": "pii", "options": {"kind": ["email"]}},
+            "does not take option(s) ['kind']; allowed: extra_patterns, kinds",
+        ),
         ({"name": "pii", "options": {"kinds": ["ssn"]}}, "unknown PII kinds"),
         ({"name": "relevance", "threshold": 0.5, "options": {"threshold": 0.6}}, "sets threshold twice"),
         ({"name": "latency_slo", "options": {"slo_ms": -1}}, "slo_ms must be a positive number"),
