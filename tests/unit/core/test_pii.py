@@ -97,3 +97,10 @@ def test_demo_queries_flag_exactly_the_pii_ones() -> None:
         for span in pii.find_pii(q.text):
             assert span.kind in {"email", "phone"}
             assert re.fullmatch(r"[\w.+-]+@[\w.-]+|\+1 \d{3} 555 01\d{2}", span.text), span.text
+
+
+def test_values_hidden_by_their_neighbours_are_found_by_rescanning() -> None:
+    # Glued together, neither the leading phone nor the first card is recognisable until the rest is found.
+    text = "555-123-45674111-1111-1111-1111+1 (555) 123-4567+1 (555) 123-45674111-1111-1111-1111"
+    assert [s.kind for s in pii.find_pii(text)] == ["phone", "credit_card", "phone", "phone", "credit_card"]
+    assert pii.DEFAULT_DETECTOR.redact(text)[0] == "[PHONE][CARD][PHONE][PHONE][CARD]"
