@@ -72,7 +72,13 @@ BUILTINS: dict[str, _Builtin] = {
         threshold_option=True,
     ),
     "refusal": _Builtin(builtin.refusal_scorer, lambda app: {"extra_phrases": []}, None, lower_is_better=True),
-    "pii": _Builtin(builtin.pii_scorer, lambda app: {"kinds": list(PII_KINDS)}, None, lower_is_better=True),
+    # The export's extra patterns are PII to the scorer too: what it flags is what the export redacts.
+    "pii": _Builtin(
+        builtin.pii_scorer,
+        lambda app: {"kinds": list(PII_KINDS), "extra_patterns": list(app.export.pii.extra_patterns)},
+        None,
+        lower_is_better=True,
+    ),
     "latency_slo": _Builtin(builtin.latency_slo_scorer, lambda app: {"slo_ms": app.slo.latency_ms}, None),
 }
 JUDGES = tuple(sorted(JUDGE_OPTIONS))

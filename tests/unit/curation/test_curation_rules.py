@@ -143,6 +143,8 @@ def test_query_terms_strip_pii_numbers_stop_words_and_stem() -> None:
     )
     assert query_terms("Enabling smart syncs") == query_terms("enabled Smart Sync!")
     assert query_terms("the of and") == ()
+    # Every kind the pii scorer knows is dropped, letters included (an IBAN's country and bank code).
+    assert query_terms("refund to GB82WEST12345698765432 from 81.2.69.160, jörg@bücher.de") == ("refund",)
     assert query_terms(None) == ()
 
 

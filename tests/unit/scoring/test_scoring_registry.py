@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from genai_flywheel.config import Application, ScorerSpec
+from genai_flywheel.config import Application, PiiRedaction, ScorerSpec
 from genai_flywheel.exceptions import ScorerError
 from genai_flywheel.scoring import JudgeEndpoint, available_scorers, build_scorer, load_scorers
 
@@ -85,6 +85,17 @@ def test_versions_are_stable_and_track_options_not_thresholds() -> None:
     assert version(name="latency_slo", options={"slo_ms": 9000.0}) == slow
 
 
+def test_pii_scorer_takes_the_export_extra_patterns() -> None:
+    base = _app()
+    app = base.model_copy(
+        update={"export": base.export.model_copy(update={"pii": PiiRedaction(extra_patterns=[r"\bTCK-\d+"])})}
+    )
+    loaded = build_scorer(_spec(name="pii"), app)
+    assert loaded.scorer.run(outputs="ticket TCK-42").value is True
+    assert build_scorer(_spec(name="pii"), _app()).scorer.run(outputs="ticket TCK-42").value is False
+    assert loaded.version != build_scorer(_spec(name="pii"), _app()).version
+
+
 def test_threshold_and_options_are_applied() -> None:
     loaded = build_scorer(_spec(name="relevance", threshold=0.9), _app())
     assert loaded.threshold == 0.9
@@ -98,7 +109,10 @@ def test_threshold_and_options_are_applied() -> None:
     ("spec", "message"),
     [
         ({"name": "relevence"}, "unknown scorer 'relevence'; available: groundedness, guidelines"),
-        ({"name": "pii", "options": {"kind": ["email"]}}, "does not take option(s) ['kind']; allowed: kinds"),
+        (
+            {"name": "pii", "options": {"kind": ["email"]}},
+            "does not take option(s) ['kind']; allowed: extra_patterns, kinds",
+        ),
         ({"name": "pii", "options": {"kinds": ["ssn"]}}, "unknown PII kinds"),
         ({"name": "relevance", "threshold": 0.5, "options": {"threshold": 0.6}}, "sets threshold twice"),
         ({"name": "latency_slo", "options": {"slo_ms": -1}}, "slo_ms must be a positive number"),
