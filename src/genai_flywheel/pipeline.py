@@ -338,6 +338,30 @@ def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
     return {"notifications": payloads, "firing": sum(1 for p in payloads if p.get("state") != "resolved")}
 
 
+def watchdog(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
+    """The watchdog's check at ``end``: the ``kind: stale`` rules against the newest stored interval;
+    returns the notifications to send (the same ones on a re-run of the check)."""
+    from croniter import croniter
+
+    from genai_flywheel.alerts.watchdog import check
+
+    cfg, app, ws = _context(app_name, start, end, config)
+    ticks = croniter(app.schedule, ws.end)
+    later = ticks.get_prev(datetime)
+    interval = later - ticks.get_prev(datetime)  # the monitor's interval length at this time
+    notifications = check(
+        ws.data_root,
+        app.name,
+        list(app.alerts),
+        interval,
+        ws.start,
+        ws.end,
+        timedelta(hours=app.notify.renotify_after_hours),
+    )
+    payloads = [n.to_dict() for n in notifications]
+    return {"notifications": payloads, "firing": sum(1 for p in payloads if p.get("state") != "resolved")}
+
+
 def run_monitor_interval(
     app_name: str,
     start: Any,

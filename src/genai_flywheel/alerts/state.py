@@ -484,8 +484,9 @@ def process_interval(
     def baseline_rows(rule: AlertRule) -> list[dict[str, Any]]:
         return read_history(root, app, rule.metric, interval_start, rule.baseline_spec)
 
-    # No metrics at all: every threshold or baseline rule is insufficient_data, a no_data rule fires.
-    evaluations = evaluate_rules(metrics, rules, baseline_rows)
+    # No metrics at all: every threshold or baseline rule is insufficient_data, a no_data rule fires. Stale
+    # rules are the watchdog's (genai_flywheel.alerts.watchdog): a monitor cannot notice it stopped.
+    evaluations = evaluate_rules(metrics, [r for r in rules if r.kind != "stale"], baseline_rows)
     store = AlertStore(root)
     with store.locked(app):
         state = store.load(app)
