@@ -316,6 +316,16 @@ class Application(_Model):
                 raise ValueError(f"{label} names must be unique; repeated: {dupes}")
         return self
 
+    @model_validator(mode="after")
+    def _alert_metrics_exist(self) -> Application:
+        from genai_flywheel.metric_names import unknown_metric
+
+        for i, rule in enumerate(self.alerts):
+            problem = unknown_metric(rule.metric, (s.name for s in self.scorers)) if rule.kind != "stale" else None
+            if problem:
+                raise ValueError(f"alerts[{i}].metric (rule {rule.name!r}): {problem}")
+        return self
+
 
 class FlywheelConfig(_Model):
     data_root: str = Field(default="./data", min_length=1)

@@ -177,3 +177,28 @@ def _metrics(r: dict[str, Any]) -> pa.Table:
 def test_rule_config_errors_name_the_fix(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         rule(**data)
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ("latency_p96_ms", "'latency_p96_ms' is not a metric the monitor computes; use one of: volume"),
+        ("scorer.relevancy.pass_rate", "names scorer 'relevancy', which is not configured"),
+        ("error_rate.", "is not a metric the monitor computes"),
+    ],
+)
+def test_config_validate_rejects_a_rule_on_an_unknown_metric(metric: str, message: str) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from genai_flywheel.config import parse_config
+    from genai_flywheel.exceptions import ConfigError
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[3] / "flywheel.yaml").read_text())
+    data["applications"][0]["alerts"].append({"name": "typo", "metric": metric, "op": ">", "threshold": 1})
+    n = len(data["applications"][0]["alerts"]) - 1
+    with pytest.raises(ConfigError, match=rf"alerts\[{n}\]\.metric \(rule 'typo'\): .*{message}"):
+        parse_config(data)
+    data["applications"][0]["alerts"][-1]["metric"] = "span.CHAT_MODEL.latency_p95_ms"
+    assert parse_config(data).applications[0].alerts[-1].metric == "span.CHAT_MODEL.latency_p95_ms"
