@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from flywheel_demo.corpus import DOCS
+from flywheel_demo.queries import sample_feature, sample_query
 from genai_flywheel import pii
-from genai_flywheel.demo.corpus import DOCS
-from genai_flywheel.demo.queries import sample_feature, sample_query
 from genai_flywheel.exceptions import ConfigError
 
 
