@@ -247,6 +247,8 @@ def test_window_totals_add_batches_and_judge_the_share_on_the_window() -> None:
         strict.add(validate_traces(_table(rows), max_bad_fraction=1.0, raise_on_failure=False))
     with pytest.raises(DataContractError, match=r"1 of 5 traces \(20\.0%\).*status_allowed: 1"):
         strict.raise_for_failures()
+    empty = ContractTotals(max_bad_fraction=0.5).report()  # a window without traces
+    assert (empty["suite"], empty["rows_checked"], empty["success"]) == (TRACE_SUITE_NAME, 0, True)
     broken = ContractTotals(max_bad_fraction=1.0)
     broken.add(
         validate_traces(_table(batches[0]).drop_columns(["status"]), max_bad_fraction=1.0, raise_on_failure=False)
