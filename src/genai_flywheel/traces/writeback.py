@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow as pa
 
 from genai_flywheel.exceptions import StoreError
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
 from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,18 @@ from curation_tables import table, trace
 
 from genai_flywheel.config import Application, CurationRule
 from genai_flywheel.curation import rules as rules_module
-from genai_flywheel.curation.clusters import ClusterMethod, cluster_report, cluster_signatures, cluster_terms
+from genai_flywheel.curation.clusters import (
+    ClusterMethod,
+    cluster_options,
+    cluster_signatures,
+    cluster_stats,
+    cluster_terms,
+    stats_to_table,
+    view_clustering,
+)
 from genai_flywheel.curation.rules import default_rules, effective_rules, select, select_traces
 from genai_flywheel.curation.text import query_terms
+from genai_flywheel.curation.view import TraceView
 from genai_flywheel.exceptions import ConfigError
 
 
@@ -34,6 +43,11 @@ LOW = CurationRule(
     cap=10,
 )
 ERR = CurationRule(name="err", filter="trace.status = 'ERROR'", priority=30, cap=10, options={"order": "newest"})
+
+
+def cluster_report(traces: pa.Table, **options: object) -> pa.Table:
+    """What the select stage writes to ``clusters.parquet`` for a query_clusters rule with ``options``."""
+    return stats_to_table(cluster_stats(TraceView(traces), **cluster_options(options)))
 
 
 def picked(result: pa.Table) -> list[tuple[str, str]]:
@@ -195,6 +209,16 @@ def test_unknown_cluster_method_is_a_config_error() -> None:
 def test_cluster_threshold_out_of_range_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="threshold 1.5"):
         cluster_terms([("a",)], threshold=1.5)
+
+
+def test_view_clustering_is_computed_once_per_table_and_method() -> None:
+    view = TraceView(table(_mixed_rows()))
+    signature = view_clustering(view, ClusterMethod())
+    assert view_clustering(view, ClusterMethod()) is signature
+    assert signature == cluster_signatures(view.terms)
+    jaccard = view_clustering(view, ClusterMethod(method="jaccard"))
+    assert jaccard is not signature and jaccard == cluster_terms(view.terms)
+    assert view_clustering(TraceView(view.table), ClusterMethod()) is not signature  # cached per view
 
 
 def test_cluster_report_ranks_the_bad_frequent_cluster_first() -> None:
