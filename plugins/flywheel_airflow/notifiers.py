@@ -21,7 +21,7 @@ def post_json(url: str, payload: dict[str, Any], *, attempts: int = 3, timeout_s
     for attempt in range(1, attempts + 1):
         req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return int(resp.status)
         except urllib.error.HTTPError as err:
             if err.code < 500 or attempt == attempts:

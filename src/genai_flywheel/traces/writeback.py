@@ -144,7 +144,7 @@ def write_back(
         try:
             client.log_assessment(row["trace_id"], to_feedback(row, run_context))
             return None
-        except Exception as err:  # noqa: BLE001 - collected and re-raised as one StoreError below
+        except Exception as err:  # collected and re-raised as one StoreError below
             return f"{row['trace_id']}/{row['scorer']}: {err}"
 
     outcomes: list[str | None] = []
@@ -154,7 +154,7 @@ def write_back(
             batch = todo[first : first + BATCH_SIZE]
             try:
                 outcomes.extend(_insert_batch(store, [to_feedback(r, run_context) for r in batch]))
-            except Exception as err:  # noqa: BLE001 - the batch was rolled back; per row names the culprit
+            except Exception as err:  # the batch was rolled back; per row names the culprit
                 log.warning("batch of %d assessments refused (%s); writing it row by row", len(batch), err)
                 outcomes.extend(_write(r) for r in batch)
     elif workers > 1:
