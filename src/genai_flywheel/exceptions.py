@@ -37,10 +37,6 @@ class ScorerError(FlywheelError):
     """A scorer cannot be loaded or is not an MLflow scorer."""
 
 
-class JudgeUnavailableError(FlywheelError):
-    """The LLM-judge endpoint kept failing after retries."""
-
-
 class StoreError(FlywheelError):
     """The metrics store or an MLflow store could not be read or written."""
 

@@ -373,12 +373,3 @@ def selection_table(table: pa.Table, selection: Selection) -> pa.Table:
     picked = picked.append_column("rule_priority", pa.array([r.priority for r in selection.rules], pa.int32()))
     picked = picked.append_column("cluster_id", pa.array(selection.clusters, pa.string()))
     return picked.append_column("selection_rank", pa.array(selection.ranks, pa.int32()))
-
-
-def select_traces(app: Application, table: pa.Table) -> pa.Table:
-    """Apply the application's curation rules (or :func:`default_rules`) to a trace table.
-
-    Returns the selected rows of ``table`` with the added columns ``rule``, ``rule_priority``,
-    ``cluster_id`` and ``selection_rank``, in rule order then rank.
-    """
-    return selection_table(table, select(effective_rules(app), table))

@@ -173,9 +173,9 @@ def test_duplicate_trace_ids_are_all_quarantined() -> None:
 
 
 def test_empty_table_validates_to_empty_outputs() -> None:
-    from genai_flywheel.traces.schema import TRACE_SCHEMA, empty_traces
+    from genai_flywheel.traces.schema import TRACE_SCHEMA
 
-    res = validate_traces(empty_traces())
+    res = validate_traces(TRACE_SCHEMA.empty_table())
     assert res.ok and res.valid.num_rows == 0 and res.quarantine.num_rows == 0
     assert res.valid.schema == TRACE_SCHEMA
     assert res.quarantine.schema.names[-1] == "reasons"
