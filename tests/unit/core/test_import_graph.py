@@ -172,3 +172,49 @@ def test_checker_finds_a_cycle_only_between_subpackages(tmp_path: Path) -> None:
     graph = import_graph(src, "pkg")
     assert cycles(graph) == []
     assert cycles(subpackage_graph(graph, "pkg")) == [["pkg.a", "pkg.b"]]
+
+
+def imports_of(path: Path, package: str) -> list[tuple[int, bool]]:
+    """(line, inside a function) of every import of ``package`` or its submodules in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    in_function = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for inner in ast.walk(node)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(n == package or n.startswith(package + ".") for n in names):
+            found.append((node.lineno, id(node) in in_function))
+    return sorted(found)
+
+
+def test_openai_is_imported_only_inside_the_judge_adapter() -> None:
+    # The judges reach the endpoint through MLflow's gateway adapter over HTTP and need no openai package
+    # today; should the judge adapter ever want it, it imports it when called, and nothing else does.
+    allowed = ROOT / "src" / PACKAGE / "scoring" / "judges.py"
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in ("src", "plugins", "dags")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line, in_function in imports_of(path, "openai")
+        if path != allowed or not in_function
+    ]
+    assert not found, f"openai imported outside a function of {allowed.relative_to(ROOT)}: {found}"
+
+
+def test_imports_of_tells_module_level_from_function_level(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "import openai.types\ntry:\n    from openai import OpenAI\nexcept ImportError:\n    pass\n"
+        "import openaix\ndef f():\n    import openai\n",
+        encoding="utf-8",
+    )
+    assert imports_of(path, "openai") == [(1, False), (3, False), (8, True)]
