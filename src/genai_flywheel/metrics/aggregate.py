@@ -104,6 +104,7 @@ INFO_TRACE_COLUMNS = tuple(c for c in TRACE_COLUMNS if c not in ("error_type", "
 FETCHED_COLUMNS = ("trace_id", "status", "error_type", "spans", "weight")
 SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id")
 
+
 @functools.cache
 def metrics_schema() -> pa.Schema:
     """The Arrow schema of a metrics table (also importable as ``METRICS_SCHEMA``)."""
