@@ -16,9 +16,9 @@ error text (errors are passed through :meth:`JudgeEndpoint.redact`).
 Retries: the gateway adapter retries 429/5xx/timeouts itself, 10 times with 1..30 s sleeps, and does
 not retry malformed JSON at all. :func:`call_judge` owns retrying instead -- exponential backoff
 bounded by ``JudgeEndpoint.max_retries`` for 429/5xx, timeouts, connection errors and malformed
-responses -- and, for calls made inside it, sets MLflow's internal retry count to 0 by wrapping the
-adapter's ``send_chat_request`` (a private function; if a future MLflow drops it, a warning is logged
-and MLflow's own retries apply on top).
+responses -- and, for calls made inside it, sets MLflow's internal retry count to 0
+(:func:`genai_flywheel.mlflow_compat.install_judge_retry_override`: it wraps a private MLflow function;
+if a future MLflow drops it, a warning is logged and MLflow's own retries apply on top).
 """
 
 from __future__ import annotations
@@ -28,16 +28,15 @@ import json
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import ScorerError
+from genai_flywheel.mlflow_compat import install_judge_retry_override, no_judge_retries
 
 if TYPE_CHECKING:
     from mlflow.genai.scorers import Scorer
@@ -61,9 +60,6 @@ JUDGE_OPTIONS: dict[str, frozenset[str]] = {
 FEEDBACK_VALUE_TYPES = ("yes_no", "bool", "float", "int", "str")
 
 _ENV_LOCK = threading.RLock()
-_NO_INTERNAL_RETRY: ContextVar[bool] = ContextVar("flywheel_judge_no_internal_retry", default=False)
-_PATCH_LOCK = threading.Lock()
-_patch_state: dict[str, bool] = {}
 
 
 @dataclass(frozen=True)
@@ -154,44 +150,6 @@ def judge_environment(endpoint: JudgeEndpoint) -> Iterator[None]:
             yield
 
 
-def _install_retry_override() -> bool:
-    """Wrap MLflow's gateway ``send_chat_request`` so calls inside :func:`call_judge` do not retry.
-
-    Idempotent; the wrapper changes nothing for calls made outside :func:`call_judge`.
-    """
-    if "mlflow" not in sys.modules:
-        # Only an MLflow judge can reach MLflow's HTTP layer, and it would have imported MLflow already.
-        return False
-    with _PATCH_LOCK:
-        if "installed" in _patch_state:
-            return _patch_state["installed"]
-        try:
-            from mlflow.genai.judges.adapters import gateway_adapter
-
-            original = gateway_adapter.send_chat_request
-        except (ImportError, AttributeError):
-            logger.warning(
-                "cannot disable MLflow's internal judge retries (mlflow.genai.judges.adapters."
-                "gateway_adapter.send_chat_request not found in this MLflow version); "
-                "its own retries will run inside each of ours"
-            )
-            _patch_state["installed"] = False
-            return False
-
-        def send_chat_request(*args: Any, **kwargs: Any) -> Any:
-            if _NO_INTERNAL_RETRY.get():
-                if "num_retries" in kwargs or len(args) < 4:
-                    kwargs["num_retries"] = 0
-                else:
-                    args = (*args[:3], 0, *args[4:])
-            return original(*args, **kwargs)
-
-        send_chat_request.__wrapped__ = original  # type: ignore[attr-defined]
-        gateway_adapter.send_chat_request = send_chat_request
-        _patch_state["installed"] = True
-        return True
-
-
 # -- error classification and the retry loop ---------------------------------------------------------
 
 
@@ -257,12 +215,12 @@ def call_judge(
     Never raises for a failing endpoint: the outcome carries ``error``, e.g. ``"judge unavailable after
     3 retries: HTTP 500"``. Call it inside :func:`judge_environment`.
     """
-    _install_retry_override()
+    install_judge_retry_override()
     reason = "unknown error"
     for attempt in range(endpoint.max_retries + 1):
-        token = _NO_INTERNAL_RETRY.set(True)
         try:
-            return JudgeOutcome(result=scorer.run(**kwargs), attempts=attempt + 1)
+            with no_judge_retries():
+                return JudgeOutcome(result=scorer.run(**kwargs), attempts=attempt + 1)
         except Exception as exc:  # a judge failure must not fail the shard
             reason, retryable = classify_judge_error(exc)
             reason = endpoint.redact(reason)
@@ -278,8 +236,6 @@ def call_judge(
                     delay,
                 )
                 sleep(delay)
-        finally:
-            _NO_INTERNAL_RETRY.reset(token)
     return JudgeOutcome(
         error=f"judge unavailable after {endpoint.max_retries} retries: {reason}",
         attempts=endpoint.max_retries + 1,

@@ -113,13 +113,15 @@ def scorer_needs_trace(scorer: Any) -> bool:
 
 
 def _is_judge(scorer: Any) -> bool:
-    from mlflow.genai.judges.base import Judge
+    from mlflow.genai.judges import Judge
 
     return isinstance(scorer, Judge)
 
 
 def _source_hash(obj: Any) -> str:
-    func = getattr(obj, "_original_func", None)
+    from genai_flywheel.mlflow_compat import scorer_function
+
+    func = scorer_function(obj)
     target = func if func is not None else type(obj)
     try:
         source = inspect.getsource(target)

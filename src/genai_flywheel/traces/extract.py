@@ -453,6 +453,6 @@ def _v3_span(span: Any) -> dict[str, Any]:
 
 def _trace_json(trace_dict: dict[str, Any]) -> str:
     """``Trace.to_json()`` of an already computed ``trace.to_dict()``."""
-    from mlflow.tracing.utils import TraceJSONEncoder
+    from genai_flywheel.mlflow_compat import trace_dict_to_json
 
-    return json.dumps(trace_dict, cls=TraceJSONEncoder)
+    return trace_dict_to_json(trace_dict)
