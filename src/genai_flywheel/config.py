@@ -7,6 +7,7 @@ inside a task.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import UTC, datetime
@@ -14,9 +15,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
-from genai_flywheel.exceptions import ConfigError
+from genai_flywheel.config_options import BUILTIN_OPTIONS, JUDGE_OPTIONS, RULE_OPTIONS, RuleOptions, ScorerOptions
+from genai_flywheel.exceptions import ConfigError, FilterSyntaxError
 
 CONFIG_ENV = "FLYWHEEL_CONFIG"
 DATA_ROOT_ENV = "FLYWHEEL_DATA_ROOT"
@@ -26,6 +39,40 @@ _NAME = r"^[a-z][a-z0-9_-]{0,62}$"
 _CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _cron(value: str) -> str:
+    """A 5-field cron expression croniter accepts (what Airflow's cron timetables take)."""
+    from croniter import croniter
+
+    parts = value.split()
+    if value.startswith("@") or len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
+        raise ValueError(f"{value!r} is not a 5-field cron expression; use e.g. '0 * * * *'")
+    if not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a valid cron expression (a field is out of range: minute 0-59, hour 0-23, "
+            "day 1-31, month 1-12, weekday 0-6); use e.g. '0 */6 * * *'"
+        )
+    return value
+
+
+def _filter(value: str) -> str:
+    """A selection filter the project's parser accepts (checked here, not when a task first runs it)."""
+    from genai_flywheel.selection.parser import parse_filter
+
+    try:
+        parse_filter(value)
+    except FilterSyntaxError as err:
+        # The first line only: the parser's caret pointer spans lines, the error names the value already.
+        reason = str(err).splitlines()[0]
+        raise ValueError(
+            f"malformed selection filter: {reason}; fix it there (see 'Selection filters' in README.md)"
+        ) from None
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+Filter = Annotated[str, Field(min_length=1), AfterValidator(_filter)]
 
 
 class _Model(BaseModel):
@@ -43,13 +90,13 @@ class Stratum(_Model):
     """Traces matching ``filter`` are sampled at ``rate`` instead of the base rate (first match wins)."""
 
     name: str = Field(pattern=_NAME)
-    filter: str = Field(min_length=1)
+    filter: Filter
     rate: Rate
 
 
 class Sampling(_Model):
     rate: Rate = 0.2
-    filter: str | None = Field(default=None, description="Only traces matching this selection filter")
+    filter: Filter | None = Field(default=None, description="Only traces matching this selection filter")
     strata: list[Stratum] = Field(default_factory=list)
     shards: int = Field(default=4, ge=1, le=64, description="Scoring shards (mapped task instances)")
     seed: str = Field(default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash")
@@ -73,7 +120,37 @@ class ScorerSpec(_Model):
     sample_rate: Rate | None = Field(
         default=None, description="This scorer's own base sampling rate (e.g. lower for costly judges)"
     )
-    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the scorer")
+    options: ScorerOptions | dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the scorer: typed per built-in scorer and judge, free-form for a ref",
+        validate_default=True,
+    )
+
+    @field_validator("options", mode="wrap")
+    @classmethod
+    def _typed_options(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if isinstance(value, ScorerOptions) or not isinstance(value, dict):
+            return handler(value)  # an options object as is; anything but a mapping is reported
+        name = info.data.get("name")
+        model = BUILTIN_OPTIONS.get(name) or JUDGE_OPTIONS.get(name) if name else None
+        if model is None or info.data.get("ref") is not None:
+            # A ref scorer's options are free-form; an unknown name is reported by the scorer registry.
+            return dict(value)
+        return model.model_validate(value)
+
+    @field_serializer("options")
+    def _given_options(self, options: ScorerOptions | dict[str, Any]) -> dict[str, Any]:
+        return options.given() if isinstance(options, ScorerOptions) else options
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> ScorerSpec:
+        alias = getattr(self.options, "threshold", None)
+        if alias is not None and self.threshold is not None and alias != self.threshold:
+            raise ValueError(
+                f"scorer {self.name!r} sets threshold twice ({self.threshold} and options.threshold={alias}); "
+                "keep only 'threshold:'"
+            )
+        return self
 
 
 class Judge(_Model):
@@ -201,15 +278,38 @@ class CurationRule(_Model):
     """A selection rule of the curation DAG: a filter, a cap and a priority (lower runs first)."""
 
     name: str = Field(pattern=_NAME)
-    filter: str | None = None
+    filter: Filter | None = None
     kind: Literal["filter", "query_clusters", "regression_guard"] = "filter"
     cap: int = Field(default=200, ge=1, le=1_000_000)
     priority: int = Field(default=100, ge=0, le=10_000)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: RuleOptions = Field(
+        default_factory=dict,  # type: ignore[arg-type]  # validated into the kind's model below
+        description="Typed per kind: see genai_flywheel.config_options",
+        validate_default=True,
+    )
+
+    @field_validator("options", mode="wrap")
+    @classmethod
+    def _typed_options(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if "kind" not in info.data:
+            return value  # the kind itself is invalid and reported; its options cannot be checked
+        model = RULE_OPTIONS[info.data["kind"]]
+        return value if isinstance(value, model) else model.model_validate(value)
+
+    @field_serializer("options")
+    def _given_options(self, options: RuleOptions) -> dict[str, Any]:
+        # The options as written: a rule-set digest does not change when a default is added.
+        return options.model_dump(mode="json", exclude_unset=True)
+
+    @model_validator(mode="after")
+    def _filter_kind_has_a_filter(self) -> CurationRule:
+        if self.kind == "filter" and not self.filter:
+            raise ValueError(f"curation rule {self.name!r} of kind 'filter' needs a filter; add filter: '...'")
+        return self
 
 
 class Curation(_Model):
-    schedule: str = "0 2 * * *"
+    schedule: Cron = "0 2 * * *"
     lookback_days: int = Field(default=7, ge=1, le=3650)
     dataset_prefix: str = Field(default="flywheel", pattern=_NAME)
     rules: list[CurationRule] = Field(default_factory=list)
@@ -239,7 +339,7 @@ class PiiRedaction(_Model):
 
 
 class Export(_Model):
-    schedule: str = "0 3 * * 1"
+    schedule: Cron = "0 3 * * 1"
     min_score: float = Field(default=0.7, ge=0.0, le=1.0)
     validation_fraction: Rate = 0.1
     system_prompt: str | None = None
@@ -276,7 +376,7 @@ class Application(_Model):
 
     name: str = Field(pattern=_NAME)
     mlflow: MlflowTarget
-    schedule: str = Field(default="0 * * * *", description="Cron expression of the monitor interval")
+    schedule: Cron = Field(default="0 * * * *", description="Cron expression of the monitor interval")
     start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=UTC))
     extract: Extract = Field(default_factory=Extract)
     sampling: Sampling = Field(default_factory=Sampling)
@@ -290,14 +390,6 @@ class Application(_Model):
     curation: Curation = Field(default_factory=Curation)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     export: Export = Field(default_factory=Export)
-
-    @field_validator("schedule", mode="after")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        parts = value.split()
-        if value.startswith("@") or len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
-            raise ValueError(f"schedule {value!r} is not a 5-field cron expression; use e.g. '0 * * * *'")
-        return value
 
     @field_validator("start_date", mode="after")
     @classmethod
@@ -353,15 +445,46 @@ class FlywheelConfig(_Model):
         return Path(os.environ.get(DATA_ROOT_ENV) or self.data_root).expanduser()
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """``applications[0].curation.rules[2].options.min_volume`` for a pydantic error location."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return text or "<root>"
+
+
+def _allowed_options(data: Any, loc: tuple[Any, ...]) -> list[str] | None:
+    """The option names the rule or scorer at ``loc[:-2]`` takes, when ``loc`` is one of its options."""
+    if len(loc) < 4 or loc[-2] != "options" or loc[-4] not in ("rules", "scorers"):
+        return None
+    owner = data
+    for part in loc[:-2]:
+        try:
+            owner = owner[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if not isinstance(owner, dict):
+        return None
+    if loc[-4] == "rules":
+        model = RULE_OPTIONS.get(owner.get("kind", "filter"))
+    else:
+        model = BUILTIN_OPTIONS.get(owner.get("name")) or JUDGE_OPTIONS.get(owner.get("name"))
+    return sorted(model.model_fields) if model is not None else None
+
+
+def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
     lines = [f"{source}: {err.error_count()} invalid setting(s)"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = _dotted(e["loc"])
         got = e.get("input")
         shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
         hint = ""
         if e["type"] == "extra_forbidden":
-            hint = "; remove it or check its spelling"
+            allowed = _allowed_options(data, e["loc"])
+            if allowed is not None:
+                close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+                guess = f"did you mean {close[0]!r}? " if close else ""
+                hint = f"; {guess}allowed options: {', '.join(allowed) or 'none'}"
+            else:
+                hint = "; remove it or check its spelling"
         elif e["type"] == "missing":
             hint = "; add it"
         lines.append(f"  {key}: {e['msg']}{shown}{hint}")
@@ -375,7 +498,7 @@ def parse_config(data: Any, source: str = "<config>") -> FlywheelConfig:
     try:
         return FlywheelConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
+        raise ConfigError(_format_errors(err, source, data)) from None
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:

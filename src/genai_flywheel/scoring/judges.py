@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from genai_flywheel.config_options import JUDGE_OPTIONS, ScorerOptions, names, validated
 from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import ScorerError
 from genai_flywheel.mlflow_compat import install_judge_retry_override, no_judge_retries
@@ -49,15 +50,6 @@ logger = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
 
-# Built-in MLflow judges selectable by name, with the options each accepts.
-JUDGE_OPTIONS: dict[str, frozenset[str]] = {
-    "relevance_to_query": frozenset(),
-    "safety": frozenset(),
-    "retrieval_groundedness": frozenset(),
-    "guidelines": frozenset({"guidelines"}),
-    "judge": frozenset({"instructions", "feedback_value_type", "description"}),
-}
-FEEDBACK_VALUE_TYPES = ("yes_no", "bool", "float", "int", "str")
 
 _ENV_LOCK = threading.RLock()
 
@@ -245,34 +237,25 @@ def call_judge(
 # -- building judge scorers --------------------------------------------------------------------------
 
 
-def _feedback_value_type(value: Any) -> Any:
-    if value is None or value == "yes_no":
-        return Literal["yes", "no"]
-    if isinstance(value, list) and value and all(isinstance(v, str | int | float | bool) for v in value):
+def _feedback_value_type(value: str | list[Any]) -> Any:
+    """The Python type ``make_judge`` takes for a (validated) ``feedback_value_type`` option."""
+    if isinstance(value, list):
         return Literal[tuple(value)]  # type: ignore[valid-type]
-    types = {"bool": bool, "float": float, "int": int, "str": str}
-    if isinstance(value, str) and value in types:
-        return types[value]
-    raise ScorerError(
-        f"judge option feedback_value_type {value!r} is not supported; use one of "
-        f"{list(FEEDBACK_VALUE_TYPES)} or a list of allowed values, e.g. [good, bad]"
-    )
+    return {"yes_no": Literal["yes", "no"], "bool": bool, "float": float, "int": int, "str": str}[value]
 
 
-def build_judge(name: str, options: Mapping[str, Any], endpoint: JudgeEndpoint) -> Scorer:
+def build_judge(name: str, options: ScorerOptions | Mapping[str, Any], endpoint: JudgeEndpoint) -> Scorer:
     """The MLflow judge registered as ``name`` with ``options``, calling ``endpoint.model_uri``.
 
     ``relevance_to_query`` (RelevanceToQuery), ``safety`` (Safety), ``retrieval_groundedness``
-    (RetrievalGroundedness), ``guidelines`` (Guidelines; option ``guidelines``: a list of rules) and
-    ``judge`` (``make_judge``; options ``instructions`` with ``{{ inputs }}``/``{{ outputs }}``/... and
-    ``feedback_value_type``: yes_no, bool, float, int, str or a list of values).
+    (RetrievalGroundedness), ``guidelines`` (Guidelines; option ``guidelines``: a rule or a list of rules)
+    and ``judge`` (``make_judge``; options ``instructions`` with ``{{ inputs }}``/``{{ outputs }}``/... and
+    ``feedback_value_type``: yes_no, bool, float, int, str or a list of values). ``options`` are checked
+    by :mod:`genai_flywheel.config_options` (a mapping is validated here, ConfigError when bad).
     """
     if name not in JUDGE_OPTIONS:
         raise ScorerError(f"unknown judge {name!r}; available judges: {', '.join(sorted(JUDGE_OPTIONS))}")
-    unknown = sorted(set(options) - JUDGE_OPTIONS[name])
-    if unknown:
-        allowed = ", ".join(sorted(JUDGE_OPTIONS[name])) or "none"
-        raise ScorerError(f"judge scorer {name!r} does not take option(s) {unknown}; allowed: {allowed}")
+    typed = validated(JUDGE_OPTIONS[name], options, f"judge scorer {name!r}")
 
     from mlflow.exceptions import MlflowException
     from mlflow.genai import scorers as mlflow_scorers
@@ -286,29 +269,15 @@ def build_judge(name: str, options: Mapping[str, Any], endpoint: JudgeEndpoint) 
         if name == "retrieval_groundedness":
             return mlflow_scorers.RetrievalGroundedness(name=name, model=model)
         if name == "guidelines":
-            rules = options.get("guidelines")
-            if isinstance(rules, str):
-                rules = [rules]
-            if not rules or not all(isinstance(r, str) and r.strip() for r in rules):
-                raise ScorerError(
-                    "scorer 'guidelines' needs option guidelines: a non-empty list of rules, "
-                    "e.g. guidelines: ['The answer must be polite']"
-                )
-            return mlflow_scorers.Guidelines(name=name, model=model, guidelines=list(rules))
+            return mlflow_scorers.Guidelines(name=name, model=model, guidelines=list(names(typed.guidelines, ())))
         from mlflow.genai.judges import make_judge
 
-        instructions = options.get("instructions")
-        if not isinstance(instructions, str) or not instructions.strip():
-            raise ScorerError(
-                "scorer 'judge' needs option instructions: a prompt with template variables, "
-                "e.g. 'Does {{ outputs }} answer {{ inputs }} politely?'"
-            )
         return make_judge(
             name=name,
-            instructions=instructions,
+            instructions=typed.instructions,
             model=model,
-            description=options.get("description"),
-            feedback_value_type=_feedback_value_type(options.get("feedback_value_type")),
+            description=typed.description,
+            feedback_value_type=_feedback_value_type(typed.feedback_value_type),
         )
     except MlflowException as err:
         raise ScorerError(f"judge scorer {name!r} could not be built: {endpoint.redact(err.message)}") from None

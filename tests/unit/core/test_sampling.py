@@ -11,7 +11,10 @@ from genai_flywheel.config import Sampling, ScorerSpec, Stratum
 from genai_flywheel.traces.sampling import plan_sample, rows_for_scorer, shard_of, unit_hash
 from genai_flywheel.traces.schema import TRACE_SCHEMA
 
-SCORERS = [ScorerSpec(name="relevance"), ScorerSpec(name="judge", sample_rate=0.05)]
+SCORERS = [
+    ScorerSpec(name="relevance"),
+    ScorerSpec(name="judge", sample_rate=0.05, options={"instructions": "Does {{ outputs }} answer {{ inputs }}?"}),
+]
 
 
 def _table(n: int, error_every: int = 10) -> pa.Table:

@@ -7,6 +7,7 @@ import random
 import pyarrow as pa
 import pytest
 from curation_tables import table, trace
+from pydantic import ValidationError
 
 from genai_flywheel.config import Application, CurationRule
 from genai_flywheel.curation import rules as rules_module
@@ -207,12 +208,12 @@ def test_signature_clustering_groups_a_topic_by_its_most_frequent_terms() -> Non
 
 
 def test_unknown_cluster_method_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="cluster method 'kmeans'"):
+    with pytest.raises(ConfigError, match="option method='kmeans': Input should be 'signature' or 'jaccard'"):
         ClusterMethod.from_options({"method": "kmeans"})
 
 
 def test_cluster_threshold_out_of_range_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="threshold 1.5"):
+    with pytest.raises(ConfigError, match="option threshold=1.5: Input should be less than or equal to 1"):
         cluster_terms([("a",)], threshold=1.5)
 
 
@@ -328,20 +329,20 @@ def test_default_rules_select_from_each_source() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rule", "message"),
+    ("fields", "message"),
     [
-        (CurationRule(name="r", filter="trace.status = 'ERROR'", options={"cap_per": 3}), "unknown option"),
-        (CurationRule(name="r", kind="filter"), "needs a filter"),
+        ({"filter": "trace.status = 'ERROR'", "options": {"cap_per": 3}}, r"options\.cap_per\n  Extra inputs"),
+        ({"kind": "filter"}, "needs a filter"),
+        ({"filter": "trace.status = 'ERROR'", "options": {"order": "random"}}, r"options\.order\n.*'worst'"),
         (
-            CurationRule(name="r", filter="trace.status = 'ERROR'", options={"order": "random"}),
-            "order 'random'",
+            {"kind": "regression_guard", "options": {"min_score": "high"}},
+            r"options\.min_score\n  Input should be a number",
         ),
-        (CurationRule(name="r", kind="regression_guard", options={"min_score": "high"}), "must be a number"),
     ],
 )
-def test_bad_rule_options_are_config_errors(rule: CurationRule, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        select([rule], table(_mixed_rows()))
+def test_bad_rule_options_are_rejected_when_the_rule_is_built(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        CurationRule(name="r", **fields)
 
 
 def test_empty_table_selects_nothing() -> None:
@@ -350,16 +351,12 @@ def test_empty_table_selects_nothing() -> None:
     assert "rule" in result.column_names
 
 
-def test_check_rule_rejects_a_bad_filter_and_accepts_the_defaults() -> None:
-    from genai_flywheel.curation.rules import check_rule
-    from genai_flywheel.exceptions import FilterSyntaxError
-
-    for rule in default_rules():
-        check_rule(rule)
-    with pytest.raises(FilterSyntaxError):
-        check_rule(CurationRule(name="r", filter="trace.status = "))
-    with pytest.raises(ConfigError, match="max_clusters"):
-        check_rule(CurationRule(name="r", kind="query_clusters", options={"max_clusters": "many"}))
+def test_a_rule_with_a_bad_filter_or_option_is_rejected_when_built() -> None:
+    assert [r.kind for r in default_rules()].count("filter") == 4  # the defaults build
+    with pytest.raises(ValidationError, match=r"filter\n  Value error, malformed selection filter"):
+        CurationRule(name="r", filter="trace.status = ")
+    with pytest.raises(ValidationError, match=r"options\.max_clusters\n"):
+        CurationRule(name="r", kind="query_clusters", options={"max_clusters": "many"})
 
 
 def test_default_critical_journeys_follow_the_journey_tag_not_an_apps_words() -> None:
