@@ -51,8 +51,9 @@ def use_tracking_uri(tracking_uri: str) -> Iterator[None]:
 def tracing_client(tracking_uri: str) -> Any:
     """MLflow's ``TracingClient`` for ``tracking_uri`` (``mlflow.tracing.client``, MLflow 3.17).
 
-    Used over ``MlflowClient`` for its ``store`` property (the SQL store the batched write-back needs)
-    and its ``log_assessment``/``start_trace``-level calls without the run-tracking client around them.
+    Used over ``MlflowClient`` for its ``store`` property (the SQL store the batched write-back needs),
+    ``batch_get_traces(trace_ids)`` (full traces by id) and ``log_assessment``, without the run-tracking
+    client around them.
     """
     from mlflow.tracing.client import TracingClient
 

@@ -172,13 +172,13 @@ def fetch_traces(tracking_uri: str, trace_ids: list[str]) -> dict[str, Trace]:
     A trace whose spans MLflow cannot load (an unfinished trace, lost span data) is absent from the result,
     or present without spans; the caller quarantines it.
     """
-    from mlflow.tracing.client import TracingClient
+    from genai_flywheel.mlflow_compat import tracing_client
 
     if not trace_ids:
         return {}
     try:
         with scoped_environ(span_loading_environ(tracking_uri, len(trace_ids))):
-            traces = TracingClient(tracking_uri).batch_get_traces(list(trace_ids))
+            traces = tracing_client(tracking_uri).batch_get_traces(list(trace_ids))
     except Exception as err:  # MLflow raises many kinds; the task retries on StoreError
         raise StoreError(f"batch_get_traces failed on {tracking_uri} for {len(trace_ids)} traces: {err}") from err
     return {t.info.trace_id: t for t in traces if t is not None}

@@ -136,6 +136,11 @@ def test_a_filter_rule_without_a_filter_is_rejected() -> None:
         (4, {"slo": 100}, "options.slo: Extra inputs are not permitted (got 100); did you mean 'slo_ms'?"),
         (3, {"kinds": ["ssn"]}, "applications[0].scorers[3].options.kinds: Value error, unknown PII kinds ['ssn']"),
         (
+            3,
+            {"extra_patterns": ["("]},
+            "scorers[3].options.extra_patterns: Value error, extra_patterns[0] = '(' is not a valid regular expression",
+        ),
+        (
             2,
             {"extra_phrases": "sorry"},
             "applications[0].scorers[2].options.extra_phrases: Input should be a valid list",

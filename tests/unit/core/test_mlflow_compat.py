@@ -86,6 +86,9 @@ def test_tracing_client_has_a_store_property_and_log_assessment() -> None:
     assert _params(TracingClient.log_assessment)[:3] == ["self", "trace_id", "assessment"], _fail(
         name, "log_assessment(trace_id, assessment) changed"
     )
+    assert _params(TracingClient.batch_get_traces)[:2] == ["self", "trace_ids"], _fail(
+        name, "batch_get_traces(trace_ids) changed (extract.fetch_traces reads full traces with it)"
+    )
 
 
 def test_sql_store_is_none_for_anything_but_a_sqlalchemy_store() -> None:
