@@ -346,9 +346,11 @@ def cluster_stats(
     return stats
 
 
-def cluster_options(options: ClusterStatsOptions) -> dict[str, Any]:
-    """The :func:`cluster_stats` keyword arguments of a ``query_clusters`` rule's (typed) options."""
-    return {**options.stats_kwargs(), "method": ClusterMethod.from_options(options)}
+def cluster_options(options: ClusterStatsOptions | Mapping[str, Any], owner: str = "query clusters") -> dict[str, Any]:
+    """The :func:`cluster_stats` keyword arguments of a ``query_clusters`` rule's options; a mapping is
+    validated as :class:`ClusterStatsOptions` (ConfigError naming the bad option)."""
+    typed = validated(ClusterStatsOptions, options, owner)
+    return {**typed.stats_kwargs(), "method": ClusterMethod.from_options(typed)}
 
 
 def stats_to_table(stats: Sequence[ClusterStats], *, selected: Sequence[str] = ()) -> pa.Table:
