@@ -74,26 +74,36 @@ def sql_store(client: Any) -> Any | None:
     return store if isinstance(store, SqlAlchemyStore) else None
 
 
-def window_assessment_ids(store: Any, experiment_id: str, start_ms: int, end_ms: int) -> set[str]:
-    """Ids of every assessment (overridden ones included) on the traces of ``experiment_id`` whose
-    timestamp is in [start_ms, end_ms), in one query on ``store`` (a :func:`sql_store`).
+#: Trace ids per ``IN (...)`` query or ``batch_get_trace_infos`` call.
+ID_CHUNK = 500
 
-    Relies on the ORM models ``SqlAssessments`` (``assessment_id``, ``trace_id``) and ``SqlTraceInfo``
-    (``request_id``, ``experiment_id``, ``timestamp_ms``) and ``store.ManagedSessionMaker`` (MLflow 3.17).
+
+def trace_assessment_ids(store: Any, trace_ids: list[str]) -> set[str]:
+    """Ids of every assessment (overridden ones included) on the traces ``trace_ids``, ``ID_CHUNK`` ids per
+    query on ``store`` (a :func:`sql_store`).
+
+    Relies on the ORM model ``SqlAssessments`` (``assessment_id``, ``trace_id``) and
+    ``store.ManagedSessionMaker`` (MLflow 3.17).
     """
-    from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
+    from mlflow.store.tracking.dbmodels.models import SqlAssessments
 
+    found: set[str] = set()
     with store.ManagedSessionMaker() as session:
-        query = (
-            session.query(SqlAssessments.assessment_id)
-            .join(SqlTraceInfo, SqlTraceInfo.request_id == SqlAssessments.trace_id)
-            .filter(
-                SqlTraceInfo.experiment_id == int(experiment_id),
-                SqlTraceInfo.timestamp_ms >= int(start_ms),
-                SqlTraceInfo.timestamp_ms < int(end_ms),
-            )
-        )
-        return {aid for (aid,) in query}
+        for i in range(0, len(trace_ids), ID_CHUNK):
+            chunk = trace_ids[i : i + ID_CHUNK]
+            query = session.query(SqlAssessments.assessment_id).filter(SqlAssessments.trace_id.in_(chunk))
+            found.update(aid for (aid,) in query)
+    return found
+
+
+def trace_infos(tracking_uri: str, trace_ids: list[str]) -> list[Any]:
+    """The trace infos (assessments included, no spans) of ``trace_ids`` from any store, a tracking server
+    too, ``ID_CHUNK`` per call: ``TracingClient.store.batch_get_trace_infos`` (MLflow 3.17)."""
+    store = tracing_client(tracking_uri).store
+    infos: list[Any] = []
+    for i in range(0, len(trace_ids), ID_CHUNK):
+        infos.extend(store.batch_get_trace_infos(trace_ids[i : i + ID_CHUNK]))
+    return infos
 
 
 def insert_feedbacks(store: Any, feedbacks: list[Any]) -> list[str | None]:

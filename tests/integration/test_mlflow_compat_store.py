@@ -9,7 +9,8 @@ from genai_flywheel import mlflow_compat
 def test_the_batched_insert_runs_against_a_real_store_and_reports_a_missing_trace(sqlite_tracking_uri: str) -> None:
     """``insert_feedbacks`` opens a write session, validates trace access, enqueues rollups, locks the trace
     rows (``SqlAlchemyStore._validate_trace_accessible`` / ``_apply_trace_row_lock``) and reports a feedback
-    whose trace is missing instead of writing it; ``window_assessment_ids`` queries the SQL models."""
+    whose trace is missing instead of writing it; ``trace_assessment_ids`` queries the SQL models and
+    ``trace_infos`` reads trace infos by id."""
     from mlflow import MlflowClient
     from mlflow.entities import AssessmentSource, Feedback
 
@@ -19,4 +20,5 @@ def test_the_batched_insert_runs_against_a_real_store_and_reports_a_missing_trac
     fb = Feedback(name="relevance", value=1.0, source=AssessmentSource(source_type="CODE", source_id="x"))
     fb.trace_id, fb.assessment_id = "tr-missing", "a-1"
     assert mlflow_compat.insert_feedbacks(store, [fb]) == ["tr-missing/relevance: trace 'tr-missing' not found"]
-    assert mlflow_compat.window_assessment_ids(store, experiment_id, 0, 2**62) == set()
+    assert mlflow_compat.trace_assessment_ids(store, ["tr-missing"]) == set()
+    assert mlflow_compat.trace_infos(sqlite_tracking_uri, ["tr-missing"]) == []

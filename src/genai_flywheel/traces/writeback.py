@@ -29,10 +29,10 @@ from genai_flywheel.mlflow_compat import (
     assessment_row,
     insert_feedbacks,
     sql_store,
+    trace_assessment_ids,
+    trace_infos,
     tracing_client,
-    window_assessment_ids,
 )
-from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
 from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 log = logging.getLogger(__name__)
@@ -59,26 +59,26 @@ class WriteBackResult:
         }
 
 
-def existing_assessment_ids(tracking_uri: str, experiment_id: str, start_ms: int, end_ms: int) -> set[str]:
-    """Ids of every assessment already on the traces of the window [start_ms, end_ms).
+def existing_assessment_ids(tracking_uri: str, trace_ids: list[str]) -> set[str]:
+    """Ids of every assessment already on the traces ``trace_ids`` (the scored ones: a window's other
+    traces are never read, so the check grows with the sample, not the window).
 
-    On a SQL store one query over the assessments of the window's traces (overridden ones included: their
-    ids are taken too); elsewhere from the trace infos (no spans).
+    On a SQL store one query per 500 traces over their assessments (overridden ones included: their ids are
+    taken too); elsewhere from the trace infos (no spans), 500 per call.
     """
     store = sql_store(tracing_client(tracking_uri))
     if store is not None:
-        return window_assessment_ids(store, experiment_id, start_ms, end_ms)
-    return trace_info_assessment_ids(tracking_uri, experiment_id, start_ms, end_ms)
+        return trace_assessment_ids(store, sorted(set(trace_ids)))
+    return trace_info_assessment_ids(tracking_uri, trace_ids)
 
 
-def trace_info_assessment_ids(tracking_uri: str, experiment_id: str, start_ms: int, end_ms: int) -> set[str]:
-    """:func:`existing_assessment_ids` through ``search_traces`` (any store, a tracking server too)."""
-    ids: set[str] = set()
-    for trace in iter_traces(
-        tracking_uri, experiment_id, window_filter(start_ms, end_ms), include_spans=False, page_size=MAX_PAGE
-    ):
-        ids.update(a.assessment_id for a in trace.info.assessments or [])
-    return ids
+def trace_info_assessment_ids(tracking_uri: str, trace_ids: list[str]) -> set[str]:
+    """:func:`existing_assessment_ids` through the trace infos (any store, a tracking server too)."""
+    try:
+        infos = trace_infos(tracking_uri, sorted(set(trace_ids)))
+    except Exception as err:  # MLflow raises many kinds; the task retries on StoreError
+        raise StoreError(f"reading the trace infos of {len(trace_ids)} traces failed on {tracking_uri}: {err}") from err
+    return {a.assessment_id for info in infos for a in info.assessments or []}
 
 
 def to_feedback(row: dict[str, Any], run_context: dict[str, str]) -> Any:

@@ -129,7 +129,7 @@ def test_managed_session_maker_is_set_on_the_store() -> None:
 
     name = "SqlAlchemyStore.ManagedSessionMaker"
     assert "self.ManagedSessionMaker" in inspect.getsource(SqlAlchemyStore.__init__), _fail(
-        name, "__init__ no longer sets it (window_assessment_ids and insert_feedbacks open sessions with it)"
+        name, "__init__ no longer sets it (trace_assessment_ids and insert_feedbacks open sessions with it)"
     )
 
 
