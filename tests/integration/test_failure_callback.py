@@ -4,25 +4,12 @@ DAGs' ``on_failure_callback`` (``dag.test()`` on a real metadata DB)."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from tests.stubs.http_receiver import HttpReceiver
+
 TOKEN = "tok-failure-0123456789"
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], dict]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _Receiver.received.append((dict(self.headers), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 PROBE_DAG = """
@@ -54,21 +41,15 @@ def test_a_failed_task_posts_task_failed_to_the_webhook(
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    conn = {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}/hook", "password": TOKEN}
-    monkeypatch.setenv("AIRFLOW_CONN_FLYWHEEL_WEBHOOK", json.dumps(conn))
     # dag.test() runs a DAG of the configured dags folder: the probe gets one of its own.
     (tmp_path / "probe.py").write_text(PROBE_DAG)
     monkeypatch.setattr("airflow.settings.DAGS_FOLDER", str(tmp_path))
-    _Receiver.received = []
     dag = DagBag(dag_folder=str(tmp_path)).get_dag("flywheel_failure_probe")
-    try:
-        with caplog.at_level("INFO"):
-            dag.test()
-    finally:
-        server.shutdown()
-    [(headers, payload)] = _Receiver.received
+    with HttpReceiver() as receiver, caplog.at_level("INFO"):
+        conn = {"conn_type": "http", "host": f"{receiver.url}/hook", "password": TOKEN}
+        monkeypatch.setenv("AIRFLOW_CONN_FLYWHEEL_WEBHOOK", json.dumps(conn))
+        dag.test()
+    [(_, _, headers, payload)] = receiver.requests
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert (payload["app"], payload["dag_id"], payload["task_id"], payload["try_number"]) == (
         "demo",

@@ -4,15 +4,14 @@ growing pauses, at most ten times; waiting for a service polls once a second unt
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
 from genai_flywheel import services
 from genai_flywheel.services import ServiceError, Stack, wait_http
+from tests.stubs.http_receiver import HttpReceiver
 
 LOCKED = "sqlite3.OperationalError: database is locked"
 
@@ -28,13 +27,6 @@ def _scripted_run(monkeypatch: pytest.MonkeyPatch, *results: tuple[int, str]) ->
 
     monkeypatch.setattr(services.subprocess, "run", run)
     return calls
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
-    return slept
 
 
 def test_airflow_command_is_repeated_while_sqlite_is_locked(tmp_path: Path, monkeypatch, sleeps) -> None:
@@ -60,36 +52,17 @@ def test_airflow_command_failing_otherwise_is_not_repeated(tmp_path: Path, monke
     assert len(calls) == 1 and sleeps == []
 
 
-class _Health(BaseHTTPRequestHandler):
-    codes: list[int] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.send_response(_Health.codes.pop(0) if len(_Health.codes) > 1 else _Health.codes[0])
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+def test_wait_http_polls_until_the_service_answers(sleeps) -> None:
+    with HttpReceiver(503, 503, 401) as health:  # a login page counts as up
+        wait_http(health.url + "/health", timeout_s=60, name="svc")
+    assert sleeps == [1, 1] and len(health.requests) == 3
 
 
-@pytest.fixture
-def health_server():
-    server = HTTPServer(("127.0.0.1", 0), _Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/health"
-    server.shutdown()
-
-
-def test_wait_http_polls_until_the_service_answers(health_server: str, sleeps) -> None:
-    _Health.codes = [503, 503, 401]  # a login page counts as up
-    wait_http(health_server, timeout_s=60, name="svc")
-    assert sleeps == [1, 1]
-
-
-def test_wait_http_names_the_last_problem_and_the_log_tail(health_server: str, tmp_path: Path) -> None:
-    _Health.codes = [500]
+def test_wait_http_names_the_last_problem_and_the_log_tail(tmp_path: Path) -> None:
     log_file = tmp_path / "svc.log"
     log_file.write_text("starting\nboom\n")
     started = time.monotonic()
     with pytest.raises(ServiceError, match=r"svc did not answer at .* within 2 s \(HTTP 500\); log tail:\nstart"):
-        wait_http(health_server, timeout_s=1.5, name="svc", log_file=log_file)
+        with HttpReceiver(500, repeat_last=True) as health:
+            wait_http(health.url, timeout_s=1.5, name="svc", log_file=log_file)
     assert 1.5 <= time.monotonic() - started < 10

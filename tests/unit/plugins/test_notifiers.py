@@ -5,9 +5,6 @@ failure callback send through the configured channels with one cached hook."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 from unittest.mock import Mock
 
@@ -16,39 +13,16 @@ from pydantic import ValidationError
 
 from genai_flywheel.config import Notify
 from genai_flywheel.exceptions import ConfigError, NotificationError
+from tests.stubs.http_receiver import HttpReceiver
 
 TOKEN = "tok-0123456789abcdef"
 SECRET_PATH = "/services/T000/B000/s3cr3tp4th"
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    requests: list[tuple[str, dict[str, str], dict]] = []
-    statuses: list[int] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _Receiver.requests.append((self.path, dict(self.headers), body))
-        self.send_response(_Receiver.statuses.pop(0) if _Receiver.statuses else 200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver():
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Receiver.requests, _Receiver.statuses = [], []
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
-    return slept
+    with HttpReceiver() as r:
+        yield r
 
 
 def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) -> None:
@@ -56,16 +30,16 @@ def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object)
 
 
 def test_webhook_hook_posts_json_with_the_bearer_token_and_retries_a_5xx(
-    receiver: str, monkeypatch: pytest.MonkeyPatch, sleeps: list[float], caplog: pytest.LogCaptureFixture
+    receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch, sleeps: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     from flywheel_airflow.hooks import WebhookHook
 
-    _connection(monkeypatch, "hook_a", host=receiver + SECRET_PATH, password=TOKEN)
-    _Receiver.statuses = [503, 502]
+    _connection(monkeypatch, "hook_a", host=receiver.url + SECRET_PATH, password=TOKEN)
+    receiver.statuses = [503, 502]
     with caplog.at_level("DEBUG"):
         assert WebhookHook("hook_a").post({"b": 1, "a": [2]}) == 200
-    assert [(path, body) for path, _, body in _Receiver.requests] == [(SECRET_PATH, {"a": [2], "b": 1})] * 3
-    headers = _Receiver.requests[-1][1]
+    assert [(r.path, r.body) for r in receiver.requests] == [(SECRET_PATH, {"a": [2], "b": 1})] * 3
+    headers = receiver.requests[-1].headers
     assert headers["Authorization"] == f"Bearer {TOKEN}" and headers["Content-Type"] == "application/json"
     assert sleeps == [1, 2]
     assert "attempt 1 failed (HTTP 503)" in caplog.text
@@ -73,27 +47,29 @@ def test_webhook_hook_posts_json_with_the_bearer_token_and_retries_a_5xx(
 
 
 def test_webhook_hook_sends_the_secret_in_the_header_the_connection_names(
-    receiver: str, monkeypatch: pytest.MonkeyPatch
+    receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flywheel_airflow.hooks import WebhookHook
 
-    _connection(monkeypatch, "hook_b", host=receiver + "/hook", password=TOKEN, extra={"header": "X-Flywheel-Token"})
+    _connection(
+        monkeypatch, "hook_b", host=receiver.url + "/hook", password=TOKEN, extra={"header": "X-Flywheel-Token"}
+    )
     WebhookHook("hook_b").post({})
-    headers = _Receiver.requests[0][1]
+    headers = receiver.requests[0].headers
     assert headers["X-Flywheel-Token"] == TOKEN and "Authorization" not in headers
 
 
 def test_webhook_errors_name_the_host_only(
-    receiver: str, monkeypatch: pytest.MonkeyPatch, sleeps: list[float], caplog: pytest.LogCaptureFixture
+    receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch, sleeps: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     from flywheel_airflow.hooks import WebhookHook
 
-    _connection(monkeypatch, "hook_c", host=receiver + SECRET_PATH, password=TOKEN)
-    _Receiver.statuses = [403]
-    with pytest.raises(NotificationError, match=rf"webhook at {receiver} .* after 1 attempt\(s\): HTTP 403") as err:
+    _connection(monkeypatch, "hook_c", host=receiver.url + SECRET_PATH, password=TOKEN)
+    receiver.statuses = [403]
+    with pytest.raises(NotificationError, match=rf"webhook at {receiver.url} .* after 1 attempt\(s\): HTTP 403") as err:
         WebhookHook("hook_c").post({})
     assert sleeps == []  # a 4xx is not retried
-    _Receiver.statuses = [500] * 3
+    receiver.statuses = [500] * 3
     with pytest.raises(NotificationError, match=r"after 3 attempt\(s\): HTTP 500"):
         WebhookHook("hook_c").post({})
     _connection(monkeypatch, "hook_down", host="http://127.0.0.1:9" + SECRET_PATH, password=TOKEN)
@@ -143,14 +119,14 @@ def test_alert_notifier_builds_one_hook_from_the_connection(monkeypatch: pytest.
 
 
 def test_webhook_url_still_posts_but_warns_that_it_is_deprecated(
-    receiver: str, caplog: pytest.LogCaptureFixture
+    receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     from flywheel_airflow.notifiers import send_alerts
 
-    notify = Notify(webhook_url=receiver + "/hook")
+    notify = Notify(webhook_url=receiver.url + "/hook")
     with caplog.at_level("WARNING"):
         assert send_alerts([{"rule": "r"}], notify, context={}) == 1
-    assert [body for _, _, body in _Receiver.requests] == [{"rule": "r"}]
+    assert [r.body for r in receiver.requests] == [{"rule": "r"}]
     assert "notify.webhook_url is deprecated" in caplog.text and "notify.webhook_conn_id" in caplog.text
 
 
