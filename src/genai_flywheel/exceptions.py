@@ -41,6 +41,10 @@ class JudgeUnavailableError(FlywheelError):
     """The LLM-judge endpoint kept failing after retries."""
 
 
+class NotificationError(FlywheelError):
+    """A notification channel (a webhook) did not take a notification after its retries."""
+
+
 class StoreError(FlywheelError):
     """The metrics store or an MLflow store could not be read or written."""
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from tenacity import Retrying, retry_if_result
 
 from genai_flywheel.exceptions import StoreError
 from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
@@ -210,7 +211,8 @@ def _insert_batch(store: Any, feedbacks: list[Any]) -> list[str | None]:
         found = query.filter(SqlTraceInfo.request_id.in_(trace_ids)).order_by(SqlTraceInfo.request_id).all()
         return {rid: (int(exp), int(ts)) for rid, exp, ts in found}
 
-    while True:
+    def attempt() -> list[str | None] | None:
+        """One transaction; None (rolled back) when a concurrent writer moved a trace in between."""
         with store.ManagedSessionMaker(read_only=False) as session:
             for trace_id in trace_ids:
                 store._validate_trace_accessible(session, trace_id)
@@ -223,7 +225,7 @@ def _insert_batch(store: Any, feedbacks: list[Any]) -> list[str | None]:
             )
             if routing(store._apply_trace_row_lock(session.query(*columns))) != snapshot:
                 session.rollback()
-                continue
+                return None
             outcomes: list[str | None] = []
             values = []
             for fb in feedbacks:
@@ -235,6 +237,10 @@ def _insert_batch(store: Any, feedbacks: list[Any]) -> list[str | None]:
             if values:
                 session.execute(sa.insert(SqlAssessments.__table__), values)
             return outcomes
+
+    # A batch whose traces moved under it starts over at once with a fresh snapshot, for as long as they
+    # keep moving (a concurrent writer finishes; tenacity's defaults: no stop, no wait).
+    return Retrying(retry=retry_if_result(lambda outcomes: outcomes is None))(attempt)
 
 
 def _assessment_row(feedback: Any, experiment_id: int, trace_timestamp_ms: int) -> dict[str, Any]:
