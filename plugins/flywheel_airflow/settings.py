@@ -40,14 +40,14 @@ def dag_tags(stage: str, app: str) -> list[str]:
     return ["genai-flywheel", stage, f"app:{app}"]
 
 
-def dataset_asset(app_name: str):  # noqa: ANN201 - airflow.sdk.Asset, imported lazily with the SDK
+def dataset_asset(app_name: str):  # returns an airflow.sdk.Asset, imported lazily with the SDK
     """The Asset the curation DAG updates and the evaluation DAG is scheduled on."""
     from airflow.sdk import Asset
 
     return Asset(f"flywheel://datasets/{app_name}", extra={"app": app_name})
 
 
-def metrics_asset(app_name: str):  # noqa: ANN201
+def metrics_asset(app_name: str):
     """The Asset the monitor's store task updates (one event per stored interval)."""
     from airflow.sdk import Asset
 

@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
 from genai_flywheel.scoring.runner import assessment_id_for
 from genai_flywheel.traces import writeback
 from genai_flywheel.traces.schema import SCORE_SCHEMA
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 EXPERIMENT = "wb-batch"
 END = datetime(2026, 11, 20, tzinfo=UTC)

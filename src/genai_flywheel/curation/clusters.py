@@ -199,6 +199,11 @@ def cluster_queries(terms: Sequence[tuple[str, ...]], method: ClusterMethod) -> 
     return cluster_signatures(terms, size=method.signature_terms)
 
 
+def view_clustering(view: TraceView, method: ClusterMethod) -> Clustering:
+    """The query clustering of ``view``'s table by ``method``, computed once per table and method."""
+    return view.derived(("clustering", method), lambda: cluster_queries(view.terms, method))
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -289,7 +294,7 @@ def cluster_stats(
 
     Order: bad clusters first, then quality ascending (unknown last), volume descending, cluster id.
     """
-    clustering = view.clustering(method or ClusterMethod())
+    clustering = view_clustering(view, method or ClusterMethod())
     all_scores = [a.numeric(score) for a in view.assessments] if score else []
     all_verdicts = [a.polarity(feedback) for a in view.assessments] if feedback else []
     criteria = _Criteria(
@@ -402,16 +407,3 @@ def stats_to_table(stats: Sequence[ClusterStats], *, selected: Sequence[str] = (
             "selected": pa.array([s.cluster_id in chosen for s in stats], pa.bool_()),
         }
     )
-
-
-def cluster_report(table: pa.Table, **options: Any) -> pa.Table:
-    """Per query cluster: id, label (top terms), example query, volume, mean score, negative rate, ...
-
-    ``options`` are a ``query_clusters`` rule's: ``method``, ``signature_terms``, ``threshold``, ``score``,
-    ``feedback``, ``min_volume``, ``max_score``, ``min_negative_rate``, ``min_evidence``, ``prior_weight``,
-    ``recent_hours``.
-    Rows are worst first; ``quality`` is the smoothed quality that ranks them (see :func:`cluster_stats`).
-    """
-    from genai_flywheel.curation.view import TraceView
-
-    return stats_to_table(cluster_stats(TraceView(table), **cluster_options(options, "cluster report")))

@@ -49,6 +49,7 @@ from genai_flywheel.curation.clusters import (
     ClusterStats,
     cluster_options,
     cluster_stats,
+    view_clustering,
 )
 from genai_flywheel.curation.view import TraceView
 from genai_flywheel.exceptions import ConfigError
@@ -264,7 +265,7 @@ def _select_clusters(
     score = kwargs.get("score", "relevance")
     scores = _names(rule.options.get("scores"), (score,) if score else DEFAULT_SCORES, rule, "scores")
     feedback = kwargs.get("feedback", DEFAULT_FEEDBACK)
-    clustering = view.clustering(kwargs["method"])
+    clustering = view_clustering(view, kwargs["method"])
     open_set = set(open_rows)
     chosen: list[int] = []
     chosen_clusters: list[str] = []
@@ -300,7 +301,7 @@ def _select_guard(rule: CurationRule, view: TraceView, open_rows: list[int], mas
     feedback = rule.options.get("feedback", DEFAULT_FEEDBACK)
     min_score = _number(rule, "min_score", 0.8)
     need_positive = bool(rule.options.get("require_positive_feedback", False))
-    clustering = view.clustering(ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}"))
+    clustering = view_clustering(view, ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}"))
 
     buckets: dict[str, list[int]] = {}
     for row in open_rows:
@@ -350,7 +351,7 @@ def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
         logger.info("curation rule %s (%s, priority %d): %d traces", rule.name, rule.kind, rule.priority, len(rows))
     if not selection.cluster_stats and len(view):
         selection.cluster_stats = cluster_stats(view)
-    clustering = view.clustering(_report_method(rules))
+    clustering = view_clustering(view, _report_method(rules))
     selection.clusters = [clustering.assignment[r] for r in selection.rows]
     return selection
 
@@ -372,12 +373,3 @@ def selection_table(table: pa.Table, selection: Selection) -> pa.Table:
     picked = picked.append_column("rule_priority", pa.array([r.priority for r in selection.rules], pa.int32()))
     picked = picked.append_column("cluster_id", pa.array(selection.clusters, pa.string()))
     return picked.append_column("selection_rank", pa.array(selection.ranks, pa.int32()))
-
-
-def select_traces(app: Application, table: pa.Table) -> pa.Table:
-    """Apply the application's curation rules (or :func:`default_rules`) to a trace table.
-
-    Returns the selected rows of ``table`` with the added columns ``rule``, ``rule_priority``,
-    ``cluster_id`` and ``selection_rank``, in rule order then rank.
-    """
-    return selection_table(table, select(effective_rules(app), table))

@@ -73,7 +73,7 @@ from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metric_names import is_estimate  # noqa: F401  (re-exported: part of this module's API)
 from genai_flywheel.metrics import stats
 from genai_flywheel.metrics.intervals import to_utc
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,6 +103,7 @@ INFO_TRACE_COLUMNS = tuple(c for c in TRACE_COLUMNS if c not in ("error_type", "
 #: What :meth:`WindowAccumulator.add_fetched` reads of a trace read in full.
 FETCHED_COLUMNS = ("trace_id", "status", "error_type", "spans", "weight")
 SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id")
+
 
 @functools.cache
 def metrics_schema() -> pa.Schema:

@@ -27,8 +27,8 @@ import pyarrow as pa
 from tenacity import Retrying, retry_if_result
 
 from genai_flywheel.exceptions import StoreError
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
 from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def write_back(
         try:
             client.log_assessment(row["trace_id"], to_feedback(row, run_context))
             return None
-        except Exception as err:  # noqa: BLE001 - collected and re-raised as one StoreError below
+        except Exception as err:  # collected and re-raised as one StoreError below
             return f"{row['trace_id']}/{row['scorer']}: {err}"
 
     outcomes: list[str | None] = []
@@ -155,7 +155,7 @@ def write_back(
             batch = todo[first : first + BATCH_SIZE]
             try:
                 outcomes.extend(_insert_batch(store, [to_feedback(r, run_context) for r in batch]))
-            except Exception as err:  # noqa: BLE001 - the batch was rolled back; per row names the culprit
+            except Exception as err:  # the batch was rolled back; per row names the culprit
                 log.warning("batch of %d assessments refused (%s); writing it row by row", len(batch), err)
                 outcomes.extend(_write(r) for r in batch)
     elif workers > 1:

@@ -230,7 +230,7 @@ class Topology:
             headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.stack.airflow_url + path, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
     def api_runs(self, dag_id: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa  # noqa: TID253 (tests build tables; the ban protects DAG parse time)
+import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 

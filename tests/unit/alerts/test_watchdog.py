@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa  # noqa: TID253 (tests build tables; the ban protects DAG parse time)
+import pyarrow as pa
 import pytest
 
 from genai_flywheel.alerts.watchdog import check, freshness

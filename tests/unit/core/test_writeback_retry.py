@@ -37,7 +37,7 @@ class _Store:
         self.inserted: list[Any] = []
 
     @contextmanager
-    def ManagedSessionMaker(self, read_only: bool) -> Iterator[Any]:  # noqa: N802 - MLflow's name
+    def ManagedSessionMaker(self, read_only: bool) -> Iterator[Any]:
         self.transactions += 1
         yield SimpleNamespace(
             query=lambda *columns: _Query(self.reads.pop(0)),

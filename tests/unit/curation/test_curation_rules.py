@@ -10,9 +10,18 @@ from curation_tables import table, trace
 
 from genai_flywheel.config import Application, CurationRule
 from genai_flywheel.curation import rules as rules_module
-from genai_flywheel.curation.clusters import ClusterMethod, cluster_report, cluster_signatures, cluster_terms
-from genai_flywheel.curation.rules import default_rules, effective_rules, select, select_traces
+from genai_flywheel.curation.clusters import (
+    ClusterMethod,
+    cluster_options,
+    cluster_signatures,
+    cluster_stats,
+    cluster_terms,
+    stats_to_table,
+    view_clustering,
+)
+from genai_flywheel.curation.rules import default_rules, effective_rules, select, selection_table
 from genai_flywheel.curation.text import query_terms
+from genai_flywheel.curation.view import TraceView
 from genai_flywheel.exceptions import ConfigError
 
 
@@ -36,6 +45,16 @@ LOW = CurationRule(
 ERR = CurationRule(name="err", filter="trace.status = 'ERROR'", priority=30, cap=10, options={"order": "newest"})
 
 
+def stage_selection(app: Application, traces: pa.Table) -> pa.Table:
+    """What the select stage writes to ``selected.parquet``: the application's rules applied to ``traces``."""
+    return selection_table(traces, select(effective_rules(app), traces))
+
+
+def cluster_report(traces: pa.Table, **options: object) -> pa.Table:
+    """What the select stage writes to ``clusters.parquet`` for a query_clusters rule with ``options``."""
+    return stats_to_table(cluster_stats(TraceView(traces), **cluster_options(options)))
+
+
 def picked(result: pa.Table) -> list[tuple[str, str]]:
     return list(zip(result.column("trace_id").to_pylist(), result.column("rule").to_pylist(), strict=True))
 
@@ -47,7 +66,7 @@ def test_higher_priority_rule_claims_a_trace_first_and_later_rules_skip_it() -> 
         trace("t3", "what are webhooks", scores={"relevance": 0.9}),
     ]
     # Configured out of order on purpose: priority, not list position, decides.
-    result = select_traces(app_with([LOW, NEG]), table(rows))
+    result = stage_selection(app_with([LOW, NEG]), table(rows))
     assert picked(result) == [("t1", "neg"), ("t2", "low")]
     assert result.column("rule_priority").to_pylist() == [10, 20]
     assert set(rules_module.SELECTION_COLUMNS) <= set(result.column_names)
@@ -61,7 +80,7 @@ def test_cap_keeps_the_worst_traces_lowest_score_first() -> None:
         )
     ]
     capped = CurationRule(**{**LOW.model_dump(), "cap": 3})
-    result = select_traces(app_with([capped]), table(rows))
+    result = stage_selection(app_with([capped]), table(rows))
     assert result.column("trace_id").to_pylist() == ["t1", "t3", "t2"]
     assert result.column("selection_rank").to_pylist() == [0, 1, 2]
 
@@ -72,7 +91,7 @@ def test_ties_break_newest_first_then_trace_id() -> None:
         trace("a", "timeout two", minute=1, status="ERROR"),
         trace("c", "timeout three", minute=5, status="ERROR"),
     ]
-    result = select_traces(app_with([ERR]), table(rows))
+    result = stage_selection(app_with([ERR]), table(rows))
     assert result.column("trace_id").to_pylist() == ["c", "a", "b"]
 
 
@@ -83,7 +102,7 @@ def test_repeated_inputs_go_behind_distinct_ones_within_a_cap() -> None:
         trace("t3", "where are my logs", scores={"relevance": 0.3}),
     ]
     capped = CurationRule(**{**LOW.model_dump(), "cap": 2})
-    result = select_traces(app_with([capped]), table(rows))
+    result = stage_selection(app_with([capped]), table(rows))
     assert result.column("trace_id").to_pylist() == ["t1", "t3"]
 
 
@@ -126,10 +145,10 @@ def _mixed_rows() -> list[dict]:
 def test_selection_is_deterministic_under_row_permutation() -> None:
     rows = _mixed_rows()
     app = app_with()
-    expected = picked(select_traces(app, table(rows)))
+    expected = picked(stage_selection(app, table(rows)))
     shuffled = list(rows)
     random.Random(3).shuffle(shuffled)
-    assert picked(select_traces(app, table(shuffled))) == expected
+    assert picked(stage_selection(app, table(shuffled))) == expected
     assert len(expected) > 10
 
 
@@ -197,6 +216,16 @@ def test_cluster_threshold_out_of_range_is_a_config_error() -> None:
         cluster_terms([("a",)], threshold=1.5)
 
 
+def test_view_clustering_is_computed_once_per_table_and_method() -> None:
+    view = TraceView(table(_mixed_rows()))
+    signature = view_clustering(view, ClusterMethod())
+    assert view_clustering(view, ClusterMethod()) is signature
+    assert signature == cluster_signatures(view.terms)
+    jaccard = view_clustering(view, ClusterMethod(method="jaccard"))
+    assert jaccard is not signature and jaccard == cluster_terms(view.terms)
+    assert view_clustering(TraceView(view.table), ClusterMethod()) is not signature  # cached per view
+
+
 def test_cluster_report_ranks_the_bad_frequent_cluster_first() -> None:
     report = cluster_report(table(_mixed_rows()), min_volume=5).to_pylist()
     worst = report[0]
@@ -229,7 +258,7 @@ def test_a_pattern_that_broke_recently_is_bad_although_the_week_was_fine() -> No
 
 def test_query_cluster_rule_selects_worst_cluster_members_worst_first() -> None:
     rule = CurationRule(name="clusters", kind="query_clusters", cap=50, options={"min_volume": 5, "per_cluster_cap": 4})
-    result = select_traces(app_with([rule]), table(_mixed_rows()))
+    result = stage_selection(app_with([rule]), table(_mixed_rows()))
     ids = result.column("trace_id").to_pylist()
     assert len(ids) == 4 and all(t.startswith("s") for t in ids)
     # Negative feedback ranks as 0.0 (newest first among equals), but a repeated phrasing waits until each
@@ -242,7 +271,7 @@ def test_query_cluster_rule_leaves_known_good_traces_of_a_bad_cluster_alone() ->
     rows = [trace(f"s{i}", "how do I enable smart sync", minute=i, feedback=False) for i in range(5)]
     rows.append(trace("happy", "enable smart sync please", minute=9, feedback=True))
     rule = CurationRule(name="clusters", kind="query_clusters", cap=50, options={"min_volume": 5})
-    ids = select_traces(app_with([rule]), table(rows)).column("trace_id").to_pylist()
+    ids = stage_selection(app_with([rule]), table(rows)).column("trace_id").to_pylist()
     assert "happy" not in ids and len(ids) == 5
 
 
@@ -252,7 +281,7 @@ def test_regression_guard_takes_good_ok_traces_round_robin_across_clusters() -> 
         for i, q in enumerate(["rotate api keys", "rotating api key", "backup schedule settings"])
     ]
     rule = CurationRule(name="guard", kind="regression_guard", cap=3, options={"min_score": 0.8})
-    result = select_traces(app_with([rule]), table(rows))
+    result = stage_selection(app_with([rule]), table(rows))
     ids = result.column("trace_id").to_pylist()
     assert len(ids) == 3
     assert len(set(result.column("cluster_id").to_pylist())) == 3  # one per cluster before any second pick
@@ -268,7 +297,7 @@ def test_regression_guard_never_takes_negative_feedback_or_errors() -> None:
         trace("ok", "third question", feedback=True),
     ]
     rule = CurationRule(name="guard", kind="regression_guard", cap=10)
-    assert select_traces(app_with([rule]), table(rows)).column("trace_id").to_pylist() == ["ok"]
+    assert stage_selection(app_with([rule]), table(rows)).column("trace_id").to_pylist() == ["ok"]
 
 
 def test_default_rules_cover_every_source() -> None:
@@ -316,7 +345,7 @@ def test_bad_rule_options_are_config_errors(rule: CurationRule, message: str) ->
 
 
 def test_empty_table_selects_nothing() -> None:
-    result = select_traces(app_with(), table([]))
+    result = stage_selection(app_with(), table([]))
     assert result.num_rows == 0
     assert "rule" in result.column_names
 
@@ -339,4 +368,4 @@ def test_default_critical_journeys_follow_the_journey_tag_not_an_apps_words() ->
         trace("tagged", "where do I pay", tags={"journey": "checkout"}),
         trace("words", "my invoice is wrong and SSO fails"),  # an app's own words: its config names them
     ]
-    assert picked(select_traces(app_with([rule]), table(rows))) == [("tagged", "critical_journeys")]
+    assert picked(stage_selection(app_with([rule]), table(rows))) == [("tagged", "critical_journeys")]

@@ -277,7 +277,7 @@ def test_api_alerts(client: TestClient) -> None:
 class _FakeMlflow(BaseHTTPRequestHandler):
     seen_auth: list[str | None] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         type(self).seen_auth.append(self.headers.get("Authorization"))
         name = parse_qs(parts.query).get("experiment_name", [""])[0]
