@@ -3,11 +3,12 @@
 The markup lives in the Jinja2 macros of ``templates/fragments.html.j2`` (links that refuse unsafe URL
 schemes, table cells and tables, headline cards, the application section); this module holds what they
 and the page templates compute with: the URL check (:func:`href`), the texts of values (metric units,
-rule conditions, confidence intervals, time windows, dataset manifests and evaluation summaries), and
-Python entry points to the macros (:func:`link`, :func:`td`, :func:`table`, :func:`cards`,
-:func:`dataset_row`). What the two pages do differently on purpose is an argument, not a second copy: the
-URL schemes a link may use (the report is a local file and may link other local files, the page served
-inside Airflow must not), the CSS, the class of table captions and card lists, which columns a table has.
+rule conditions, confidence intervals and time windows from :mod:`.texts`, re-exported here; dataset
+manifests and evaluation summaries), and Python entry points to the macros (:func:`link`, :func:`td`,
+:func:`table`, :func:`cards`, :func:`dataset_row`). What the two pages do differently on purpose is an
+argument, not a second copy: the URL schemes a link may use (the report is a local file and may link other
+local files, the page served inside Airflow must not), the CSS, the class of table captions and card lists,
+which columns a table has.
 
 Every text written into HTML is escaped with :func:`esc` (the standard library's :func:`html.escape`).
 """
@@ -16,21 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Any, Literal, NamedTuple
-from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
-from genai_flywheel.exceptions import ConfigError
-from genai_flywheel.metrics.aggregate import is_estimate
-from genai_flywheel.report.charts import Unit, format_time, format_value
-from genai_flywheel.report.data import utc
 from genai_flywheel.report.templating import esc as esc, macro  # esc: re-exported, the pages' one escaping
+from genai_flywheel.report.texts import (  # re-exported: the pages import them from here
+    WEB_SCHEMES as WEB_SCHEMES,
+    ci_text as ci_text,
+    condition as condition,
+    href as href,
+    signed as signed,
+    unit_of as unit_of,
+    window as window,
+)
 
-# Relative links and http(s): what a page served by a web server may link. A caller that may also link
-# local files (the static report, opened from disk) adds "file" explicitly.
-WEB_SCHEMES: tuple[str, ...] = ("", "http", "https")
 # Keys under which an evaluation summary has held the candidate - production mean difference, newest first.
 IMPROVEMENT_KEYS = ("improvement", "diff", "mean_diff")
 
@@ -44,17 +45,6 @@ class Card(NamedTuple):
     value: str
     sub: str = ""
     cls: str = ""
-
-
-def href(url: str, *, schemes: Sequence[str] = WEB_SCHEMES, what: str = "link") -> Markup:
-    """``url`` escaped for an ``href`` attribute; :class:`ConfigError` when its scheme is not in ``schemes``
-    (``""`` stands for a relative URL), so a ``javascript:`` or ``data:`` URL never becomes a link."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in schemes:
-        names = ["relative"] * ("" in schemes) + [f"{s}:" for s in schemes if s]
-        allowed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
-        raise ConfigError(f"{what} {url!r} has the scheme {scheme!r}, which is not linked; use a {allowed} URL")
-    return Markup(escape(url, quote=True))
 
 
 def link(
@@ -88,37 +78,7 @@ def cards(items: Iterable[Card], cls: str) -> Markup:
     return macro("cards")(list(items), cls)
 
 
-# --- texts of values --------------------------------------------------------------------------------------
-def unit_of(metric: str) -> Unit:
-    """The display unit of a metric name (see :mod:`genai_flywheel.metrics.aggregate` for the names)."""
-    if metric.endswith("_ms"):
-        return "ms"
-    if metric == "cost_usd":
-        return "usd"
-    if metric.endswith("rate") or metric.startswith("error_rate"):
-        return "rate"
-    return "score" if is_estimate(metric) else "count"
-
-
-def condition(metric: str, op: str, threshold: float) -> str:
-    """An alert rule's condition as read: ``latency_p95_ms > 2,500 ms``."""
-    return f"{metric} {op} {format_value(threshold, unit_of(metric))}"
-
-
-def ci_text(low: float | None, high: float | None, unit: Unit) -> str:
-    """A 95 % CI as ``low to high`` in ``unit``; ``n/a`` when a bound is missing."""
-    if low is None or high is None:
-        return "n/a"
-    return f"{format_value(low, unit)} to {format_value(high, unit)}"
-
-
-def window(start: datetime | None, end: datetime | None) -> str:
-    """An interval as ``2026-01-05 13:00 to 2026-01-05 14:00`` (UTC); ``n/a`` when a bound is missing."""
-    if start is None or end is None:
-        return "n/a"
-    return f"{format_time(utc(start))} to {format_time(utc(end))}"
-
-
+# --- texts of values (the rest are in .texts) --------------------------------------------------------------
 def number(stats: Mapping[str, Any], keys: Sequence[str]) -> float | None:
     """The first of ``keys`` in ``stats`` holding a number (booleans are not numbers), as a float."""
     for key in keys:
@@ -126,11 +86,6 @@ def number(stats: Mapping[str, Any], keys: Sequence[str]) -> float | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     return None
-
-
-def signed(value: float | None) -> str:
-    """A difference with its sign and three decimals (``+0.040``); ``n/a`` for None."""
-    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def gate_of(run: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -55,7 +55,7 @@ class _Compact(Extension):
 @lru_cache(maxsize=8)
 def environment(*packages: str) -> Environment:
     """The environment loading ``templates/`` of each of ``packages`` (first wins), then the report's."""
-    from genai_flywheel.report import charts, fragments
+    from genai_flywheel.report import charts, texts
 
     loader = ChoiceLoader([PackageLoader(p, "templates") for p in (*packages, "genai_flywheel.report")])
     env = Environment(
@@ -67,13 +67,13 @@ def environment(*packages: str) -> Environment:
         auto_reload=False,
     )
     env.globals.update(
-        WEB_SCHEMES=fragments.WEB_SCHEMES,
-        href=fragments.href,
-        unit_of=fragments.unit_of,
-        condition=fragments.condition,
-        ci_text=fragments.ci_text,
-        window=fragments.window,
-        signed=fragments.signed,
+        WEB_SCHEMES=texts.WEB_SCHEMES,
+        href=texts.href,
+        unit_of=texts.unit_of,
+        condition=texts.condition,
+        ci_text=texts.ci_text,
+        window=texts.window,
+        signed=texts.signed,
         format_value=charts.format_value,
         format_time=charts.format_time,
     )
