@@ -6,7 +6,7 @@ itself; this DAG pages through the same notifiers when the newest stored interva
 from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config
+from flywheel_airflow.settings import dag_tags, default_args, flywheel_config
 
 SCHEDULE = "15 * * * *"  # hourly, off the hour so it does not compete with interval-aligned monitor runs
 
@@ -21,7 +21,7 @@ def build_watchdog(app_name: str) -> None:
         start_date=app.start_date,
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(app),
         tags=dag_tags("watchdog", app_name),
         doc_md=__doc__,
     )

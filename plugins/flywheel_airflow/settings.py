@@ -7,7 +7,8 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from genai_flywheel.config import FlywheelConfig, load_config
+from flywheel_airflow.notifiers import TaskFailureNotifier
+from genai_flywheel.config import Application, FlywheelConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,13 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
+
+
+def default_args(app: Application) -> dict[str, Any]:
+    """The default task arguments of ``app``'s DAGs: :data:`DEFAULT_ARGS` and an ``on_failure_callback``
+    that sends "task failed" (DAG, task, run, try number, log URL) through the app's ``notify:`` channels."""
+    notifier = TaskFailureNotifier(app.name, **TaskFailureNotifier.channels(app.notify))
+    return {**DEFAULT_ARGS, "on_failure_callback": notifier}
 
 
 @lru_cache(maxsize=1)

@@ -268,10 +268,24 @@ class AlertRule(_Model):
 
 
 class Notify(_Model):
+    """Where alert transitions and failed tasks are sent: a webhook (an Airflow HTTP Connection), Slack and
+    e-mail. ``webhook_url`` is the deprecated form of the webhook: the URL in the file, no secret header."""
+
+    webhook_conn_id: str | None = Field(
+        default=None, min_length=1, description="Airflow HTTP Connection: host = URL, password = bearer token"
+    )
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
     slack_conn_id: str | None = None
     email_to: list[str] = Field(default_factory=list)
     renotify_after_hours: float = Field(default=24.0, ge=0.0, le=24 * 365)
+
+    @model_validator(mode="after")
+    def _one_webhook(self) -> Notify:
+        if self.webhook_conn_id and self.webhook_url:
+            raise ValueError(
+                "set webhook_conn_id or webhook_url, not both; keep webhook_conn_id (webhook_url is deprecated)"
+            )
+        return self
 
 
 class CurationRule(_Model):

@@ -37,6 +37,10 @@ class ScorerError(FlywheelError):
     """A scorer cannot be loaded or is not an MLflow scorer."""
 
 
+class NotificationError(FlywheelError):
+    """A notification channel (a webhook) did not take a notification after its retries."""
+
+
 class StoreError(FlywheelError):
     """The metrics store or an MLflow store could not be read or written."""
 

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from tenacity import Retrying, retry_if_result
+
 log = logging.getLogger(__name__)
 
 
@@ -132,7 +134,8 @@ def insert_feedbacks(store: Any, feedbacks: list[Any]) -> list[str | None]:
         found = query.filter(SqlTraceInfo.request_id.in_(trace_ids)).order_by(SqlTraceInfo.request_id).all()
         return {rid: (int(exp), int(ts)) for rid, exp, ts in found}
 
-    while True:
+    def attempt() -> list[str | None] | None:
+        """One transaction; None (rolled back) when a concurrent writer moved a trace in between."""
         with store.ManagedSessionMaker(read_only=False) as session:
             for trace_id in trace_ids:
                 store._validate_trace_accessible(session, trace_id)
@@ -145,7 +148,7 @@ def insert_feedbacks(store: Any, feedbacks: list[Any]) -> list[str | None]:
             )
             if routing(store._apply_trace_row_lock(session.query(*columns))) != snapshot:
                 session.rollback()
-                continue
+                return None
             outcomes: list[str | None] = []
             values = []
             for fb in feedbacks:
@@ -157,6 +160,10 @@ def insert_feedbacks(store: Any, feedbacks: list[Any]) -> list[str | None]:
             if values:
                 session.execute(sa.insert(SqlAssessments.__table__), values)
             return outcomes
+
+    # A batch whose traces moved under it starts over at once with a fresh snapshot, for as long as they
+    # keep moving (a concurrent writer finishes; tenacity's defaults: no stop, no wait).
+    return Retrying(retry=retry_if_result(lambda outcomes: outcomes is None))(attempt)
 
 
 def assessment_row(feedback: Any, experiment_id: int, trace_timestamp_ms: int) -> dict[str, Any]:

@@ -85,3 +85,15 @@ def test_library_imports_no_airflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_every_task_notifies_its_applications_channels_when_it_fails(dagbag) -> None:
+    from flywheel_airflow.notifiers import TaskFailureNotifier
+
+    for dag_id, dag in dagbag.dags.items():
+        app = next(t.removeprefix("app:") for t in dag.tags if t.startswith("app:"))
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            notifiers = [c for c in callbacks if isinstance(c, TaskFailureNotifier)]
+            assert [n.app for n in notifiers] == [app], f"{dag_id}.{t.task_id} does not notify its failure"

@@ -14,7 +14,7 @@ def test_the_batched_insert_runs_against_a_real_store_and_reports_a_missing_trac
     from mlflow import MlflowClient
     from mlflow.entities import AssessmentSource, Feedback
 
-    experiment_id = MlflowClient(sqlite_tracking_uri).create_experiment("compat")
+    MlflowClient(sqlite_tracking_uri).create_experiment("compat")  # the store and its tables exist
     store = mlflow_compat.sql_store(mlflow_compat.tracing_client(sqlite_tracking_uri))
     assert store is not None, "a sqlite:// tracking URI is served by SqlAlchemyStore"
     fb = Feedback(name="relevance", value=1.0, source=AssessmentSource(source_type="CODE", source_id="x"))

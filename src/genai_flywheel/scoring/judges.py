@@ -14,7 +14,7 @@ process environment and the request header; it is never logged, put in a param, 
 error text (errors are passed through :meth:`JudgeEndpoint.redact`).
 
 Retries: the gateway adapter retries 429/5xx/timeouts itself, 10 times with 1..30 s sleeps, and does
-not retry malformed JSON at all. :func:`call_judge` owns retrying instead -- exponential backoff
+not retry malformed JSON at all. :func:`call_judge` owns retrying instead (with tenacity) -- exponential backoff
 bounded by ``JudgeEndpoint.max_retries`` for 429/5xx, timeouts, connection errors and malformed
 responses -- and, for calls made inside it, sets MLflow's internal retry count to 0
 (:func:`genai_flywheel.mlflow_compat.install_judge_retry_override`: it wraps a private MLflow function;
@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from genai_flywheel.config_options import JUDGE_OPTIONS, ScorerOptions, names, validated
 from genai_flywheel.environ import scoped_environ
@@ -195,6 +197,25 @@ class JudgeOutcome:
     attempts: int = 0
 
 
+class _JudgeCallFailed(Exception):
+    """One failed judge attempt: the redacted ``reason`` and whether another attempt may help."""
+
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+def _run_once(scorer: Scorer, kwargs: Mapping[str, Any], endpoint: JudgeEndpoint) -> Any:
+    """One attempt, with MLflow's own retries off; a failure becomes :class:`_JudgeCallFailed`."""
+    try:
+        with no_judge_retries():
+            return scorer.run(**kwargs)
+    except Exception as exc:  # a judge failure must not fail the shard
+        reason, retryable = classify_judge_error(exc)
+        raise _JudgeCallFailed(endpoint.redact(reason), retryable) from None
+
+
 def call_judge(
     scorer: Scorer,
     kwargs: Mapping[str, Any],
@@ -208,30 +229,34 @@ def call_judge(
     3 retries: HTTP 500"``. Call it inside :func:`judge_environment`.
     """
     install_judge_retry_override()
-    reason = "unknown error"
-    for attempt in range(endpoint.max_retries + 1):
-        try:
-            with no_judge_retries():
-                return JudgeOutcome(result=scorer.run(**kwargs), attempts=attempt + 1)
-        except Exception as exc:  # a judge failure must not fail the shard
-            reason, retryable = classify_judge_error(exc)
-            reason = endpoint.redact(reason)
-            if not retryable:
-                return JudgeOutcome(error=f"judge call failed: {reason}", attempts=attempt + 1)
-            if attempt < endpoint.max_retries:
-                delay = endpoint.backoff(attempt)
-                logger.debug(
-                    "judge %s attempt %d failed (%s); retrying in %.2fs",
-                    scorer.name,
-                    attempt + 1,
-                    reason,
-                    delay,
-                )
-                sleep(delay)
-    return JudgeOutcome(
-        error=f"judge unavailable after {endpoint.max_retries} retries: {reason}",
-        attempts=endpoint.max_retries + 1,
+
+    def log_retry(state: Any) -> None:
+        logger.debug(
+            "judge %s attempt %d failed (%s); retrying in %.2fs",
+            scorer.name,
+            state.attempt_number,
+            state.outcome.exception().reason,
+            state.next_action.sleep,
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: isinstance(exc, _JudgeCallFailed) and exc.retryable),
+        stop=stop_after_attempt(endpoint.max_retries + 1),
+        wait=lambda state: endpoint.backoff(state.attempt_number - 1),
+        sleep=sleep,
+        before_sleep=log_retry,
+        reraise=True,
     )
+    try:
+        result = retrying(_run_once, scorer, kwargs, endpoint)
+    except _JudgeCallFailed as failed:
+        attempts = retrying.statistics["attempt_number"]
+        if not failed.retryable:
+            return JudgeOutcome(error=f"judge call failed: {failed.reason}", attempts=attempts)
+        return JudgeOutcome(
+            error=f"judge unavailable after {endpoint.max_retries} retries: {failed.reason}", attempts=attempts
+        )
+    return JudgeOutcome(result=result, attempts=retrying.statistics["attempt_number"])
 
 
 # -- building judge scorers --------------------------------------------------------------------------
