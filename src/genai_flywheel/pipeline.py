@@ -185,7 +185,7 @@ def write_back(
     """Stage 5: the scores as assessments on the traces, each exactly once."""
     from genai_flywheel.metrics.store import atomic_write_json
     from genai_flywheel.traces.extract import get_experiment_id
-    from genai_flywheel.traces.writeback import existing_assessment_ids, write_back as _write_back
+    from genai_flywheel.traces.writeback import HTTP_WORKERS, existing_assessment_ids, write_back as _write_back
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri
@@ -193,7 +193,7 @@ def write_back(
     run_context = {"flywheel.app": app.name, "flywheel.interval": ws.key}
     if run_id:
         run_context["airflow.run_id"] = run_id
-    workers = 8 if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
+    workers = HTTP_WORKERS if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
     result = _write_back(uri, _scores(ws), existing_ids=existing, run_context=run_context, workers=workers)
     atomic_write_json(result.as_dict(), ws.path("writeback.json"))
     return result.as_dict()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 #: refused batch re-written row by row costs little (on SQLite each commit is an fsync: 500 rows per
 #: batch spent a quarter of the write-back committing).
 BATCH_SIZE = 2000
+
+#: Writer threads against a tracking server (``log_assessment`` per row). Measured with
+#: ``benchmarks/writeback_server.py`` (mlflow server, 2 workers, on SQLite and PostgreSQL): see
+#: benchmarks/README.md for the table this number comes from.
+HTTP_WORKERS = 8
+
+#: MLflow's HTTP connection pool size (``pool_maxsize`` of its requests adapter, default 10).
+HTTP_POOL_ENV = "MLFLOW_HTTP_POOL_MAXSIZE"
 
 
 @dataclass
@@ -158,6 +167,7 @@ def write_back(
                 log.warning("batch of %d assessments refused (%s); writing it row by row", len(batch), err)
                 outcomes.extend(_write(r) for r in batch)
     elif workers > 1:
+        size_http_pool(workers)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(_write, todo))
     else:
@@ -174,6 +184,24 @@ def write_back(
             f"{result.failed[0]}); the task retry writes only the missing ones"
         )
     return result
+
+
+def size_http_pool(size: int, *, grow_only: bool = True) -> None:
+    """Make MLflow's HTTP session keep ``size`` connections to a server (with ``grow_only``: at least).
+
+    With more threads than pooled connections, urllib3 closes every connection it cannot put back
+    ("Connection pool is full, discarding connection") and the next request opens a new one. MLflow
+    reads the size from the environment once per process, when it builds its cached session, so the
+    cached session is dropped here and the next request builds one with the new size.
+    """
+    from mlflow.environment_variables import MLFLOW_HTTP_POOL_MAXSIZE
+    from mlflow.utils import request_utils
+
+    current = MLFLOW_HTTP_POOL_MAXSIZE.get()
+    if size == current or (grow_only and size < current):
+        return
+    os.environ[HTTP_POOL_ENV] = str(size)
+    request_utils._cached_get_request_session.cache_clear()
 
 
 def sql_store(client: Any) -> Any | None:

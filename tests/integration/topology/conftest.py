@@ -386,12 +386,13 @@ def tier_config(base: Path, tracking_uri: str, data_root: Path, **sampling: Any)
     return path
 
 
-@pytest.fixture(scope="package")
-def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL 15 cluster with the databases ``airflow`` and ``mlflow``; stopped and deleted after."""
+@contextlib.contextmanager
+def throwaway_postgres(databases: tuple[str, ...]) -> Iterator[Postgres]:
+    """A PostgreSQL cluster on a free port with ``databases``, in a temporary folder; stopped and deleted
+    on exit. Raises FileNotFoundError when the server binaries are missing."""
     bindir = pg_bindir()
     if bindir is None:
-        pytest.skip(
+        raise FileNotFoundError(
             "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found via pg_config, "
             f"/usr/lib/postgresql/*/bin or PATH: install postgresql-{PG_VERSION}"
         )
@@ -400,7 +401,7 @@ def postgres() -> Iterator[Postgres]:
     root = Path(tempfile.mkdtemp(prefix="flywheel-pg-"))
     pg = Postgres(bindir=bindir, root=root, port=free_port(), os_user=_server_os_user())
     try:
-        pg.start(("airflow", "mlflow"))
+        pg.start(databases)
         yield pg
     except BaseException:
         print(f"----- {pg.log} -----\n{tail(pg.log)}")
@@ -410,6 +411,16 @@ def postgres() -> Iterator[Postgres]:
             pg.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL 15 cluster with the databases ``airflow`` and ``mlflow``; stopped and deleted after.
+    Skips when the server binaries are missing."""
+    if pg_bindir() is None:
+        pytest.skip(f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install postgresql-{PG_VERSION}")
+    with throwaway_postgres(("airflow", "mlflow")) as pg:
+        yield pg
 
 
 @contextlib.contextmanager
