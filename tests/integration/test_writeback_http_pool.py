@@ -66,7 +66,8 @@ def _pool_full_warnings(uri: str, caplog: pytest.LogCaptureFixture) -> int:
 def test_pool_sized_to_the_threads_discards_no_connection(
     server: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(writeback.HTTP_POOL_ENV, raising=False)
+    # Restored after the test; a size no session has makes the next call rebuild MLflow's session.
+    monkeypatch.setenv(writeback.HTTP_POOL_ENV, "0")
     writeback.size_http_pool(10, grow_only=False)  # MLflow's default, and a session built with it
     assert _pool_full_warnings(server, caplog) > 0, "16 threads on 10 pooled connections discard some"
 
@@ -75,4 +76,3 @@ def test_pool_sized_to_the_threads_discards_no_connection(
 
     writeback.size_http_pool(4)  # grow only: a smaller pool is never asked for by a write-back
     assert _pool_full_warnings(server, caplog) == 0
-    writeback.size_http_pool(10, grow_only=False)

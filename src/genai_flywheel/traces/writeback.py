@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 
 #: Writer threads against a tracking server (``log_assessment`` per row). Measured with
-#: ``benchmarks/writeback_server.py`` (mlflow server, 2 workers, on SQLite and PostgreSQL): see
-#: benchmarks/README.md for the table this number comes from.
+#: ``benchmarks/writeback_server.py`` (benchmarks/README.md has the table): an ``mlflow server`` with 2
+#: workers, on SQLite or PostgreSQL, tops out at 60-95 assessments/s from 4-8 threads on; 16 and 32
+#: threads gain nothing. 8 stays within MLflow's default HTTP pool of 10 connections.
 HTTP_WORKERS = 8
 
 #: MLflow's HTTP connection pool size (``pool_maxsize`` of its requests adapter, default 10).
