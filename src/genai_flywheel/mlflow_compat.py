@@ -62,6 +62,31 @@ def tracing_client(tracking_uri: str) -> Any:
     return TracingClient(tracking_uri=tracking_uri)
 
 
+#: MLflow's HTTP connection pool size (``pool_maxsize`` of its requests adapter, default 10).
+HTTP_POOL_ENV = "MLFLOW_HTTP_POOL_MAXSIZE"
+
+
+def size_http_pool(size: int, *, grow_only: bool = True) -> None:
+    """Make MLflow's HTTP session keep ``size`` connections to a server (with ``grow_only``: at least).
+
+    With more threads than pooled connections, urllib3 closes every connection it cannot put back
+    ("Connection pool is full, discarding connection") and the next request opens a new one. MLflow reads
+    the size from the environment once per process, when it builds its cached session
+    (``mlflow.utils.request_utils._cached_get_request_session``, an ``lru_cache``, MLflow 3.17), so that
+    cache is cleared here and the next request builds a session with the new size.
+    """
+    import os
+
+    from mlflow.environment_variables import MLFLOW_HTTP_POOL_MAXSIZE
+    from mlflow.utils import request_utils
+
+    current = MLFLOW_HTTP_POOL_MAXSIZE.get()
+    if size == current or (grow_only and size < current):
+        return
+    os.environ[HTTP_POOL_ENV] = str(size)
+    request_utils._cached_get_request_session.cache_clear()
+
+
 def sql_store(client: Any) -> Any | None:
     """The ``SqlAlchemyStore`` behind a tracing client, or None (a tracking server, another store).
 

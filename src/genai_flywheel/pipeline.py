@@ -252,7 +252,7 @@ def write_back(
     app_name: str, start: Any, end: Any, *, run_id: str | None = None, config: FlywheelConfig | None = None
 ) -> dict:
     """Stage 5: the scores as assessments on the traces, each exactly once."""
-    from genai_flywheel.traces.writeback import existing_assessment_ids, write_back as _write_back
+    from genai_flywheel.traces.writeback import HTTP_WORKERS, existing_assessment_ids, write_back as _write_back
     from genai_flywheel.workspace import atomic_write_json
 
     _, app, ws = _context(app_name, start, end, config)
@@ -262,7 +262,7 @@ def write_back(
     run_context = {"flywheel.app": app.name, "flywheel.interval": ws.key}
     if run_id:
         run_context["airflow.run_id"] = run_id
-    workers = 8 if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
+    workers = HTTP_WORKERS if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
     result = _write_back(uri, scores, existing_ids=existing, run_context=run_context, workers=workers)
     atomic_write_json(result.as_dict(), ws.path("writeback.json"))
     return result.as_dict()

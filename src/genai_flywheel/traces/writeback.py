@@ -28,6 +28,7 @@ from genai_flywheel.exceptions import StoreError
 from genai_flywheel.mlflow_compat import (
     assessment_row,
     insert_feedbacks,
+    size_http_pool,
     sql_store,
     trace_assessment_ids,
     trace_infos,
@@ -41,6 +42,12 @@ log = logging.getLogger(__name__)
 #: refused batch re-written row by row costs little (on SQLite each commit is an fsync: 500 rows per
 #: batch spent a quarter of the write-back committing).
 BATCH_SIZE = 2000
+
+#: Writer threads against a tracking server (``log_assessment`` per row). Measured with
+#: ``benchmarks/writeback_server.py`` (benchmarks/README.md has the table): an ``mlflow server`` with 2
+#: workers, on SQLite or PostgreSQL, tops out at 60-95 assessments/s from 4-8 threads on; 16 and 32
+#: threads gain nothing. 8 stays within MLflow's default HTTP pool of 10 connections.
+HTTP_WORKERS = 8
 
 
 @dataclass
@@ -148,6 +155,7 @@ def write_back(
                 log.warning("batch of %d assessments refused (%s); writing it row by row", len(batch), err)
                 outcomes.extend(_write(r) for r in batch)
     elif workers > 1:
+        size_http_pool(workers)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(_write, todo))
     else:
