@@ -9,6 +9,7 @@ so each stage's peak RSS is its own, not the high-water mark of the stages befor
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import resource
@@ -44,7 +45,16 @@ STAGE_MODULES = (
 
 
 def peak_rss_kib() -> int:
-    """The process's peak resident set size so far, in KiB (``ru_maxrss`` is bytes on macOS)."""
+    """This process's own peak resident set size so far, in KiB.
+
+    On Linux ``VmHWM`` from /proc: ``ru_maxrss`` there starts at the parent's peak when forked and keeps
+    it across exec, so a stage started by a large benchmark process would report the parent's peak.
+    Elsewhere ``ru_maxrss`` (bytes on macOS).
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,13 @@ def test_serve_runs_the_stages_through_an_mlflow_server(tmp_path: Path) -> None:
     port = int(summary["tracking_uri"].rsplit(":", 1)[1])
     with pytest.raises(OSError):  # stopped afterwards
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_stage_process_reports_its_own_peak_rss_not_its_parents() -> None:
+    ballast = b"x" * (400 * 1024 * 1024)  # this process's peak grows by 400 MiB before it starts the child
+    code = "from benchmarks.stage import peak_rss_kib; print(peak_rss_kib())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=monitor.ROOT)
+    assert len(ballast) and 0 < int(out.stdout) < 200 * 1024
 
 
 def test_a_mapped_stage_adds_up_its_tasks() -> None:
