@@ -3,19 +3,25 @@
 
 Run ``make bench`` (or ``.venv/bin/python benchmarks/monitor.py --help``). Steps:
 
-1. Write ``--n`` simulated traces into ONE daily monitor window of a fresh SQLite MLflow store (timed
-   separately: writing is not part of the monitor's figures). ``--tracking-uri`` reuses a store instead,
-   writing only if its window holds fewer than ``--n`` traces.
-2. Run every monitor stage in this process over that window (extract, validate, sample, score of every
-   shard in turn, write_back, aggregate, store, alert), timing each and reading the process's peak RSS
-   (``resource.getrusage``) after each.
+1. Write ``--n`` simulated traces into ONE daily monitor window of a fresh SQLite MLflow store with the
+   bulk loader (benchmarks/bulkload.py; timed separately: writing is not part of the monitor's figures).
+   ``--tracking-uri`` reuses a store instead, writing only if its window holds fewer than ``--n`` traces
+   (through the simulator when the store is an ``http://`` server).
+2. Run every monitor stage over that window, each task in a fresh process as Airflow runs it
+   (benchmarks/stage.py; extract, validate, sample, score once per shard, write_back, aggregate, store,
+   alert: the table ``STAGE_CALLS``), reading each process's wall time of the stage call and its peak RSS
+   (``resource.getrusage``): the stage's own memory, not the high-water mark of the stages before it.
 3. Run ``mlflow.genai.evaluate(data=<the window's first --baseline-n traces>, scorers=<the same scorer
    objects>)`` and time it from the call to its return. It runs at tens of rows/s, so it is measured on a
    subset and compared as a rate (traces/s).
+4. Run the whole monitor in one process (``pipeline.run_monitor_interval``, what ``flywheel monitor``
+   does) on a fresh copy of the traces, for its time and peak RSS.
 
-On a SQLite store both runs work on a copy of the traces store (``run.db``): the monitor writes its scores
-back onto the traces, and a later run would reuse them instead of scoring again, so an untouched traces
-store makes every run a first run. An ``http://`` store is used in place (re-runs are flagged).
+On a SQLite store every run works on a copy of the traces store (``run.db``; ``whole.db`` for step 4): the
+monitor writes its scores back onto the traces, and a later run would reuse them instead of scoring again,
+so an untouched traces store makes every run a first run. ``--serve`` puts an ``mlflow server`` over that
+copy and runs the stages against it over HTTP. An external ``http://`` store is used in place (re-runs are
+flagged) and the whole monitor is not run on it (its store cannot be reset).
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ import importlib
 import json
 import logging
 import os
-import resource
 import shutil
+import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +50,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # run as a script from a checkout without an installed package
     sys.path.insert(1, str(ROOT / "src"))
+if str(ROOT) not in sys.path:  # benchmarks.* when run as a script
+    sys.path.insert(1, str(ROOT))
 
+from benchmarks.stage import STAGE_MODULES, peak_rss_kib  # noqa: E402
 from genai_flywheel.config import DATA_ROOT_ENV, FlywheelConfig, load_config  # noqa: E402
 from genai_flywheel.environ import scoped_environ  # noqa: E402
 
@@ -57,27 +67,52 @@ SEED = 11
 GOAL_RATIO = 20.0
 EVAL_WORKERS_ENV = "MLFLOW_GENAI_EVAL_MAX_WORKERS"  # mlflow/environment_variables.py in mlflow 3.17
 DEFAULT_SQLITE_EVAL_WORKERS = 2  # evaluate's default of 10 exhausts SQLite connections and loses rows
-# Everything the stages import lazily (see genai_flywheel.pipeline), imported before any timer starts.
-STAGE_MODULES = (
-    "genai_flywheel.pipeline",
-    "genai_flywheel.traces.extract",
-    "genai_flywheel.quality.contract",
-    "genai_flywheel.traces.sampling",
-    "genai_flywheel.scoring",
-    "genai_flywheel.scoring.reuse",
-    "genai_flywheel.traces.writeback",
-    "genai_flywheel.metrics",
-    "genai_flywheel.metrics.store",
-    "genai_flywheel.monitoring_run",
-    "genai_flywheel.alerts",
-    "genai_flywheel.evaluation.run",
+STAGE_SCRIPT = Path(__file__).resolve().with_name("stage.py")
+
+
+def _once(config: FlywheelConfig, app_name: str, done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{}]
+
+
+def _per_shard(config: FlywheelConfig, app_name: str, done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"shard": shard} for task in done["sample"] for shard in task["shards"]]
+
+
+@dataclass(frozen=True)
+class StageCall:
+    """One monitor stage as the monitor DAG runs it: ``pipeline.<function>(app, start, end, **kwargs,
+    config=...)`` once per kwargs that ``tasks(config, app_name, results so far)`` returns (a mapped stage:
+    one task per shard or time slice), every task in a fresh process."""
+
+    name: str
+    function: str
+    tasks: Callable[[FlywheelConfig, str, dict[str, list[dict[str, Any]]]], list[dict[str, Any]]] = _once
+
+
+def _per_slice(config: FlywheelConfig, app_name: str, done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"slice_index": k} for k in range(config.app(app_name).extract.slices)]
+
+
+# The monitor's task calls, in order: the one place to change when a stage's signature does.
+STAGE_CALLS = (
+    StageCall("extract", "extract", _per_slice),
+    StageCall("validate", "validate"),
+    StageCall("sample", "sample"),
+    StageCall("score", "score_shard", _per_shard),
+    StageCall("write_back", "write_back"),
+    StageCall("aggregate", "aggregate"),
+    StageCall("store", "store"),
+    StageCall("alert", "alert"),
 )
-STAGES = ("extract", "validate", "sample", "score", "write_back", "aggregate", "store", "alert")
+STAGES = tuple(call.name for call in STAGE_CALLS)
+WHOLE_MONITOR = "run_monitor_interval"  # every stage in one process: what `flywheel monitor` runs
 
 
 @dataclass(frozen=True)
 class StageFigure:
-    """One monitor stage: wall seconds, traces/s over the window, and the process's peak RSS around it."""
+    """One monitor stage (all its tasks, one after another, each in a fresh process): seconds of the stage
+    calls, traces/s over the window, the peak RSS of its processes after their imports and at their end
+    (the largest over its tasks), and the processes' whole wall time (interpreter, imports, call)."""
 
     stage: str
     seconds: float
@@ -85,6 +120,9 @@ class StageFigure:
     peak_rss_before_mb: float
     peak_rss_after_mb: float
     result: dict[str, Any] = field(default_factory=dict)
+    tasks: int = 1
+    process_seconds: float = 0.0
+    imports_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,27 +157,52 @@ class BaselineFigure:
 
 
 def peak_rss_mb() -> float:
-    """The process's peak resident set size so far, in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    """The process's peak resident set size so far, in MiB."""
+    return peak_rss_kib() / 1024
 
 
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else 0.0
 
 
-def _timed(stage: str, n: int | None, fn: Callable[[], dict[str, Any]]) -> StageFigure:
-    """Run ``fn`` as the stage ``stage``; ``n=None`` when the window's size is not known yet."""
-    before = peak_rss_mb()
+def run_stage_process(config_path: Path, app_name: str, function: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``pipeline.<function>`` over the benchmark window in a fresh process (benchmarks/stage.py); its figures
+    plus ``process_seconds``, the child's whole wall time."""
+    start, end = window()
+    argv = [sys.executable, str(STAGE_SCRIPT), str(config_path), app_name, start.isoformat(), end.isoformat()]
+    argv += [function, json.dumps(kwargs)]
     t0 = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - t0
-    figure = StageFigure(stage, seconds, _rate(n or 0, seconds), before, peak_rss_mb(), result)
-    if n is None:
-        log.info("%s: %.2f s", stage, seconds)
-    else:
-        log.info("%s: %.2f s (%.0f traces/s)", stage, seconds, figure.traces_per_s)
-    return figure
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+    process_seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"stage {function}({kwargs}) failed with exit code {proc.returncode}:\n{proc.stderr[-4000:]}"
+        )
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**out, "process_seconds": process_seconds}
+
+
+def stage_figure(name: str, n: int, tasks: list[dict[str, Any]]) -> StageFigure:
+    """One figure for the tasks of stage ``name`` (run one after another) over a window of ``n`` traces."""
+    seconds = sum(t["seconds"] for t in tasks)
+    results = [t["result"] for t in tasks]
+    return StageFigure(
+        stage=name,
+        seconds=seconds,
+        traces_per_s=_rate(n, seconds),
+        peak_rss_before_mb=max(t["rss_before_kib"] for t in tasks) / 1024,
+        peak_rss_after_mb=max(t["peak_rss_kib"] for t in tasks) / 1024,
+        result=results[0] if len(results) == 1 else {"tasks": results, **_summed(results)},
+        tasks=len(tasks),
+        process_seconds=sum(t["process_seconds"] for t in tasks),
+        imports_seconds=sum(t["imports_seconds"] for t in tasks),
+    )
+
+
+def _summed(results: list[dict[str, Any]]) -> dict[str, Any]:
+    # Counts of a mapped stage's tasks, added up (e.g. the scores of every shard).
+    keys = {k for r in results for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {k: sum(r.get(k, 0) for r in results) for k in sorted(keys)}
 
 
 # --- setup ------------------------------------------------------------------------------------------------
@@ -203,11 +266,13 @@ def ensure_traces(
 ) -> WriteFigure:
     """Make the benchmark window of ``tracking_uri`` hold ``n`` simulated traces, timing the write.
 
-    Skips writing when the window already holds ``n`` or more (a reused store); the simulator is
-    idempotent, so an interrupted earlier write is resumed, not duplicated.
+    Skips writing when the window already holds ``n`` or more (a reused store). A SQLite store is filled
+    by the bulk loader (benchmarks/bulkload.py), a server through the simulator (``log_spans`` over HTTP).
+    Both skip traces already written, so an interrupted earlier write is resumed, not duplicated.
     """
     from mlflow import MlflowClient
 
+    from benchmarks.bulkload import bulkload
     from flywheel_demo.simulate import simulate
 
     start, end = window()
@@ -215,6 +280,17 @@ def ensure_traces(
     if present >= n:
         log.info("window already holds %d traces (>= %d): not writing", present, n)
         return WriteFigure(tracking_uri, present, 0, 0.0, 0.0)
+    if sqlite_path(tracking_uri) is not None:
+        loaded = bulkload(
+            tracking_uri,
+            EXPERIMENT,
+            traces_per_day=n,
+            end=end,
+            seed=SEED,
+            artifact_location=artifact_root,
+            progress=progress,
+        )
+        return WriteFigure(tracking_uri, present, loaded.n_written, loaded.seconds, loaded.traces_per_second)
     client = MlflowClient(tracking_uri)
     if artifact_root is not None and client.get_experiment_by_name(EXPERIMENT) is None:
         # Otherwise MLflow puts run artifacts under ./mlruns of whatever directory the benchmark runs in.
@@ -226,40 +302,56 @@ def ensure_traces(
 # --- the two measurements ---------------------------------------------------------------------------------
 
 
-def run_monitor(config: FlywheelConfig, app_name: str) -> tuple[int, list[StageFigure]]:
-    """Every monitor stage over the benchmark window, in order and in this process; returns
-    (traces in the window, one figure per stage). The score figure covers every shard, run in turn."""
-    from genai_flywheel import pipeline
+def run_monitor(config: FlywheelConfig, config_path: Path, app_name: str, n: int) -> list[StageFigure]:
+    """Every call of ``STAGE_CALLS`` over the benchmark window, in order, each task in a fresh process;
+    one figure per stage (``n``: the window's traces, for the rates)."""
+    done: dict[str, list[dict[str, Any]]] = {}
+    figures = []
+    for call in STAGE_CALLS:
+        tasks = [
+            run_stage_process(config_path, app_name, call.function, kwargs)
+            for kwargs in call.tasks(config, app_name, done)
+        ]
+        done[call.name] = [t["result"] for t in tasks]
+        figure = stage_figure(call.name, n, tasks)
+        log.info(
+            "%s: %.2f s (%.0f traces/s), peak RSS %.0f MB",
+            call.name,
+            figure.seconds,
+            figure.traces_per_s,
+            figure.peak_rss_after_mb,
+        )
+        figures.append(figure)
+    return figures
 
-    start, end = window()
-    kw: dict[str, Any] = {"config": config}
-    figures: list[StageFigure] = []
-    # The window's size is only known after extract; its rate is filled in once it is.
-    first = _timed("extract", None, lambda: pipeline.extract(app_name, start, end, **kw))
-    n = int(first.result["traces"])
-    figures.append(replace(first, traces_per_s=_rate(n, first.seconds)))
-    figures.append(_timed("validate", n, lambda: pipeline.validate(app_name, start, end, **kw)))
-    figures.append(_timed("sample", n, lambda: pipeline.sample(app_name, start, end, **kw)))
-    shards = list(figures[-1].result["shards"])
 
-    def score_all() -> dict[str, Any]:
-        per_shard = []
-        for shard in shards:
-            t0 = time.perf_counter()
-            out = pipeline.score_shard(app_name, start, end, shard, **kw)
-            per_shard.append({**out, "seconds": round(time.perf_counter() - t0, 3)})
-        return {
-            "shards": per_shard,
-            "scores": sum(s["scores"] for s in per_shard),
-            "not_scored": sum(s["not_scored"] for s in per_shard),
-        }
+def run_whole_monitor(config_path: Path, app_name: str, n: int) -> StageFigure:
+    """``pipeline.run_monitor_interval`` (every stage in one process, as ``flywheel monitor``) in a fresh
+    process: its seconds and its peak RSS."""
+    figure = stage_figure("monitor in one process", n, [run_stage_process(config_path, app_name, WHOLE_MONITOR, {})])
+    log.info("whole monitor: %.2f s, peak RSS %.0f MB", figure.seconds, figure.peak_rss_after_mb)
+    return figure
 
-    figures.append(_timed("score", n, score_all))
-    figures.append(_timed("write_back", n, lambda: pipeline.write_back(app_name, start, end, **kw)))
-    figures.append(_timed("aggregate", n, lambda: pipeline.aggregate(app_name, start, end, **kw)))
-    figures.append(_timed("store", n, lambda: pipeline.store(app_name, start, end, **kw)))
-    figures.append(_timed("alert", n, lambda: pipeline.alert(app_name, start, end, **kw)))
-    return n, figures
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(backend_uri: str, home: Path) -> Iterator[str]:
+    """An ``mlflow server`` over ``backend_uri`` on a free loopback port (the demo's service supervisor);
+    yields its ``http://`` URI and stops it on exit."""
+    from benchmarks.bulkload import demo_services
+
+    stack = demo_services.Stack(project=ROOT, home=home, mlflow_port=free_port(), mlflow_backend_uri=backend_uri)
+    uri = demo_services.start_mlflow(stack, workers=1)
+    try:
+        yield uri
+    finally:
+        demo_services.stop(stack, "mlflow")
 
 
 def monitor_scores(config: FlywheelConfig, app_name: str) -> dict[tuple[str, str], Any]:
@@ -386,6 +478,8 @@ def summarize(
     write: WriteFigure | None,
     *,
     imports_seconds: float = 0.0,
+    whole: StageFigure | None = None,
+    tracking_uri: str = "",
 ) -> dict[str, Any]:
     """The benchmark's figures as one JSON-able dict (what ``--json`` writes)."""
     total = sum(s.seconds for s in stages)
@@ -404,8 +498,11 @@ def summarize(
         "scores_computed": int(score.result.get("scores", 0)) if score else 0,
         "scores_reused": int(reused),
         "peak_rss_mb": max((s.peak_rss_after_mb for s in stages), default=peak_rss_mb()),
-        "rss_before_monitor_mb": stages[0].peak_rss_before_mb if stages else None,
+        "rss_before_monitor_mb": min((s.peak_rss_before_mb for s in stages), default=None),
         "imports_seconds": imports_seconds,
+        "stage_imports_seconds": sum(s.imports_seconds for s in stages),
+        "whole_monitor": asdict(whole) if whole else None,
+        "tracking_uri": tracking_uri,
         "baseline": asdict(baseline) if baseline else None,
         "baseline_traces_per_s": baseline.traces_per_s if baseline else None,
         "ratio": ratio,
@@ -418,14 +515,26 @@ def summarize(
 def format_report(summary: dict[str, Any]) -> str:
     """The printed table and headline lines of ``summary``."""
     n = summary["n"]
-    lines = [f"monitor over one window of N = {n} traces (every stage in-process, sequential)", ""]
-    lines.append(f"{'stage':<12}{'seconds':>10}{'traces/s':>12}{'peak RSS MB':>14}")
+    where = f" against {summary['tracking_uri']}" if summary.get("tracking_uri", "").startswith("http") else ""
+    lines = [f"monitor over one window of N = {n} traces{where} (every task in a fresh process, in turn)", ""]
+    head = f"{'stage':<24}{'tasks':>6}{'seconds':>10}{'traces/s':>11}{'RSS after imports MB':>22}{'peak RSS MB':>13}"
+    lines.append(head + f"{'process s':>11}")
+
+    def row(s: dict[str, Any]) -> str:
+        return (
+            f"{s['stage']:<24}{s['tasks']:>6}{s['seconds']:>10.2f}{s['traces_per_s']:>11.0f}"
+            f"{s['peak_rss_before_mb']:>22.0f}{s['peak_rss_after_mb']:>13.0f}{s['process_seconds']:>11.1f}"
+        )
+
     for s in summary["stages"]:
-        lines.append(f"{s['stage']:<12}{s['seconds']:>10.2f}{s['traces_per_s']:>12.0f}{s['peak_rss_after_mb']:>14.0f}")
+        lines.append(row(s))
     lines.append(
-        f"{'monitor':<12}{summary['monitor_seconds']:>10.2f}{summary['monitor_traces_per_s']:>12.0f}"
-        f"{summary['peak_rss_mb']:>14.0f}"
+        f"{'monitor (sum of stages)':<24}{sum(s['tasks'] for s in summary['stages']):>6}"
+        f"{summary['monitor_seconds']:>10.2f}{summary['monitor_traces_per_s']:>11.0f}{'':>22}"
+        f"{summary['peak_rss_mb']:>13.0f}{sum(s['process_seconds'] for s in summary['stages']):>11.1f}"
     )
+    if summary.get("whole_monitor"):
+        lines.append(row(summary["whole_monitor"]))
     lines.append("")
     lines.append(f"N:                         {n}")
     lines.append(f"scores computed:           {summary['scores_computed']}")
@@ -435,10 +544,15 @@ def format_report(summary: dict[str, Any]) -> str:
             "run: score and write_back measured a re-run"
         )
     lines.append(
-        f"peak RSS:                  {summary['peak_rss_mb']:.0f} MB "
-        f"(after imports, before the monitor: {summary['rss_before_monitor_mb'] or 0:.0f} MB)"
+        f"peak RSS:                  {summary['peak_rss_mb']:.0f} MB, the largest stage "
+        f"(a stage process after its imports: {summary['rss_before_monitor_mb'] or 0:.0f} MB)"
     )
-    lines.append(f"imports (one-off):         {summary['imports_seconds']:.1f} s (not in the figures)")
+    if summary.get("whole_monitor"):
+        lines.append(f"whole monitor, one process: peak RSS {summary['whole_monitor']['peak_rss_after_mb']:.0f} MB")
+    lines.append(
+        f"imports:                   {summary['stage_imports_seconds']:.1f} s over the stage processes "
+        "(once per task, as in Airflow; not in the figures)"
+    )
     lines.append(
         f"monitor combined:          {summary['monitor_traces_per_s']:.0f} traces/s "
         f"(N / {summary['monitor_seconds']:.2f} s, sum of stages)"
@@ -486,49 +600,78 @@ def run_benchmark(
     sample_rate: float = 1.0,
     baseline_workers: int | None = None,
     progress: bool = True,
+    serve: bool = False,
+    whole: bool = True,
 ) -> dict[str, Any]:
-    """Write (or reuse) the traces, run the monitor stages, then the baseline; return :func:`summarize`."""
+    """Write (or reuse) the traces, run the monitor stages, the baseline, then the whole monitor in one
+    process; return :func:`summarize`. ``serve``: run them against an ``mlflow server`` over the copy."""
     if n < 1 or baseline_n < 0:
         raise ValueError(f"need n >= 1 and baseline_n >= 0, got n={n}, baseline_n={baseline_n}")
     workdir.mkdir(parents=True, exist_ok=True)
     source_uri = tracking_uri or f"sqlite:///{(workdir / 'traces.db').resolve()}"
+    src_db = sqlite_path(source_uri)
+    if serve and src_db is None:
+        raise ValueError(f"--serve serves a SQLite store, got --tracking-uri {source_uri}; drop --serve for a server")
     t0 = time.perf_counter()
-    # Imported up front so the first stage to touch each library does not carry its import time
-    # (great_expectations alone takes several seconds); reported separately as a one-off cost.
-    import great_expectations  # noqa: F401
-    import mlflow
-    import mlflow.genai  # noqa: F401
-
-    # The stages' own lazy imports too: a long run must not fail at its last stage because a module
-    # changed on disk meanwhile (or pay its import inside a timed stage).
+    # The baseline runs in this process: its imports (great_expectations alone takes seconds) come first.
     for module in STAGE_MODULES:
         importlib.import_module(module)
-
     imports_seconds = time.perf_counter() - t0
-    src_db = sqlite_path(source_uri)
     artifacts = workdir / "artifacts" if src_db is not None else None  # a server keeps its own artifacts
     write = ensure_traces(source_uri, n, artifact_root=artifacts, progress=progress)
 
-    run_uri = source_uri
-    if src_db is not None:
-        # Work on a copy: the traces store stays free of this run's scores (see the module docstring).
-        run_db = workdir / "run.db"
+    @contextlib.contextmanager
+    def fresh_run_store(name: str) -> Iterator[str]:
+        # A copy of the traces store (see the module docstring), served over HTTP with --serve.
+        if src_db is None:
+            yield source_uri
+            return
+        run_db = workdir / name
         copy_sqlite_store(src_db, run_db)
         run_uri = f"sqlite:///{run_db.resolve()}"
-    data_root = workdir / "data"
-    shutil.rmtree(data_root, ignore_errors=True)
-    config = write_config(workdir / "flywheel.yaml", run_uri, data_root, sample_rate=sample_rate)
-    app_name = config.applications[0].name
-    with scoped_environ({DATA_ROOT_ENV: str(data_root)}):  # the config's data root, whatever the caller's env says
-        n_window, stages = run_monitor(config, app_name)
+        if not serve:
+            yield run_uri
+            return
+        with serving(run_uri, workdir / f"server-{run_db.stem}") as http_uri:
+            yield http_uri
+
+    start, end = window()
+    with fresh_run_store("run.db") as run_uri:
+        n_window = traces_in_window(run_uri, EXPERIMENT, start, end)
         if n_window != n:
             log.warning("the window holds %d traces, not --n %d: figures use %d", n_window, n, n_window)
-        baseline = (
-            run_baseline(config, app_name, min(baseline_n, n_window), max_workers=baseline_workers)
-            if baseline_n
-            else None
-        )
-    return summarize(n_window, stages, baseline, write, imports_seconds=imports_seconds)
+        config, config_path, data_root = _bench_config(workdir, "data", run_uri, sample_rate)
+        app_name = config.applications[0].name
+        with scoped_environ({DATA_ROOT_ENV: str(data_root)}):  # the config's data root, whatever the env says
+            stages = run_monitor(config, config_path, app_name, n_window)
+            baseline = (
+                run_baseline(config, app_name, min(baseline_n, n_window), max_workers=baseline_workers)
+                if baseline_n
+                else None
+            )
+    whole_figure = None
+    if whole and src_db is not None:  # an external server cannot be reset to a first run
+        with fresh_run_store("whole.db") as whole_uri:
+            _, config_path, data_root = _bench_config(workdir, "data-whole", whole_uri, sample_rate)
+            with scoped_environ({DATA_ROOT_ENV: str(data_root)}):
+                whole_figure = run_whole_monitor(config_path, app_name, n_window)
+    return summarize(
+        n_window,
+        stages,
+        baseline,
+        write,
+        imports_seconds=imports_seconds,
+        whole=whole_figure,
+        tracking_uri=run_uri,
+    )
+
+
+def _bench_config(workdir: Path, data: str, run_uri: str, sample_rate: float) -> tuple[FlywheelConfig, Path, Path]:
+    # A config (and its file, for the stage processes) over a clean data root.
+    data_root = workdir / data
+    shutil.rmtree(data_root, ignore_errors=True)
+    path = workdir / f"flywheel-{data}.yaml"
+    return write_config(path, run_uri, data_root, sample_rate=sample_rate), path, data_root
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -561,6 +704,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"{EVAL_WORKERS_ENV} for the baseline (default {DEFAULT_SQLITE_EVAL_WORKERS} on SQLite)",
     )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="run the stages against an `mlflow server` started over the SQLite store on a free loopback port",
+    )
+    p.add_argument(
+        "--no-whole",
+        dest="whole",
+        action="store_false",
+        help="skip the whole monitor in one process (a second copy of the store and a second monitor run)",
+    )
     p.add_argument("--workdir", type=Path, default=None, help="working directory (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the working directory (traces store, stage files)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
@@ -572,6 +726,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--baseline-n must be >= 0, got {args.baseline_n}")
     if not 0.0 < args.sample_rate <= 1.0:
         p.error(f"--sample-rate must be in (0, 1], got {args.sample_rate}")
+    if args.serve and args.tracking_uri and not args.tracking_uri.startswith("sqlite:///"):
+        p.error(f"--serve serves a SQLite store; --tracking-uri {args.tracking_uri} is already a server")
     return args
 
 
@@ -593,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
             sample_rate=args.sample_rate,
             baseline_workers=args.baseline_workers,
             progress=not args.quiet,
+            serve=args.serve,
+            whole=args.whole,
         )
     finally:
         if not args.keep and args.workdir is None:

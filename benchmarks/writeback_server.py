@@ -4,7 +4,7 @@ Against a tracking server MLflow has no batch call for assessments: the write-ba
 ``log_assessment`` HTTP request per score, on a thread pool (``genai_flywheel.traces.writeback``). This
 measures how that rate grows with the threads, to size the pool (``writeback.HTTP_WORKERS``):
 
-1. Start an ``mlflow server`` (``genai_flywheel.services``, the demo's 2 workers) on a fresh SQLite
+1. Start an ``mlflow server`` (``flywheel_demo.services``, the demo's 2 workers) on a fresh SQLite
    database and, when PostgreSQL's server binaries are installed, on a throw-away PostgreSQL cluster
    (the topology tier's helper).
 2. Write ``--traces`` simulated traces over HTTP.
@@ -41,7 +41,7 @@ for _path in (ROOT / "src", ROOT):  # the package from a checkout, and the topol
     if str(_path) not in sys.path:
         sys.path.insert(1, str(_path))
 
-from genai_flywheel.services import Stack, start_mlflow, stop_all  # noqa: E402
+from flywheel_demo.services import Stack, start_mlflow, stop_all  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ EXPERIMENT = "flywheel-writeback-bench"
 END = datetime(2026, 11, 20, tzinfo=UTC)
 THREADS = (1, 2, 4, 8, 16, 32)
 DEFAULT_POOL = 10  # MLFLOW_HTTP_POOL_MAXSIZE's default in mlflow/environment_variables.py (3.17)
-SERVER_WORKERS = 2  # what genai_flywheel.services starts for the demo
+SERVER_WORKERS = 2  # what flywheel_demo.services starts for the demo
 POOL_FULL = "Connection pool is full"
 
 
@@ -94,8 +94,7 @@ def mlflow_server(backend: str, workdir: Path) -> Iterator[str]:
 
 def trace_ids(uri: str, n: int) -> list[str]:
     """Write ``n`` simulated traces to ``uri``; their ids."""
-    from genai_flywheel.demo.simulate import simulate
-
+    from flywheel_demo.simulate import simulate
     from genai_flywheel.traces.extract import iter_traces, window_filter
     from genai_flywheel.workspace import to_ms
 

@@ -1,12 +1,16 @@
-"""Smoke test of benchmarks/monitor.py: its internals end to end on a tiny window (N=30, baseline 10).
+"""Smoke test of benchmarks/monitor.py: its internals end to end on a tiny window (N=30, baseline 10), once
+on the SQLite store and once through an `mlflow server` (--serve).
 
-Asserts the figures' shape and that every rate is positive, never a timing. It needs a real SQLite MLflow
-store and imports great_expectations (the validate stage), so it takes ~15-30 s, most of it imports.
+Asserts the figures' shape and that every rate is positive, never a timing. Every stage task runs in a
+fresh process that imports mlflow and great_expectations, so it takes a few minutes, most of it imports.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +49,14 @@ def test_summary_has_every_figure_with_positive_rates(bench: tuple[dict, Path]) 
         assert stage["seconds"] > 0, stage["stage"]
         assert stage["traces_per_s"] > 0, stage["stage"]
         assert stage["peak_rss_after_mb"] >= stage["peak_rss_before_mb"] > 0
+        assert stage["process_seconds"] > stage["seconds"]  # a fresh process: interpreter and imports too
+    stages = {s["stage"]: s for s in summary["stages"]}
+    # One score task per shard that sample returned, each in its own process.
+    assert stages["score"]["tasks"] == len(stages["sample"]["result"]["shards"]) >= 1
+    assert stages["score"]["result"]["scores"] == summary["scores_computed"]
+    whole = summary["whole_monitor"]
+    assert whole["tasks"] == 1 and whole["seconds"] > 0 and whole["peak_rss_after_mb"] > 0
+    assert set(whole["result"]) == set(monitor.STAGES)  # run_monitor_interval ran every stage
     assert summary["monitor_traces_per_s"] > 0
     assert summary["monitor_seconds"] == pytest.approx(sum(s["seconds"] for s in summary["stages"]))
     assert summary["monitor_traces_per_s"] == pytest.approx(N / summary["monitor_seconds"])
@@ -89,6 +101,8 @@ def test_the_traces_store_stays_free_of_scores_and_is_reused(bench: tuple[dict, 
     assert _scorer_assessments(traces_uri) == 0
     # The monitor's write-back and evaluate each put one relevance assessment on every trace they scored.
     assert _scorer_assessments(run_uri) == N + BASELINE_N
+    # The whole monitor in one process ran on a copy of its own: a first run, not a re-run.
+    assert _scorer_assessments(f"sqlite:///{(workdir / 'whole.db').resolve()}") == N
     again = monitor.ensure_traces(traces_uri, N, progress=False)
     assert (again.in_window_before, again.written) == (N, 0)
 
@@ -108,8 +122,51 @@ def test_agreement_compares_values_of_the_same_trace_and_scorer() -> None:
     assert monitor.agreement(df, expected, ["relevance", "pii"]) == (4, 2)
 
 
+def test_serve_runs_the_stages_through_an_mlflow_server(tmp_path: Path) -> None:
+    summary = monitor.run_benchmark(n=20, baseline_n=0, workdir=tmp_path, serve=True, whole=False, progress=False)
+    assert summary["tracking_uri"].startswith("http://127.0.0.1:")
+    assert [s["stage"] for s in summary["stages"]] == list(monitor.STAGES)
+    assert summary["scores_computed"] == 20 * 5  # the five code scorers of the bench config
+    assert summary["whole_monitor"] is None and summary["baseline"] is None
+    port = int(summary["tracking_uri"].rsplit(":", 1)[1])
+    with pytest.raises(OSError):  # stopped afterwards
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_stage_process_reports_its_own_peak_rss_not_its_parents() -> None:
+    ballast = b"x" * (400 * 1024 * 1024)  # this process's peak grows by 400 MiB before it starts the child
+    code = "from benchmarks.stage import peak_rss_kib; print(peak_rss_kib())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=monitor.ROOT)
+    assert len(ballast) and 0 < int(out.stdout) < 200 * 1024
+
+
+def test_a_mapped_stage_adds_up_its_tasks() -> None:
+    task = {"rss_before_kib": 100 * 1024, "imports_seconds": 1.0, "process_seconds": 4.0}
+    tasks = [
+        {**task, "seconds": 1.5, "peak_rss_kib": 300 * 1024, "result": {"scores": 10, "not_scored": 1}},
+        {**task, "seconds": 0.5, "peak_rss_kib": 200 * 1024, "result": {"scores": 5, "not_scored": 0}},
+    ]
+    figure = monitor.stage_figure("score", 40, tasks)
+    assert (figure.tasks, figure.seconds, figure.traces_per_s) == (2, 2.0, 20.0)
+    assert (figure.peak_rss_before_mb, figure.peak_rss_after_mb) == (100, 300)  # the largest task
+    assert figure.result["scores"] == 15 and figure.result["not_scored"] == 1
+    assert figure.process_seconds == 8.0
+
+
+def test_the_score_stage_runs_one_task_per_shard() -> None:
+    score = next(c for c in monitor.STAGE_CALLS if c.name == "score")
+    assert score.tasks(None, "app", {"sample": [{"shards": [0, 3]}]}) == [{"shard": 0}, {"shard": 3}]
+
+
 @pytest.mark.parametrize(
-    "argv", [["--n", "0"], ["--baseline-n", "-1"], ["--sample-rate", "0"], ["--sample-rate", "1.5"]]
+    "argv",
+    [
+        ["--n", "0"],
+        ["--baseline-n", "-1"],
+        ["--sample-rate", "0"],
+        ["--sample-rate", "1.5"],
+        ["--serve", "--tracking-uri", "http://127.0.0.1:5000"],
+    ],
 )
 def test_bad_arguments_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as err:
@@ -120,3 +177,4 @@ def test_bad_arguments_are_refused(argv: list[str]) -> None:
 def test_defaults_match_the_brief() -> None:
     args = monitor.parse_args([])
     assert (args.n, args.baseline_n, args.sample_rate, args.tracking_uri) == (20_000, 500, 1.0, None)
+    assert (args.serve, args.whole) == (False, True)

@@ -438,7 +438,7 @@ def running_topology(
     ``databases`` (mlflow, airflow), with ``airflow_env`` added to every Airflow process's environment.
 
     ``before_airflow`` starts what Airflow needs first (a broker), ``after_airflow`` what needs Airflow
-    (workers); every process they start through ``genai_flywheel.services.start`` is stopped on exit.
+    (workers); every process they start through ``flywheel_demo.services.start`` is stopped on exit.
     """
     data_root = base / "data"
     mlflow_port = free_port()

@@ -16,8 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from genai_flywheel.services import Stack, start
 
+from flywheel_demo.services import Stack, start
 from tests.integration.conftest import ROOT
 from tests.integration.topology.conftest import (
     END,
@@ -115,8 +115,7 @@ def celery_topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
 def test_monitor_spreads_over_two_celery_workers_with_the_local_partition(
     celery_topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from genai_flywheel.demo.simulate import simulate
-
+    from flywheel_demo.simulate import simulate
     from genai_flywheel.config import load_config
     from genai_flywheel.metrics import MetricsStore
     from genai_flywheel.pipeline import run_monitor_interval
