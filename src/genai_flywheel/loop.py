@@ -23,6 +23,7 @@ from genai_flywheel.config import Application, FlywheelConfig, load_config
 from genai_flywheel.workspace import to_ms, to_utc
 
 if TYPE_CHECKING:
+    from genai_flywheel.review.backend import ReviewBackend
     from genai_flywheel.scoring.judges import JudgeEndpoint
 
 
@@ -257,3 +258,17 @@ def export_log(app_name: str, run_id: str, *, config: FlywheelConfig | None = No
 
     _, app, run_dir = _run("exports", app_name, run_id, config)
     return log_export(run_dir, app)
+
+
+# --- human review: enqueue (after curation select) ----------------------------------------------------
+
+
+def review_enqueue(
+    app_name: str, run_id: str, *, backend: ReviewBackend | None = None, config: FlywheelConfig | None = None
+) -> dict[str, Any]:
+    """Send the traces the curation run ``run_id`` selected (and a calibration sample of its window) to the
+    application's MLflow review queues; idempotent, at most each queue's ``cap`` new items per run."""
+    from genai_flywheel.review.stages import enqueue_stage, mlflow_backend
+
+    _, app, run_dir = _run("curation", app_name, run_id, config)
+    return enqueue_stage(run_dir, app, backend or mlflow_backend(app))
