@@ -85,3 +85,14 @@ def test_library_imports_no_airflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_curation_sends_selected_traces_to_review_when_queues_are_declared(dagbag) -> None:
+    from genai_flywheel.config import load_config
+
+    for app in load_config().applications:
+        dag = dagbag.dags[f"flywheel_curate_{app.name}"]
+        if app.review.queues:
+            assert "enqueue_review" in dag.get_task("select").downstream_task_ids
+        else:
+            assert "enqueue_review" not in dag.task_ids
