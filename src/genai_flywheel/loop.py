@@ -272,3 +272,27 @@ def review_enqueue(
 
     _, app, run_dir = _run("curation", app_name, run_id, config)
     return enqueue_stage(run_dir, app, backend or mlflow_backend(app))
+
+
+def review_collect(
+    app_name: str,
+    run_id: str,
+    *,
+    interval_start: datetime | str,
+    interval_end: datetime | str,
+    backend: ReviewBackend | None = None,
+    config: FlywheelConfig | None = None,
+) -> dict[str, Any]:
+    """Collect the reviews completed in the interval and store the ``calibration.<scorer>.*`` metrics of the
+    interval and the rolling window; returns counts, the metric values and the calibration alerts' notifications."""
+    from genai_flywheel.review.stages import collect_stage, mlflow_backend
+
+    cfg, app, run_dir = _run("review", app_name, run_id, config)
+    return collect_stage(
+        app,
+        backend or mlflow_backend(app),
+        data_root=cfg.data_path(),
+        run_dir=run_dir,
+        interval_start=to_utc(interval_start),
+        interval_end=to_utc(interval_end),
+    )

@@ -96,3 +96,13 @@ def test_curation_sends_selected_traces_to_review_when_queues_are_declared(dagba
             assert "enqueue_review" in dag.get_task("select").downstream_task_ids
         else:
             assert "enqueue_review" not in dag.task_ids
+
+
+def test_one_review_dag_per_application_with_review_queues(dagbag) -> None:
+    from genai_flywheel.config import load_config
+
+    for app in load_config().applications:
+        dag = dagbag.dags.get(f"flywheel_review_{app.name}")
+        assert (dag is not None) == bool(app.review.queues)
+        if dag is not None:
+            assert dag.task_ids == ["collect"] and dag.max_active_runs == 1

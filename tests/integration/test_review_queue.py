@@ -96,3 +96,49 @@ def test_a_queue_mlflow_rejects_names_the_config_key(store) -> None:
     backend, _ = store
     with pytest.raises(ConfigError, match=r"review\.queues\.default: MLflow rejected review queue 'default'"):
         backend.ensure_queue("default", [], [], "review.queues.default")  # a reserved name
+
+
+def test_collect_reads_reviews_back_and_stores_calibration(store, tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import mlflow
+    from mlflow.entities import AssessmentSource
+    from mlflow.genai import review_queues as rq
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    from genai_flywheel.config import parse_config
+    from genai_flywheel.review.stages import collect_stage
+
+    backend, trace_ids = store
+    base = _review_config(backend.tracking_uri).model_dump(mode="json")
+    base["review"].update(correct_schema="is_correct", correct_value="correct", correction_schema="corrected_answer")
+    base["review"]["min_labels"] = 2
+    base["scorers"] = [{"name": "relevance", "threshold": 0.5}]
+    app = parse_config({"applications": [base]}).app("demo")
+    schema_ids = ensure_schemas(backend, app.review)
+    queue_id = backend.ensure_queue(
+        "demo.wrong-answers", [schema_ids["is_correct"], schema_ids["corrected_answer"]], [], "k"
+    )
+    backend.add_items(queue_id, trace_ids)
+    human = AssessmentSource(source_type="HUMAN", source_id="alice")
+    code = AssessmentSource(source_type="CODE", source_id="flywheel")
+    verdicts = ["incorrect", "correct", "incorrect"]
+    with _use_tracking_uri(backend.tracking_uri):
+        for trace_id, verdict, score in zip(trace_ids, verdicts, [0.9, 0.8, 0.1], strict=True):
+            mlflow.log_feedback(trace_id=trace_id, name="relevance", value=score, source=code)
+            mlflow.log_feedback(trace_id=trace_id, name="is_correct", value=verdict, source=human)
+            if verdict == "incorrect":
+                mlflow.log_expectation(trace_id=trace_id, name="corrected_answer", value="right", source=human)
+            rq.set_review_queue_item_status(queue_id, item_id=trace_id, status="complete", completed_by="alice")
+    now = datetime.now(UTC).replace(microsecond=0)
+    out = collect_stage(
+        app,
+        backend,
+        data_root=tmp_path,
+        run_dir=tmp_path / "run",
+        interval_start=now - timedelta(hours=1),
+        interval_end=now + timedelta(minutes=1),
+    )
+    assert out["labels"] == 3 and out["corrections"] == 2
+    assert out["metrics"]["calibration.relevance.agreement"] == pytest.approx(2 / 3)  # the first trace disagrees
+    assert out["disagreements"] == 1

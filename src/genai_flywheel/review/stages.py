@@ -5,12 +5,17 @@ stage                  reads                                           writes
 =====================  ==============================================  =============================
 ``enqueue_stage``      a curation run's ``traces.parquet`` and          MLflow label schemas and review
                        ``selected.parquet``                             queue items, ``review_queue.json``
+``collect_stage``      MLflow: items completed in the interval, their   the labels partition, the
+                       assessments; the window's labels partitions      ``calibration.*`` metrics partition
+                                                                        (``review/metrics/...``),
+                                                                        ``disagreements.json``
 =====================  ==============================================  =============================
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_FILE = "review_queue.json"
+DISAGREEMENTS_FILE = "disagreements.json"
+REVIEW_ROOT = "review"  # under the data root: labels/, metrics/ (a MetricsStore), alerts/
+
+
+def calibration_store_root(data_root: Path) -> Path:
+    """The root of the calibration metrics' :class:`~genai_flywheel.metrics.store.MetricsStore` (and of their
+    alert state), beside the monitor's: ``<data root>/review``."""
+    return Path(data_root) / REVIEW_ROOT
 
 
 def mlflow_backend(app: Application) -> ReviewBackend:
@@ -85,3 +98,58 @@ def enqueue_stage(curation_dir: Path, app: Application, backend: ReviewBackend) 
     }
     atomic_write_json(summary, curation_dir / QUEUE_FILE)
     return {"queues": summary["queues"], "added": summary["added"], "path": str(curation_dir / QUEUE_FILE)}
+
+
+def collect_stage(
+    app: Application,
+    backend: ReviewBackend,
+    *,
+    data_root: Path,
+    run_dir: Path,
+    interval_start: datetime,
+    interval_end: datetime,
+) -> dict[str, Any]:
+    """Collect the review items completed in ``[interval_start, interval_end)`` and measure each scorer's
+    agreement with the reviewers over the interval and over the rolling ``review.window_days``.
+
+    Writes the labels partition, the ``calibration.*`` metrics partition (replaced whole on a re-run) and
+    ``disagreements.json`` (the window's traces where a scorer contradicts a reviewer); evaluates the alert
+    rules on ``calibration.*`` metrics and returns their notifications.
+    """
+    from genai_flywheel.alerts import process_interval
+    from genai_flywheel.metrics.store import MetricsStore
+    from genai_flywheel.review.calibration import PREFIX, calibration_metrics, disagreements
+    from genai_flywheel.review.labels import LabelStore, collect_labels
+    from genai_flywheel.workspace import to_ms
+
+    rows = collect_labels(backend, app, to_ms(interval_start), to_ms(interval_end))
+    labels = LabelStore(data_root)
+    labels_path = labels.write(app.name, interval_start, rows)
+    window = labels.read(app.name, interval_end - timedelta(days=app.review.window_days), interval_end)
+    metrics = calibration_metrics(app, rows, window, interval_start, interval_end)
+    root = calibration_store_root(data_root)
+    metrics_path = MetricsStore(root).write_partition(metrics)
+    disagreeing = disagreements(app, window)
+    atomic_write_json({"window_days": app.review.window_days, "traces": disagreeing}, run_dir / DISAGREEMENTS_FILE)
+    rules = [r for r in app.alerts if r.metric.startswith(f"{PREFIX}.")]
+    notifications = []
+    if rules:
+        notifications = process_interval(
+            root,
+            app.name,
+            metrics,
+            rules,
+            interval_start,
+            interval_end,
+            timedelta(hours=app.notify.renotify_after_hours),
+        )
+    return {
+        "labels": len(rows),
+        "window_labels": len(window),
+        "corrections": sum(1 for r in rows if r.correction),
+        "labels_path": str(labels_path),
+        "metrics_path": str(metrics_path),
+        "metrics": {r["metric"]: r["value"] for r in metrics.to_pylist()},
+        "disagreements": len(disagreeing),
+        "notifications": [n.to_dict() for n in notifications],
+    }
