@@ -236,6 +236,20 @@ class MlflowReviewBackend:
             )
         return out
 
+    def answer(self, queue_id: str, trace_id: str, reviewer: str, labels: dict[str, tuple[str, Any]]) -> None:
+        """What a reviewer does in the MLflow review UI: log ``labels`` (name -> (kind, value)) as HUMAN
+        assessments by ``reviewer`` and mark the item complete (the demo's simulated reviewer uses it)."""
+        import mlflow
+        from mlflow.entities import AssessmentSource
+        from mlflow.genai import review_queues as rq
+
+        source = AssessmentSource(source_type="HUMAN", source_id=reviewer)
+        with self._tracking():
+            for name, (kind, value) in labels.items():
+                log = mlflow.log_expectation if kind == "expectation" else mlflow.log_feedback
+                log(trace_id=trace_id, name=name, value=value, source=source)
+            rq.set_review_queue_item_status(queue_id, item_id=trace_id, status=COMPLETE, completed_by=reviewer)
+
 
 # --- in memory ----------------------------------------------------------------------------------------
 
