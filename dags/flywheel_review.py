@@ -8,7 +8,7 @@ window); alert rules on those metrics notify like the monitor's. The queues are 
 
 from __future__ import annotations
 
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config
 
 
@@ -24,17 +24,28 @@ def build_review(app_name: str) -> None:
         max_active_runs=1,  # the rolling window reads the label partitions earlier runs wrote
         default_args=DEFAULT_ARGS,
         tags=dag_tags("review", app_name),
+        params={
+            "interval_end": Param(
+                None,
+                type=["null", "string"],
+                format="date-time",
+                description="Collect reviews completed up to this time (default: the run's interval end)",
+            ),
+        },
         doc_md=__doc__,
     )
     def review() -> None:
         @task
-        def collect(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        def collect(params=None, data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
             from flywheel_airflow.notifiers import send_alerts
 
             from genai_flywheel import loop
 
             result = loop.review_collect(
-                app_name, run_id, interval_start=data_interval_start, interval_end=data_interval_end
+                app_name,
+                run_id,
+                interval_start=data_interval_start,
+                interval_end=params["interval_end"] or data_interval_end,
             )
             result["sent"] = send_alerts(result.pop("notifications"), app.notify, get_current_context())
             return result

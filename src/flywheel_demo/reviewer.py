@@ -11,17 +11,19 @@ named after the label schemas, and the item marked complete.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.review.backend import PENDING
 from genai_flywheel.traces.sampling import unit_hash
 
 if TYPE_CHECKING:
-    from genai_flywheel.config import Review
+    from genai_flywheel.config import Application, Review
     from genai_flywheel.review.backend import ReviewBackend
 
 REVIEWER = "simulated-reviewer"
+INCIDENT = "smart_sync_wrong_answers"  # the ground truth's incident whose traces were answered wrongly
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,30 @@ def review_queue(
         incorrect += int(wrong)
         corrections += int(review.correction_schema in labels)
     return ReviewOutcome(answered, incorrect, corrections, pending)
+
+
+def review_latest_curation(
+    app: Application, data_root: Path, truth: Mapping[str, Any], *, share: float = 0.6
+) -> dict[str, dict[str, int]]:
+    """Answer the queues the newest curation run fed (its ``review_queue.json``); per MLflow queue, what the
+    simulated reviewer did. The ground truth's Smart Sync traces are the wrong answers."""
+    from genai_flywheel.metrics.store import read_parquet, read_stage_json
+    from genai_flywheel.review.stages import QUEUE_FILE, mlflow_backend
+
+    runs = sorted((Path(data_root) / "curation" / f"app={app.name}").glob(f"*/{QUEUE_FILE}"), key=_mtime)
+    if not runs:
+        return {}
+    run_dir = runs[-1].parent
+    fed = read_stage_json(runs[-1], "curation enqueue_review")
+    traces = read_parquet(run_dir / "traces.parquet", columns=["trace_id", "query"])
+    queries = dict(zip(traces.column("trace_id").to_pylist(), traces.column("query").to_pylist(), strict=True))
+    wrong = truth.get("incidents", {}).get(INCIDENT, {}).get("trace_ids", [])
+    backend = mlflow_backend(app)
+    return {
+        q["queue"]: asdict(review_queue(backend, app.review, q["queue_id"], queries, wrong, share=share))
+        for q in fed["queues"]
+    }
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime

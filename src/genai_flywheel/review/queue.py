@@ -10,7 +10,8 @@ A queue (``review.queues`` in ``flywheel.yaml``) takes, in this order:
 
 Left out: traces already attached to the queue (in any status) and traces a person already answered one of
 the queue's questions on (a ``HUMAN`` assessment named after one of its label schemas). At most ``cap`` new
-items are added per run. Re-running the same curation run therefore adds nothing.
+items are added per run. The stage records a run's plan (``review_queue.json``) before adding, and a
+re-run of the same curation run re-adds that plan (attaching is idempotent), so a retry adds nothing new.
 """
 
 from __future__ import annotations
@@ -141,8 +142,10 @@ def enqueue(
     selected: pa.Table,
     traces: pa.Table,
     sampling: Sampling,
+    add: bool = True,
 ) -> QueueResult:
-    """Create the queue if needed and add this run's candidates to it (idempotent; capped per run)."""
+    """Create the queue if needed and choose this run's new items (capped); add them unless ``add`` is
+    false (the stage records its plan first and adds after, so a retried run re-adds the same items)."""
     name = mlflow_queue_name(app, spec.name)
     queue_id = backend.ensure_queue(name, schema_ids, spec.users, queue_key(spec.name))
     queued = {item.trace_id for item in backend.queue_items(queue_id)}
@@ -163,7 +166,8 @@ def enqueue(
     # Calibration leaves out what the rules chose: a random sample must not lean towards bad traces.
     fresh.extend(calibration_candidates(traces, spec, sampling, seen | queued | reviewed, app=app))
     added = fresh[: spec.cap]
-    backend.add_items(queue_id, [c.trace_id for c in added])
+    if add:
+        backend.add_items(queue_id, [c.trace_id for c in added])
     log.info(
         "review queue %s: %d added, %d already queued, %d already reviewed, %d over the cap of %d",
         name,

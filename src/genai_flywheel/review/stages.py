@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import ConfigError
-from genai_flywheel.metrics.store import atomic_write_json, read_stage_parquet
+from genai_flywheel.metrics.store import atomic_write_json, read_stage_json, read_stage_parquet
 from genai_flywheel.review.queue import enqueue
 from genai_flywheel.review.schemas import ensure_schemas
 
@@ -77,6 +77,9 @@ def enqueue_stage(curation_dir: Path, app: Application, backend: ReviewBackend) 
     columns = None if app.sampling.strata else ["trace_id", "assessments"]
     traces = read_stage_parquet(curation_dir / TRACES_FILE, "curation extract", columns=columns)
     selected = read_stage_parquet(curation_dir / SELECTED_FILE, "curation select", columns=["trace_id", "rule"])
+    plan_path = curation_dir / QUEUE_FILE
+    if plan_path.is_file():  # a retry or re-run: the plan is made once per curation run
+        return _replay(backend, read_stage_json(plan_path, "enqueue_review"), plan_path)
     needed = sorted({s for q in app.review.queues for s in q.schemas})
     schema_ids = ensure_schemas(backend, app.review, needed)
     results = [
@@ -88,16 +91,32 @@ def enqueue_stage(curation_dir: Path, app: Application, backend: ReviewBackend) 
             selected=selected,
             traces=traces,
             sampling=app.sampling,
+            add=False,
         )
         for queue in app.review.queues
     ]
-    summary = {
+    plan = {
         "queues": [r.summary() for r in results],
         "added": sum(len(r.added) for r in results),
         "items": [row for r in results for row in r.rows()],
     }
-    atomic_write_json(summary, curation_dir / QUEUE_FILE)
-    return {"queues": summary["queues"], "added": summary["added"], "path": str(curation_dir / QUEUE_FILE)}
+    atomic_write_json(plan, plan_path)  # before adding: a retry re-adds exactly these items
+    for result in results:
+        backend.add_items(result.queue_id, [c.trace_id for c in result.added])
+    return {"queues": plan["queues"], "added": plan["added"], "path": str(plan_path)}
+
+
+def _replay(backend: ReviewBackend, plan: dict[str, Any], plan_path: Path) -> dict[str, Any]:
+    """Attach the items of an earlier plan that are not attached yet; ``added`` counts only those."""
+    added = 0
+    for queue in plan["queues"]:
+        attached = {i.trace_id for i in backend.queue_items(queue["queue_id"])}
+        missing = [i["trace_id"] for i in plan["items"] if i["queue_id"] == queue["queue_id"]]
+        missing = [t for t in missing if t not in attached]
+        backend.add_items(queue["queue_id"], missing)
+        added += len(missing)
+    log.info("review plan %s replayed: %d item(s) were not attached yet", plan_path, added)
+    return {"queues": plan["queues"], "added": added, "path": str(plan_path), "replayed": True}
 
 
 def collect_stage(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 from flywheel_demo.reviewer import REVIEWER, answers, review_queue
 from genai_flywheel.config import load_config
 from genai_flywheel.review.backend import COMPLETE, PENDING, InMemoryReviewBackend
@@ -7,8 +9,6 @@ from genai_flywheel.review.schemas import ensure_schemas
 
 
 def _review():
-    import os
-
     return load_config(os.environ["FLYWHEEL_CONFIG"]).applications[0].review
 
 
@@ -39,3 +39,40 @@ def test_the_reviewer_answers_a_deterministic_share_of_the_pending_items() -> No
     assert outcome.corrections == outcome.incorrect == len({i.trace_id for i in done} & wrong)
     again = review_queue(backend, review, queue_id, queries, wrong, share=0.5, fixed=lambda q: "right")
     assert again.answered == 0 and len(backend.queue_items(queue_id, status=PENDING)) == outcome.left_pending
+
+
+def test_the_demo_summary_reports_the_reviewer_and_the_calibration_with_its_ci(tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from flywheel_demo.run import _review_lines
+    from genai_flywheel.metrics.aggregate import metrics_schema
+    from genai_flywheel.metrics.store import MetricsStore
+    from genai_flywheel.review.stages import calibration_store_root
+
+    app = load_config(os.environ["FLYWHEEL_CONFIG"]).applications[0]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def write(agreement: float) -> None:
+        row = {"app": app.name, "interval_start": start, "interval_end": start + timedelta(hours=1), "n": 30}
+        rows = [
+            {
+                **row,
+                "metric": "calibration.relevance.agreement_rolling",
+                "value": agreement,
+                "ci_low": 0.3,
+                "ci_high": 0.6,
+            },
+            {**row, "metric": "calibration.relevance.agreement", "value": 0.1, "ci_low": None, "ci_high": None},
+        ]
+        MetricsStore(calibration_store_root(tmp_path)).write_partition(pa.Table.from_pylist(rows, metrics_schema()))
+
+    write(0.45)
+    loop = {"reviewed": {"q": {"answered": 20, "incorrect": 8, "corrections": 8, "left_pending": 12}}}
+    text = "\n".join(_review_lines(tmp_path, app, loop))
+    assert "answered 20 (8 wrong answers, 8 corrections), 12 left for people" in text
+    assert "calibration.relevance.agreement_rolling" in text and "0.45 (95% CI 0.30..0.60, n=30)" in text
+    assert "agreement with people is low" in text
+    write(0.9)
+    assert "is low" not in "\n".join(_review_lines(tmp_path, app, loop))

@@ -129,12 +129,34 @@ def test_enqueue_stage_reads_the_curation_run_and_records_the_items(tmp_path) ->
     written = read_stage_json(tmp_path / "review_queue.json", "enqueue")
     assert [i["trace_id"] for i in written["items"]][0] == "tr-03"
     assert {i["source"] for i in written["items"]} == {"negative_feedback", CALIBRATION}
-    # A reviewed item stays in the queue and is never re-added by a later run.
+    # A reviewed item stays complete; re-running the same curation run adds nothing.
     queue_id = out["queues"][0]["queue_id"]
     backend.answer(queue_id, "tr-03", "alice", {"is_correct": ("feedback", "incorrect")})
-    assert enqueue_stage(tmp_path, app, backend)["queues"][0]["already_queued"] == 1
+    again = enqueue_stage(tmp_path, app, backend)
+    assert again["added"] == 0 and again["replayed"] is True
     assert backend.items[queue_id]["tr-03"].status == COMPLETE
     assert isinstance(backend.assessments("tr-03")[0], TraceAssessment)
+
+
+def test_a_retry_after_a_failed_add_attaches_exactly_the_planned_items(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    app = application()
+    pq.write_table(_traces(), tmp_path / "traces.parquet")
+    pq.write_table(_selected(["tr-03", "tr-04"]), tmp_path / "selected.parquet")
+
+    class FailingAdd(InMemoryReviewBackend):
+        def add_items(self, queue_id, trace_ids):  # noqa: ANN001, ANN202 - the interface's signature
+            raise ConnectionError("tracking server went away")
+
+    failing = FailingAdd()
+    with pytest.raises(ConnectionError):
+        enqueue_stage(tmp_path, app, failing)
+    backend = InMemoryReviewBackend(schemas=failing.schemas, queues=failing.queues, items=failing.items)
+    out = enqueue_stage(tmp_path, app, backend)
+    queue_id = out["queues"][0]["queue_id"]
+    assert out["replayed"] is True and out["added"] == 4  # two rule picks and two calibration traces
+    assert {"tr-03", "tr-04"} <= {i.trace_id for i in backend.queue_items(queue_id)}
 
 
 def test_enqueue_stage_without_queues_does_nothing(tmp_path) -> None:
