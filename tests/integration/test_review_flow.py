@@ -23,7 +23,9 @@ def flow(tmp_path_factory, production):
     shutil.copy(production["base"] / "mlflow.db", base / "mlflow.db")
     uri = f"sqlite:///{base / 'mlflow.db'}"
     cfg = load_config(write_config(base / "flywheel.yaml", uri, base / "data"))
-    return {"cfg": cfg, "app": cfg.app(APP), "data_root": base / "data", "truth": production["result"].ground_truth}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLYWHEEL_DATA_ROOT", str(base / "data"))  # the session's default data root is shared
+        yield {"cfg": cfg, "app": cfg.app(APP), "data_root": base / "data", "truth": production["result"].ground_truth}
 
 
 def _curate(run_id: str, cfg) -> dict:
