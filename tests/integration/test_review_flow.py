@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tests.integration.conftest import SIM_END, write_config
@@ -25,7 +27,27 @@ def flow(tmp_path_factory, production):
     cfg = load_config(write_config(base / "flywheel.yaml", uri, base / "data"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLYWHEEL_DATA_ROOT", str(base / "data"))  # the session's default data root is shared
-        yield {"cfg": cfg, "app": cfg.app(APP), "data_root": base / "data", "truth": production["result"].ground_truth}
+        yield {
+            "cfg": cfg,
+            "app": cfg.app(APP),
+            "data_root": cfg.data_path(),
+            "truth": production["result"].ground_truth,
+        }
+
+
+def _score_relevance(tracking_uri: str, traces) -> None:
+    import mlflow
+    from mlflow.entities import AssessmentSource
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    from genai_flywheel.scoring.heuristics import relevance_overlap
+
+    code = AssessmentSource(source_type="CODE", source_id="flywheel")
+    with _use_tracking_uri(tracking_uri):
+        for row in traces.to_pylist():
+            score = relevance_overlap(row["query"] or "", row["answer"] or "").score
+            if score is not None:
+                mlflow.log_feedback(trace_id=row["trace_id"], name="relevance", value=round(score, 6), source=code)
 
 
 def _curate(run_id: str, cfg) -> dict:
@@ -60,11 +82,18 @@ def test_reviews_flow_back_into_the_dataset_the_export_and_the_calibration(flow)
 
     # 2. The simulated reviewer answers part of the queue through MLflow's API.
     traces = read_parquet(
-        loop.run_folder(flow["data_root"], "curation", APP, "run1") / "traces.parquet", columns=["trace_id", "query"]
+        loop.run_folder(flow["data_root"], "curation", APP, "run1") / "traces.parquet",
+        columns=["trace_id", "query", "answer"],
     )
     queries = dict(zip(traces.column("trace_id").to_pylist(), traces.column("query").to_pylist(), strict=True))
     outcome = review_queue(backend, app.review, queue["queue_id"], queries, wrong, share=0.7)
     assert outcome.corrections >= 3
+
+    # The monitor's write-back is not run here: score the queued traces with the heuristic relevance scorer
+    # and log its values as the monitor does (CODE feedback named after the scorer).
+    _score_relevance(
+        app.mlflow.tracking_uri, traces.filter(pc.is_in(traces.column("trace_id"), pa.array(sorted(queued))))
+    )
 
     # 3. Collection: labels and the relevance scorer's calibration against the reviewers.
     now = datetime.now(UTC).replace(microsecond=0)
