@@ -16,8 +16,10 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+# The production extra (Celery provider, Redis client, PostgreSQL drivers) too: the topology tier runs the
+# CeleryExecutor of docker-compose.yml. The Makefile is a prerequisite so a changed sync command re-syncs.
+$(VENV)/.synced: pyproject.toml uv.lock Makefile | $(UV)
+	$(UV) sync --frozen --extra production --compile-bytecode --python $(PYTHON)
 	touch $@
 
 setup: $(VENV)/.synced  ## create the virtual environment from uv.lock

@@ -320,7 +320,7 @@ def run_baseline(
     worker count defaults to 2: with MLflow's default of 10, evaluate loses rows there.
     """
     import mlflow
-    import mlflow.genai  # noqa: F401  (imported before the timer: its first import takes seconds)
+    import mlflow.genai  # imported before the timer: its first import takes seconds
 
     from genai_flywheel.evaluation.run import tracking
     from genai_flywheel.scoring import load_scorers
@@ -496,7 +496,7 @@ def run_benchmark(
     # Imported up front so the first stage to touch each library does not carry its import time
     # (great_expectations alone takes several seconds); reported separately as a one-off cost.
     import great_expectations  # noqa: F401
-    import mlflow  # noqa: F401
+    import mlflow
     import mlflow.genai  # noqa: F401
 
     # The stages' own lazy imports too: a long run must not fail at its last stage because a module

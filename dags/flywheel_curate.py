@@ -9,7 +9,7 @@ which triggers the development evaluation DAG.
 from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, Metadata, Param, dag, task
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, dataset_asset, flywheel_config
+from flywheel_airflow.settings import dag_tags, dataset_asset, default_args, flywheel_config
 
 
 def build_curation(app_name: str) -> None:
@@ -23,7 +23,7 @@ def build_curation(app_name: str) -> None:
         start_date=app.start_date,
         catchup=False,
         max_active_runs=1,  # versions are numbered in order: two runs at once would race for one number
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(app),
         tags=dag_tags("curation", app_name),
         params={
             "lookback_days": Param(app.curation.lookback_days, type="integer", minimum=1, maximum=3650),

@@ -9,7 +9,7 @@ the gate thresholds. The gate task fails when a declared threshold is not met.
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, dataset_asset, flywheel_config
+from flywheel_airflow.settings import dag_tags, dataset_asset, default_args, flywheel_config
 
 
 def build_evaluation(app_name: str) -> None:
@@ -21,7 +21,7 @@ def build_evaluation(app_name: str) -> None:
         schedule=[dataset_asset(app_name)],
         start_date=app.start_date,
         catchup=False,
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(app),
         tags=dag_tags("evaluation", app_name),
         params={
             "candidate": Param(

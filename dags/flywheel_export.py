@@ -7,7 +7,7 @@ select -> build -> log: good interactions and corrected bad ones of the interval
 from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config
+from flywheel_airflow.settings import dag_tags, default_args, flywheel_config
 
 
 def build_export(app_name: str) -> None:
@@ -20,7 +20,7 @@ def build_export(app_name: str) -> None:
         start_date=app.start_date,
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(app),
         tags=dag_tags("export", app_name),
         params={
             "filter": Param(None, type=["null", "string"], description="Extra selection filter"),

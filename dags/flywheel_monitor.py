@@ -9,7 +9,7 @@ and returns paths and counts, never data.
 from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config, metrics_asset
+from flywheel_airflow.settings import dag_tags, default_args, flywheel_config, metrics_asset
 
 
 def build_monitor(app_name: str) -> None:
@@ -22,7 +22,7 @@ def build_monitor(app_name: str) -> None:
         start_date=app.start_date,
         catchup=False,
         max_active_runs=2,
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(app),
         tags=dag_tags("monitor", app_name),
         doc_md=__doc__,
     )

@@ -9,7 +9,7 @@ window); alert rules on those metrics notify like the monitor's. The queues are 
 from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
-from flywheel_airflow.settings import DEFAULT_ARGS, dag_tags, flywheel_config
+from flywheel_airflow.settings import dag_tags, default_args, flywheel_config
 
 
 def build_review(app_name: str) -> None:
@@ -22,7 +22,7 @@ def build_review(app_name: str) -> None:
         start_date=app.start_date,
         catchup=False,
         max_active_runs=1,  # the rolling window reads the label partitions earlier runs wrote
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(app),
         tags=dag_tags("review", app_name),
         params={
             "interval_end": Param(

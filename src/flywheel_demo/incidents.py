@@ -1,6 +1,7 @@
 """The demo's planted incidents in the report: their windows hatched on the charts, and a section matching
 each one against the alerts raised in it (detected or not, by which rules, how late), and the rules that
-fired outside every planted window.
+fired outside every planted window. The section is laid out by ``templates/incidents.html.j2`` (package
+data, autoescaped, built on the report's macros); this module gathers what it shows.
 
 The simulator's ground truth (:func:`flywheel_demo.simulate.ground_truth`) names the incidents;
 :func:`report_extras` turns it into the keyword arguments of
@@ -18,7 +19,8 @@ from typing import Any
 from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metrics.intervals import iso
 from genai_flywheel.report.data import Annotation, AppData, utc
-from genai_flywheel.report.fragments import esc, table, td, window
+from genai_flywheel.report.fragments import window
+from genai_flywheel.report.templating import render
 
 GroundTruth = Mapping[str, Any] | list[Any]
 
@@ -167,40 +169,24 @@ def _duration(seconds: float | None) -> str:
 
 def incidents_table(incidents: Sequence[Annotation], events: tuple[dict[str, Any], ...]) -> str:
     """The report section of planted ``incidents`` vs the alert ``events`` raised in their windows (``""``
-    without incidents)."""
+    without incidents); HTML with every value escaped."""
     if not incidents:
         return ""
-    rows = []
-    for d in detections(incidents, events):
-        inc = d.incident
-        first = window(*d.first_firing) if d.first_firing else "n/a"
-        rows.append(
-            f'<tr class="{"state-resolved" if d.detected else "state-fired"}">'
-            + td(inc.name)
-            + td(inc.kind or "n/a")
-            + td(window(inc.start, inc.end))
-            + td(", ".join(d.rules) or "none")
-            + td(first)
-            + td(_duration(d.delay_s), num=True)
-            + td("yes" if d.detected else "no", cls="verdict")
-            + "</tr>"
-        )
-    found = table(
-        ["planted incident", "kind", "window (UTC)", "alerts firing in the window",
-         "first firing interval", "delay to detection", "detected"],
-        rows,
-        "Planted incident -> alerts raised in its window (a rule counts when its whole CI crossed the "
-        "threshold in an interval overlapping the window; delay runs to the end of that interval)",
-        cls="incidents",
-        caption_cls="note",
-    )  # fmt: skip
-    outside = firing_outside(incidents, events)
-    if outside:
-        listed = ", ".join(f"{rule}: {n}" for rule, n in outside.items())
-        note = f'<p class="note">Firing intervals outside every planted window: {esc(listed)}.</p>'
-    else:
-        note = '<p class="note">No rule fired outside the planted windows.</p>'
-    return f"<h3>Planted incidents</h3>{found}{note}"
+    rows = [
+        {
+            "detected": d.detected,
+            "cells": [
+                d.incident.name,
+                d.incident.kind or "n/a",
+                window(d.incident.start, d.incident.end),
+                ", ".join(d.rules) or "none",
+                window(*d.first_firing) if d.first_firing else "n/a",
+                _duration(d.delay_s),
+            ],
+        }
+        for d in detections(incidents, events)
+    ]
+    return render("incidents.html.j2", "flywheel_demo", rows=rows, outside=firing_outside(incidents, events))
 
 
 def report_extras(ground_truth: GroundTruth | None, apps: Sequence[str]) -> dict[str, Any]:

@@ -199,11 +199,6 @@ class Query:
     has_pii: bool
 
 
-def template_count() -> dict[str, int]:
-    """Number of templates per feature."""
-    return {f: len(t) for f, t in TEMPLATES.items()}
-
-
 def render(template: str, rng: random.Random) -> str:
     """Fill the ``{slot}`` placeholders of ``template`` with values drawn from ``rng``."""
     return re.sub(r"\{(\w+)\}", lambda m: rng.choice(SLOTS[m.group(1)]), template)

@@ -27,6 +27,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tenacity import (
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+    wait_incrementing,
+)
+
 from genai_flywheel.exceptions import FlywheelError
 
 log = logging.getLogger(__name__)
@@ -244,7 +253,7 @@ def start(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> i
     if pid_file.exists() and _alive(int(pid_file.read_text())):
         log.info("%s already running (pid %s)", name, pid_file.read_text().strip())
         return int(pid_file.read_text())
-    out = open(stack.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    out = open(stack.logs / f"{name}.log", "ab")  # handed to the child, which keeps it open
     proc = subprocess.Popen(
         argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=stack.project, start_new_session=True
     )
@@ -252,22 +261,28 @@ def start(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> i
     return proc.pid
 
 
+def _http_status(url: str) -> str | None:
+    """None when ``url`` answers 2xx/3xx/401/403 (up, if behind a login); otherwise why it does not."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return None if resp.status < 400 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as err:
+        return None if err.code in (401, 403) else f"HTTP {err.code}"
+    except (urllib.error.URLError, OSError) as err:
+        return str(err)
+
+
 def wait_http(url: str, *, timeout_s: float, name: str, log_file: Path | None = None) -> None:
     """Wait until ``url`` answers 2xx/3xx/401, or raise ServiceError with the log's tail."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - local URL
-                if resp.status < 400:
-                    return
-        except urllib.error.HTTPError as err:
-            if err.code in (401, 403):
-                return
-            last = f"HTTP {err.code}"
-        except (urllib.error.URLError, OSError) as err:
-            last = str(err)
-        time.sleep(1)
+    polling = Retrying(
+        retry=retry_if_result(lambda problem: problem is not None),
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(1),
+        retry_error_callback=lambda state: state.outcome.result(),  # the last problem, not a RetryError
+    )
+    last = polling(_http_status, url)
+    if last is None:
+        return
     tail = ""
     if log_file and log_file.exists():
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
@@ -306,20 +321,29 @@ def start_mlflow(
 
 def airflow(stack: Stack, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
     """Run one ``airflow`` CLI command against this stack (again, if SQLite was locked)."""
+
     # SQLite answers a writer that loses a race with another (a scheduler loop, a DAG parse) with an
-    # immediate "database is locked", whatever the busy timeout; the commands used here are safe to repeat.
-    for attempt in range(10):
-        proc = subprocess.run(
+    # immediate "database is locked", whatever the busy timeout; the commands used here are safe to repeat:
+    # up to 10 tries, 3 s, 4 s, 5 s... apart.
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
             [stack.bin("airflow"), *args],
             env=stack.airflow_env(),
             cwd=stack.project,
             capture_output=capture,
             text=True,
         )
-        if proc.returncode == 0 or "database is locked" not in (proc.stderr or ""):
-            break
-        log.info("airflow %s: SQLite was locked, trying again (%d)", args[0], attempt + 1)
-        time.sleep(3 + attempt)
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda p: p.returncode != 0 and "database is locked" in (p.stderr or "")),
+        stop=stop_after_attempt(10),
+        wait=wait_incrementing(start=3, increment=1),
+        before_sleep=lambda state: log.info(
+            "airflow %s: SQLite was locked, trying again (%d)", args[0], state.attempt_number
+        ),
+        retry_error_callback=lambda state: state.outcome.result(),  # the last attempt's process
+    )
+    proc = retrying(run)
     if check and proc.returncode != 0:
         raise ServiceError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc

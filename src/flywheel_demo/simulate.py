@@ -551,11 +551,12 @@ def simulate(
         write_ground_truth(truth, Path(ground_truth_path))
 
     import mlflow.entities  # noqa: F401  (imported before the write timer: the first import takes seconds)
-    from mlflow.tracing.client import TracingClient
+
+    from genai_flywheel.mlflow_compat import tracing_client
 
     describe = f"experiment {experiment!r} at {tracking_uri}"
     experiment_id = _experiment_id(tracking_uri, experiment)
-    client = TracingClient(tracking_uri)
+    client = tracing_client(tracking_uri)
     start_ms, end_ms = to_ms(start), to_ms(end)
     existing = _list_traces(tracking_uri, experiment_id, start_ms, end_ms)
     todo = [o for o in outcomes if o.plan.trace_id not in existing]

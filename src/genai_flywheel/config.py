@@ -7,6 +7,7 @@ inside a task.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import UTC, datetime
@@ -14,9 +15,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
-from genai_flywheel.exceptions import ConfigError
+from genai_flywheel.config_options import BUILTIN_OPTIONS, JUDGE_OPTIONS, RULE_OPTIONS, RuleOptions, ScorerOptions
+from genai_flywheel.exceptions import ConfigError, FilterSyntaxError
 
 CONFIG_ENV = "FLYWHEEL_CONFIG"
 DATA_ROOT_ENV = "FLYWHEEL_DATA_ROOT"
@@ -26,6 +39,40 @@ _NAME = r"^[a-z][a-z0-9_-]{0,62}$"
 _CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _cron(value: str) -> str:
+    """A 5-field cron expression croniter accepts (what Airflow's cron timetables take)."""
+    from croniter import croniter
+
+    parts = value.split()
+    if value.startswith("@") or len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
+        raise ValueError(f"{value!r} is not a 5-field cron expression; use e.g. '0 * * * *'")
+    if not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a valid cron expression (a field is out of range: minute 0-59, hour 0-23, "
+            "day 1-31, month 1-12, weekday 0-6); use e.g. '0 */6 * * *'"
+        )
+    return value
+
+
+def _filter(value: str) -> str:
+    """A selection filter the project's parser accepts (checked here, not when a task first runs it)."""
+    from genai_flywheel.selection.parser import parse_filter
+
+    try:
+        parse_filter(value)
+    except FilterSyntaxError as err:
+        # The first line only: the parser's caret pointer spans lines, the error names the value already.
+        reason = str(err).splitlines()[0]
+        raise ValueError(
+            f"malformed selection filter: {reason}; fix it there (see 'Selection filters' in README.md)"
+        ) from None
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+Filter = Annotated[str, Field(min_length=1), AfterValidator(_filter)]
 
 
 class _Model(BaseModel):
@@ -43,13 +90,13 @@ class Stratum(_Model):
     """Traces matching ``filter`` are sampled at ``rate`` instead of the base rate (first match wins)."""
 
     name: str = Field(pattern=_NAME)
-    filter: str = Field(min_length=1)
+    filter: Filter
     rate: Rate
 
 
 class Sampling(_Model):
     rate: Rate = 0.2
-    filter: str | None = Field(default=None, description="Only traces matching this selection filter")
+    filter: Filter | None = Field(default=None, description="Only traces matching this selection filter")
     strata: list[Stratum] = Field(default_factory=list)
     shards: int = Field(default=4, ge=1, le=64, description="Scoring shards (mapped task instances)")
     seed: str = Field(default="flywheel", min_length=1, max_length=64, description="Salt of the sampling hash")
@@ -73,7 +120,37 @@ class ScorerSpec(_Model):
     sample_rate: Rate | None = Field(
         default=None, description="This scorer's own base sampling rate (e.g. lower for costly judges)"
     )
-    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the scorer")
+    options: ScorerOptions | dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the scorer: typed per built-in scorer and judge, free-form for a ref",
+        validate_default=True,
+    )
+
+    @field_validator("options", mode="wrap")
+    @classmethod
+    def _typed_options(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if isinstance(value, ScorerOptions) or not isinstance(value, dict):
+            return handler(value)  # an options object as is; anything but a mapping is reported
+        name = info.data.get("name")
+        model = BUILTIN_OPTIONS.get(name) or JUDGE_OPTIONS.get(name) if name else None
+        if model is None or info.data.get("ref") is not None:
+            # A ref scorer's options are free-form; an unknown name is reported by the scorer registry.
+            return dict(value)
+        return model.model_validate(value)
+
+    @field_serializer("options")
+    def _given_options(self, options: ScorerOptions | dict[str, Any]) -> dict[str, Any]:
+        return options.given() if isinstance(options, ScorerOptions) else options
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> ScorerSpec:
+        alias = getattr(self.options, "threshold", None)
+        if alias is not None and self.threshold is not None and alias != self.threshold:
+            raise ValueError(
+                f"scorer {self.name!r} sets threshold twice ({self.threshold} and options.threshold={alias}); "
+                "keep only 'threshold:'"
+            )
+        return self
 
 
 class Judge(_Model):
@@ -99,41 +176,154 @@ class Slo(_Model):
     latency_ms: float = Field(default=5000.0, gt=0.0, le=3_600_000.0)
 
 
-class AlertRule(_Model):
-    """Fire when ``metric op threshold`` holds for the whole confidence interval, not just the estimate.
+class Sustained(_Model):
+    """Fire only when the condition held in ``k`` of the last ``n`` recorded intervals (this one included)."""
 
-    ``metric`` names a column of the metrics partition, e.g. ``latency_p95_ms``, ``error_rate`` or
-    ``scorer.relevance.pass_rate``.
+    k: int = Field(ge=1, le=100)
+    n: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> Sustained:
+        if self.k > self.n:
+            raise ValueError(f"sustained.k {self.k} is larger than sustained.n {self.n}; use k <= n, e.g. k: 2, n: 3")
+        return self
+
+
+class Baseline(_Model):
+    """The trailing baseline of a ``kind: baseline`` rule: the same hours of the day over the last ``days`` days."""
+
+    days: int = Field(default=7, ge=1, le=90, description="Days of history the baseline pools")
+    same_hour: bool = Field(default=True, description="Only the intervals at the same time of day (seasonality)")
+    min_intervals: int = Field(default=3, ge=1, le=1000, description="Baseline intervals needed to judge at all")
+    alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="One-sided significance level of the test")
+    min_effect: float = Field(
+        default=0.0, ge=0.0, description="Smallest worsening worth an alert, in the metric's unit (e.g. 0.05)"
+    )
+
+
+class AlertRule(_Model):
+    """One alert rule on a metric of the monitor (see the alerts module for the semantics).
+
+    ``kind: threshold`` (default) fires when ``metric op threshold`` holds for the whole confidence interval,
+    not just the estimate. ``kind: baseline`` fires when the interval is significantly worse than its
+    trailing baseline (``op`` says which direction is worse; ``threshold`` is not used). ``kind: no_data``
+    fires when ``volume`` falls below ``threshold`` (the floor; 0 traces included). ``kind: stale`` fires when
+    the newest stored interval ended more than ``threshold`` hours ago: a monitor that stopped running pages
+    someone too (checked by the watchdog DAG, not by the monitor). ``sustained`` and
+    ``resolve_threshold`` (hysteresis: a firing alert resolves only once the estimate is back on the good side
+    of it) are optional for every kind. ``metric`` names a metric of the partition, e.g. ``latency_p95_ms``,
+    ``error_rate`` or ``scorer.relevance.pass_rate``.
     """
 
     name: str = Field(pattern=_NAME)
-    metric: str = Field(min_length=1)
-    op: Literal[">", ">=", "<", "<="]
-    threshold: float
+    kind: Literal["threshold", "baseline", "no_data", "stale"] = "threshold"
+    metric: str = Field(default="volume", min_length=1)
+    op: Literal[">", ">=", "<", "<="] = "<"
+    threshold: float = 1.0
     min_samples: int = Field(default=30, ge=1, le=10_000_000)
     severity: Literal["info", "warning", "critical"] = "warning"
+    sustained: Sustained | None = None
+    resolve_threshold: float | None = None
+    baseline: Baseline | None = None
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> AlertRule:
+        needed = {
+            "threshold": ("metric", "op", "threshold"),
+            "baseline": ("metric", "op"),
+            "no_data": (),
+            "stale": ("threshold",),
+        }[self.kind]
+        missing = [key for key in needed if key not in self.model_fields_set]
+        if missing:
+            raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}; e.g. metric: error_rate, op: '>'")
+        if self.kind == "stale" and ("metric" in self.model_fields_set or self.threshold <= 0):
+            raise ValueError("a stale rule takes only threshold: the hours of delay tolerated, e.g. threshold: 12")
+        if self.kind == "no_data" and self.metric != "volume":
+            raise ValueError(f"a no_data rule watches volume; drop metric: {self.metric!r} (threshold is the floor)")
+        if self.baseline is not None and self.kind != "baseline":
+            raise ValueError("baseline: applies to kind: baseline rules only; set kind: baseline or drop it")
+        if self.resolve_threshold is not None and self.kind == "baseline":
+            raise ValueError(
+                "resolve_threshold applies to threshold and no_data rules; a baseline rule resolves "
+                "when the interval is no longer significantly worse than its baseline"
+            )
+        if self.resolve_threshold is not None and self.kind == "threshold":
+            bad_side = (
+                self.resolve_threshold > self.threshold
+                if self.op in (">", ">=")
+                else (self.resolve_threshold < self.threshold)
+            )
+            if bad_side:
+                raise ValueError(
+                    f"resolve_threshold {self.resolve_threshold} lies beyond threshold {self.threshold} for "
+                    f"op {self.op!r}; hysteresis resolves on the good side of the threshold"
+                )
+        return self
+
+    @property
+    def baseline_spec(self) -> Baseline:
+        """The baseline settings of a ``kind: baseline`` rule (defaults when not given)."""
+        return self.baseline or Baseline()
 
 
 class Notify(_Model):
+    """Where alert transitions and failed tasks are sent: a webhook (an Airflow HTTP Connection), Slack and
+    e-mail. ``webhook_url`` is the deprecated form of the webhook: the URL in the file, no secret header."""
+
+    webhook_conn_id: str | None = Field(
+        default=None, min_length=1, description="Airflow HTTP Connection: host = URL, password = bearer token"
+    )
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
     slack_conn_id: str | None = None
     email_to: list[str] = Field(default_factory=list)
     renotify_after_hours: float = Field(default=24.0, ge=0.0, le=24 * 365)
+
+    @model_validator(mode="after")
+    def _one_webhook(self) -> Notify:
+        if self.webhook_conn_id and self.webhook_url:
+            raise ValueError(
+                "set webhook_conn_id or webhook_url, not both; keep webhook_conn_id (webhook_url is deprecated)"
+            )
+        return self
 
 
 class CurationRule(_Model):
     """A selection rule of the curation DAG: a filter, a cap and a priority (lower runs first)."""
 
     name: str = Field(pattern=_NAME)
-    filter: str | None = None
+    filter: Filter | None = None
     kind: Literal["filter", "query_clusters", "regression_guard"] = "filter"
     cap: int = Field(default=200, ge=1, le=1_000_000)
     priority: int = Field(default=100, ge=0, le=10_000)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: RuleOptions = Field(
+        default_factory=dict,  # type: ignore[arg-type]  # validated into the kind's model below
+        description="Typed per kind: see genai_flywheel.config_options",
+        validate_default=True,
+    )
+
+    @field_validator("options", mode="wrap")
+    @classmethod
+    def _typed_options(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if "kind" not in info.data:
+            return value  # the kind itself is invalid and reported; its options cannot be checked
+        model = RULE_OPTIONS[info.data["kind"]]
+        return value if isinstance(value, model) else model.model_validate(value)
+
+    @field_serializer("options")
+    def _given_options(self, options: RuleOptions) -> dict[str, Any]:
+        # The options as written: a rule-set digest does not change when a default is added.
+        return options.model_dump(mode="json", exclude_unset=True)
+
+    @model_validator(mode="after")
+    def _filter_kind_has_a_filter(self) -> CurationRule:
+        if self.kind == "filter" and not self.filter:
+            raise ValueError(f"curation rule {self.name!r} of kind 'filter' needs a filter; add filter: '...'")
+        return self
 
 
 class Curation(_Model):
-    schedule: str = "0 2 * * *"
+    schedule: Cron = "0 2 * * *"
     lookback_days: int = Field(default=7, ge=1, le=3650)
     dataset_prefix: str = Field(default="flywheel", pattern=_NAME)
     rules: list[CurationRule] = Field(default_factory=list)
@@ -163,7 +353,7 @@ class PiiRedaction(_Model):
 
 
 class Export(_Model):
-    schedule: str = "0 3 * * 1"
+    schedule: Cron = "0 3 * * 1"
     min_score: float = Field(default=0.7, ge=0.0, le=1.0)
     validation_fraction: Rate = 0.1
     system_prompt: str | None = None
@@ -287,7 +477,7 @@ class Application(_Model):
 
     name: str = Field(pattern=_NAME)
     mlflow: MlflowTarget
-    schedule: str = Field(default="0 * * * *", description="Cron expression of the monitor interval")
+    schedule: Cron = Field(default="0 * * * *", description="Cron expression of the monitor interval")
     start_date: datetime = Field(default=datetime(2026, 1, 1, tzinfo=UTC))
     extract: Extract = Field(default_factory=Extract)
     sampling: Sampling = Field(default_factory=Sampling)
@@ -302,14 +492,6 @@ class Application(_Model):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     export: Export = Field(default_factory=Export)
     review: Review = Field(default_factory=Review)
-
-    @field_validator("schedule", mode="after")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        parts = value.split()
-        if value.startswith("@") or len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
-            raise ValueError(f"schedule {value!r} is not a 5-field cron expression; use e.g. '0 * * * *'")
-        return value
 
     @field_validator("start_date", mode="after")
     @classmethod
@@ -332,6 +514,16 @@ class Application(_Model):
             unknown = sorted(set(queue.rules) - rules)
             if unknown:
                 raise ValueError(f"review queue {queue.name!r} names unknown curation rule(s) {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _alert_metrics_exist(self) -> Application:
+        from genai_flywheel.metric_names import unknown_metric
+
+        for i, rule in enumerate(self.alerts):
+            problem = unknown_metric(rule.metric, (s.name for s in self.scorers)) if rule.kind != "stale" else None
+            if problem:
+                raise ValueError(f"alerts[{i}].metric (rule {rule.name!r}): {problem}")
         return self
 
 
@@ -361,15 +553,46 @@ class FlywheelConfig(_Model):
         return Path(os.environ.get(DATA_ROOT_ENV) or self.data_root).expanduser()
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """``applications[0].curation.rules[2].options.min_volume`` for a pydantic error location."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return text or "<root>"
+
+
+def _allowed_options(data: Any, loc: tuple[Any, ...]) -> list[str] | None:
+    """The option names the rule or scorer at ``loc[:-2]`` takes, when ``loc`` is one of its options."""
+    if len(loc) < 4 or loc[-2] != "options" or loc[-4] not in ("rules", "scorers"):
+        return None
+    owner = data
+    for part in loc[:-2]:
+        try:
+            owner = owner[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if not isinstance(owner, dict):
+        return None
+    if loc[-4] == "rules":
+        model = RULE_OPTIONS.get(owner.get("kind", "filter"))
+    else:
+        model = BUILTIN_OPTIONS.get(owner.get("name")) or JUDGE_OPTIONS.get(owner.get("name"))
+    return sorted(model.model_fields) if model is not None else None
+
+
+def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
     lines = [f"{source}: {err.error_count()} invalid setting(s)"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = _dotted(e["loc"])
         got = e.get("input")
         shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
         hint = ""
         if e["type"] == "extra_forbidden":
-            hint = "; remove it or check its spelling"
+            allowed = _allowed_options(data, e["loc"])
+            if allowed is not None:
+                close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+                guess = f"did you mean {close[0]!r}? " if close else ""
+                hint = f"; {guess}allowed options: {', '.join(allowed) or 'none'}"
+            else:
+                hint = "; remove it or check its spelling"
         elif e["type"] == "missing":
             hint = "; add it"
         lines.append(f"  {key}: {e['msg']}{shown}{hint}")
@@ -383,7 +606,7 @@ def parse_config(data: Any, source: str = "<config>") -> FlywheelConfig:
     try:
         return FlywheelConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
+        raise ConfigError(_format_errors(err, source, data)) from None
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:

@@ -37,8 +37,8 @@ class ScorerError(FlywheelError):
     """A scorer cannot be loaded or is not an MLflow scorer."""
 
 
-class JudgeUnavailableError(FlywheelError):
-    """The LLM-judge endpoint kept failing after retries."""
+class NotificationError(FlywheelError):
+    """A notification channel (a webhook) did not take a notification after its retries."""
 
 
 class StoreError(FlywheelError):

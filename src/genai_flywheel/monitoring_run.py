@@ -56,7 +56,7 @@ def monitoring_run_id(app: Application) -> str:
     for dup in extra:
         try:
             client.delete_run(dup.info.run_id)
-        except Exception:  # noqa: BLE001 - another task deleted it first
+        except Exception:  # another task deleted it first
             log.debug("duplicate monitoring run %s already gone", dup.info.run_id)
     return keep.info.run_id
 

@@ -252,18 +252,18 @@ def write_back(
     app_name: str, start: Any, end: Any, *, run_id: str | None = None, config: FlywheelConfig | None = None
 ) -> dict:
     """Stage 5: the scores as assessments on the traces, each exactly once."""
-    from genai_flywheel.traces.extract import get_experiment_id
-    from genai_flywheel.traces.writeback import existing_assessment_ids, write_back as _write_back
+    from genai_flywheel.traces.writeback import HTTP_WORKERS, existing_assessment_ids, write_back as _write_back
     from genai_flywheel.workspace import atomic_write_json
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri
-    existing = existing_assessment_ids(uri, get_experiment_id(uri, app.mlflow.experiment), ws.start_ms, ws.end_ms)
+    scores = _scores(ws)
+    existing = existing_assessment_ids(uri, scores.column("trace_id").to_pylist())
     run_context = {"flywheel.app": app.name, "flywheel.interval": ws.key}
     if run_id:
         run_context["airflow.run_id"] = run_id
-    workers = 8 if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
-    result = _write_back(uri, _scores(ws), existing_ids=existing, run_context=run_context, workers=workers)
+    workers = HTTP_WORKERS if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
+    result = _write_back(uri, scores, existing_ids=existing, run_context=run_context, workers=workers)
     atomic_write_json(result.as_dict(), ws.path("writeback.json"))
     return result.as_dict()
 
@@ -330,6 +330,30 @@ def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
         app.name,
         _read(ws.path("metrics.parquet"), "aggregate"),
         list(app.alerts),
+        ws.start,
+        ws.end,
+        timedelta(hours=app.notify.renotify_after_hours),
+    )
+    payloads = [n.to_dict() for n in notifications]
+    return {"notifications": payloads, "firing": sum(1 for p in payloads if p.get("state") != "resolved")}
+
+
+def watchdog(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
+    """The watchdog's check at ``end``: the ``kind: stale`` rules against the newest stored interval;
+    returns the notifications to send (the same ones on a re-run of the check)."""
+    from croniter import croniter
+
+    from genai_flywheel.alerts.watchdog import check
+
+    cfg, app, ws = _context(app_name, start, end, config)
+    ticks = croniter(app.schedule, ws.end)
+    later = ticks.get_prev(datetime)
+    interval = later - ticks.get_prev(datetime)  # the monitor's interval length at this time
+    notifications = check(
+        ws.data_root,
+        app.name,
+        list(app.alerts),
+        interval,
         ws.start,
         ws.end,
         timedelta(hours=app.notify.renotify_after_hours),

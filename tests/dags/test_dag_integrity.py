@@ -106,3 +106,15 @@ def test_one_review_dag_per_application_with_review_queues(dagbag) -> None:
         assert (dag is not None) == bool(app.review.queues)
         if dag is not None:
             assert dag.task_ids == ["collect"] and dag.max_active_runs == 1
+
+
+def test_every_task_notifies_its_applications_channels_when_it_fails(dagbag) -> None:
+    from flywheel_airflow.notifiers import TaskFailureNotifier
+
+    for dag_id, dag in dagbag.dags.items():
+        app = next(t.removeprefix("app:") for t in dag.tags if t.startswith("app:"))
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            notifiers = [c for c in callbacks if isinstance(c, TaskFailureNotifier)]
+            assert [n.app for n in notifiers] == [app], f"{dag_id}.{t.task_id} does not notify its failure"

@@ -137,9 +137,7 @@ def test_fixed_version_wins_on_the_incident_and_passes_the_gate(env: dict[str, A
 
 
 def test_unchanged_production_version_does_not_pass(env: dict[str, Any]) -> None:
-    run_dir = _evaluate(
-        env, "flywheel_demo.app:predict_production", "production", [{**GATE, "rule": INCIDENT_RULE}]
-    )
+    run_dir = _evaluate(env, "flywheel_demo.app:predict_production", "production", [{**GATE, "rule": INCIDENT_RULE}])
     summary = json.loads((run_dir / "summary.json").read_text())
     incident = summary["rules"][INCIDENT_RULE]["relevance"]
     assert incident["wins"] == 0 and incident["losses"] == 0 and incident["p_value"] == 1.0

@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
 from genai_flywheel.scoring.runner import assessment_id_for
 from genai_flywheel.traces import writeback
 from genai_flywheel.traces.schema import SCORE_SCHEMA
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 EXPERIMENT = "wb-batch"
 END = datetime(2026, 11, 20, tzinfo=UTC)
@@ -136,10 +136,11 @@ def check_batched_equals_row_by_row(
     assert "judge_budget" not in by_name
 
     # A re-run with the ids already present writes nothing.
-    existing = writeback.existing_assessment_ids(batched_uri, info.experiment_id, 0, 2**62)
-    assert existing == writeback.trace_info_assessment_ids(batched_uri, info.experiment_id, 0, 2**62)
-    one_ms = (info.request_time, info.request_time + 1)  # a window holding just this trace
-    assert ids & writeback.existing_assessment_ids(batched_uri, info.experiment_id, *one_ms) == {
+    scored = scores.column("trace_id").to_pylist()
+    existing = writeback.existing_assessment_ids(batched_uri, scored)
+    assert existing == writeback.trace_info_assessment_ids(batched_uri, scored)
+    # Only the named traces are read: one trace's ids are exactly the assessments on it.
+    assert ids & writeback.existing_assessment_ids(batched_uri, [trace_ids[1]]) == {
         a.assessment_id for a in info.assessments if a.assessment_id in ids
     }
     assert ids - existing == {assessment_id_for(MISSING_TRACE, "relevance", "builtin-1"), _budget_id(trace_ids)}

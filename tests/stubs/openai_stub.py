@@ -285,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: OpenAIStub
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         # The default writes every request line to stderr; keep test output (and capfd) clean.
         logger.debug("openai-stub: " + format, *args)
 
@@ -303,14 +303,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._send(status, json.dumps({"error": {"message": message, "type": kind}}).encode())
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             model = {"id": self.owner.model, "object": "model", "owned_by": "stub"}
             self._send(200, json.dumps({"object": "list", "data": [model]}).encode())
         else:
             self._error(404, f"no route GET {self.path}", "not_found")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if self.path.split("?", 1)[0] not in _CHAT_PATHS:

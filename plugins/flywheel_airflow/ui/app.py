@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from html import escape
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -121,7 +120,7 @@ def create_app(
                 if exc.status_code == 401
                 else ("Your Airflow user may not see this page.")
             )
-            html = page.render_message(page.TITLE, text, hint='<a href="/" target="_top">Open the Airflow UI</a>')
+            html = page.render_message(page.TITLE, text, hint_link=page.HintLink("/", "Open the Airflow UI", "top"))
             return HTMLResponse(html, status_code=exc.status_code, headers=exc.headers)
         html = page.render_message(page.TITLE, f"{exc.status_code}: {exc.detail}")
         return HTMLResponse(html, status_code=exc.status_code, headers=exc.headers)
@@ -143,14 +142,14 @@ def create_app(
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=503)
         hint = "Fix flywheel.yaml (or $FLYWHEEL_CONFIG) and restart the Airflow api-server."
-        return HTMLResponse(page.render_message(page.TITLE, message, hint=escape(hint)), status_code=503)
+        return HTMLResponse(page.render_message(page.TITLE, message, hint=hint), status_code=503)
 
     @app.exception_handler(_NotFound)
     async def _not_found(request: Request, exc: _NotFound) -> Response:
         if _is_api(request):
             return JSONResponse({"detail": exc.message}, status_code=404)
-        hint = '<a href="../">All applications</a>'
-        return HTMLResponse(page.render_message(page.TITLE, exc.message, hint=hint), status_code=404)
+        hint = page.HintLink("../", "All applications")
+        return HTMLResponse(page.render_message(page.TITLE, exc.message, hint_link=hint), status_code=404)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> Response:

@@ -86,7 +86,7 @@ def _rest_lookup(tracking_uri: str, experiment: str, timeout_s: float) -> str | 
         token = base64.b64encode(f"{user}:{secret}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - configured URI
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             body = json.loads(resp.read().decode("utf-8"))
     except urllib.error.HTTPError as err:
         if err.code == 404:

@@ -1,6 +1,7 @@
 """Evaluate alert rules against one interval's metrics, honouring the confidence interval.
 
-A rule ``metric op threshold`` (``op`` one of ``>``, ``>=``, ``<``, ``<=``) is in one of three states:
+A ``kind: threshold`` rule ``metric op threshold`` (``op`` one of ``>``, ``>=``, ``<``, ``<=``) is in one of
+three states:
 
 * ``insufficient_data`` when the metric is missing from the interval, its value is null (no data), its
   sample size ``n`` is below the rule's ``min_samples``, or it is a statistical estimate whose CI is null
@@ -14,6 +15,16 @@ Metrics that are exact counts or sums (``volume``, ``tokens_total``, ``cost_usd`
 see :func:`~genai_flywheel.metrics.aggregate.is_estimate`) have no CI: for them the point estimate is
 compared directly. Their ``n`` is the count behind them (``volume`` has n = volume), so a rule such as
 ``volume < 100`` should use ``min_samples: 1`` or it can never fire on a low-volume interval.
+
+A ``kind: no_data`` rule fires when ``volume`` is below its floor (``threshold``), an interval without any
+trace included: no ``min_samples`` applies. A ``kind: baseline`` rule fires when the interval is
+significantly worse than its trailing baseline (:mod:`genai_flywheel.alerts.baseline`): one-sided p-value
+below ``alpha`` and a worsening of at least ``min_effect``; too short a baseline is ``insufficient_data``.
+
+Every evaluation also says whether the interval *clears* a firing alert: with ``resolve_threshold`` (the
+hysteresis of threshold and no_data rules), only once the estimate is back on the good side of it; without,
+whenever the evaluation is ``ok``. ``sustained`` (fire after k of the last n intervals) is applied when the
+evaluations are replayed in interval order (:mod:`genai_flywheel.alerts.state`).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from genai_flywheel.exceptions import DataContractError
@@ -58,6 +69,11 @@ class AlertEvaluation:
     ci_high: float | None
     n: int
     reason: str
+    # Added after the first state files were written: defaults keep those readable.
+    kind: str = "threshold"
+    clears: bool | None = None  # whether this interval resolves a firing alert (None: no evidence)
+    sustain_k: int = 1
+    sustain_n: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats stay floats; no NaN)."""
@@ -100,9 +116,35 @@ def _metric_rows(metrics: pa.Table) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def evaluate_rule(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvaluation:
-    """Evaluate one rule against its metric's row (``None`` when the metric is absent)."""
-    base = {
+def evaluate_rule(
+    rule: AlertRule, row: dict[str, Any] | None, history: list[dict[str, Any]] | None = None
+) -> AlertEvaluation:
+    """Evaluate one rule against its metric's row (``None`` when the metric is absent); ``history`` holds the
+    baseline rows of a ``kind: baseline`` rule."""
+    if rule.op not in _OPS:
+        raise DataContractError(f"rule {rule.name!r}: operator {rule.op!r} is not one of {sorted(_OPS)}")
+    if rule.kind == "no_data":
+        evaluation = _evaluate_no_data(rule, row)
+    elif rule.kind == "baseline":
+        evaluation = _evaluate_baseline(rule, row, history or [])
+    else:
+        evaluation = _evaluate_threshold(rule, row)
+    clears = None if evaluation.state == "insufficient_data" else evaluation.state == "ok"
+    if clears is not None and rule.resolve_threshold is not None and evaluation.value is not None:
+        # Hysteresis: back below the threshold is not enough, the estimate must pass the resolve threshold.
+        clears = not _OPS[rule.op](evaluation.value, rule.resolve_threshold)
+    sustained = rule.sustained
+    return replace(
+        evaluation,
+        kind=rule.kind,
+        clears=clears,
+        sustain_k=sustained.k if sustained else 1,
+        sustain_n=sustained.n if sustained else 1,
+    )
+
+
+def _base(rule: AlertRule) -> dict[str, Any]:
+    return {
         "rule": rule.name,
         "metric": rule.metric,
         "op": rule.op,
@@ -110,8 +152,55 @@ def evaluate_rule(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvaluatio
         "severity": rule.severity,
         "min_samples": int(rule.min_samples),
     }
-    if rule.op not in _OPS:
-        raise DataContractError(f"rule {rule.name!r}: operator {rule.op!r} is not one of {sorted(_OPS)}")
+
+
+def _evaluate_no_data(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvaluation:
+    value = _num(row["value"]) if row is not None else None
+    volume = value or 0.0
+    state: EvaluationState = "firing" if volume < rule.threshold else "ok"
+    word = "below" if state == "firing" else "not below"
+    return AlertEvaluation(
+        **_base(rule), state=state, value=volume, ci_low=None, ci_high=None, n=int(volume),
+        reason=f"volume {_fmt(volume)} is {word} the floor {_fmt(rule.threshold)}",
+    )  # fmt: skip
+
+
+def _evaluate_baseline(rule: AlertRule, row: dict[str, Any] | None, history: list[dict[str, Any]]) -> AlertEvaluation:
+    from genai_flywheel.alerts.baseline import compare
+
+    spec = rule.baseline_spec
+    if row is None:
+        return AlertEvaluation(
+            **_base(rule), state="insufficient_data", value=None, ci_low=None, ci_high=None, n=0,
+            reason=f"metric {rule.metric!r} was not computed for this interval (no data, or a misspelt name)",
+        )  # fmt: skip
+    value, low, high, n = _num(row["value"]), _num(row["ci_low"]), _num(row["ci_high"]), int(row["n"] or 0)
+
+    def result(state: EvaluationState, reason: str) -> AlertEvaluation:
+        return AlertEvaluation(**_base(rule), state=state, value=value, ci_low=low, ci_high=high, n=n, reason=reason)
+
+    if n < rule.min_samples:
+        return result("insufficient_data", f"n={n} < min_samples={rule.min_samples}; not judged")
+    test = compare(rule, row, history)
+    if test.p_value is None or test.baseline is None:
+        return result("insufficient_data", f"no baseline test: {test.reason}")
+    if test.intervals < spec.min_intervals:
+        return result(
+            "insufficient_data", f"baseline has {test.intervals} interval(s) < min_intervals={spec.min_intervals}"
+        )
+    worse = "higher" if rule.op in (">", ">=") else "lower"
+    detail = (
+        f"{rule.metric} {_fmt(value)} vs baseline {_fmt(test.baseline)} over {test.intervals} interval(s): "
+        f"{_fmt(abs(test.effect or 0.0))} {worse if (test.effect or 0.0) > 0 else 'better or equal'}, one-sided "
+        f"p={test.p_value:.3g} ({test.reason})"
+    )
+    if test.p_value < spec.alpha and (test.effect or 0.0) >= spec.min_effect:
+        return result("firing", f"significantly {worse} than its baseline: {detail}")
+    return result("ok", f"not significantly {worse} by at least {_fmt(spec.min_effect)}: {detail}")
+
+
+def _evaluate_threshold(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvaluation:
+    base = _base(rule)
     if row is None:
         return AlertEvaluation(
             **base, state="insufficient_data", value=None, ci_low=None, ci_high=None, n=0,
@@ -148,10 +237,18 @@ def evaluate_rule(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvaluatio
     return result("ok", f"not {condition}: value {_fmt(value)}, {ci}")
 
 
-def evaluate_rules(metrics: pa.Table, rules: Sequence[AlertRule]) -> list[AlertEvaluation]:
-    """Evaluate ``rules`` (in the given order) against one interval's metrics table (``METRICS_SCHEMA``).
+def evaluate_rules(
+    metrics: pa.Table,
+    rules: Sequence[AlertRule],
+    history: Callable[[AlertRule], list[dict[str, Any]]] | None = None,
+) -> list[AlertEvaluation]:
+    """Evaluate ``rules`` (in the given order) against one interval's metrics table (``METRICS_SCHEMA``);
+    ``history(rule)`` gives a baseline rule's baseline rows (none without it).
 
     Raises DataContractError if ``metrics`` spans several intervals or apps.
     """
     rows = _metric_rows(metrics)
-    return [evaluate_rule(rule, rows.get(rule.metric)) for rule in rules]
+    return [
+        evaluate_rule(rule, rows.get(rule.metric), history(rule) if history and rule.kind == "baseline" else None)
+        for rule in rules
+    ]

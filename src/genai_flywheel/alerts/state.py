@@ -16,11 +16,16 @@ The rule that makes backfills and re-runs safe:
 
 State machine per rule, per recorded interval (time is interval time, never the wall clock):
 
-* evaluation ``firing`` while ``ok`` -> status ``firing``, notify **firing**;
+* evaluation ``firing`` while ``ok`` -> status ``firing``, notify **firing**; with ``sustained: {k, n}``, only
+  once ``k`` of the rule's last ``n`` recorded evaluations (this one included) were ``firing``; before that
+  the event is **pending** and nothing is sent;
 * ``firing`` while ``firing`` -> notify **still_firing** only if ``renotify_after`` has passed between the end
   of the last notified interval and the end of this one;
-* ``ok`` while ``firing`` -> status ``ok``, notify **resolved**;
-* ``insufficient_data`` (or a rule absent from the record) -> nothing changes and nothing is sent.
+* an evaluation that clears the alert while ``firing`` -> status ``ok``, notify **resolved** (``ok``
+  clears it, or with a ``resolve_threshold`` only an estimate back past that threshold; an ``ok`` that does
+  not clear it keeps it firing);
+* ``insufficient_data`` (or a rule absent from the record) -> nothing changes and nothing is sent (for
+  ``sustained`` it counts as an interval without the condition).
 
 Records older than ``history`` before the newest recorded interval are folded into a baseline status so
 the state file stays small; processing an interval before that baseline is refused with a warning (its
@@ -66,7 +71,7 @@ STATE_VERSION = 1
 DEFAULT_HISTORY = timedelta(days=35)
 
 Status = Literal["ok", "firing"]
-EventKind = Literal["fired", "still_firing", "resolved", "ok", "insufficient_data"]
+EventKind = Literal["fired", "still_firing", "resolved", "ok", "pending", "insufficient_data"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class RuleStatus:
     status: Status = "ok"
     since: datetime | None = None  # start of the first firing interval of the current episode
     last_notified: datetime | None = None  # end of the interval whose notification was the latest
+    recent: tuple[str, ...] = ()  # the last evaluation states, newest last (as many as ``sustained.n``)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -83,6 +89,7 @@ class RuleStatus:
             "status": self.status,
             "since": iso(self.since) if self.since else None,
             "last_notified": iso(self.last_notified) if self.last_notified else None,
+            "recent": list(self.recent),
         }
 
     @classmethod
@@ -92,6 +99,7 @@ class RuleStatus:
             status=data["status"],
             since=parse_iso(data["since"]) if data.get("since") else None,
             last_notified=parse_iso(data["last_notified"]) if data.get("last_notified") else None,
+            recent=tuple(data.get("recent") or ()),
         )
 
 
@@ -206,17 +214,24 @@ class AlertEvent:
 def _step(
     prev: RuleStatus, evaluation: AlertEvaluation, start: datetime, end: datetime, renotify_after: timedelta
 ) -> tuple[RuleStatus, EventKind, NotificationState | None]:
+    window = max(1, evaluation.sustain_n)
+    recent = (*prev.recent, evaluation.state)[-window:] if window > 1 else ()
+    prev = replace(prev, recent=recent)
     if evaluation.state == "insufficient_data":
         # No evidence either way: a firing alert stays firing (silently), an ok one stays ok.
         return prev, "insufficient_data", None
-    if evaluation.state == "firing":
-        if prev.status != "firing":
-            return RuleStatus("firing", since=start, last_notified=end), "fired", "firing"
+    if prev.status == "firing":
+        clears = evaluation.clears if evaluation.clears is not None else evaluation.state == "ok"
+        if clears:
+            return RuleStatus("ok", since=None, last_notified=end, recent=recent), "resolved", "resolved"
         if prev.last_notified is None or end - prev.last_notified >= renotify_after:
             return replace(prev, last_notified=end), "still_firing", "still_firing"
         return prev, "still_firing", None
-    if prev.status == "firing":
-        return RuleStatus("ok", since=None, last_notified=end), "resolved", "resolved"
+    if evaluation.state == "firing":
+        hits = recent.count("firing") if window > 1 else 1
+        if hits >= evaluation.sustain_k:
+            return RuleStatus("firing", since=start, last_notified=end, recent=recent), "fired", "firing"
+        return prev, "pending", None
     return prev, "ok", None
 
 
@@ -464,7 +479,14 @@ def process_interval(
                 f"metrics of app(s) {apps} for interval(s) {[iso(s) for s in starts]} cannot be alerted as "
                 f"{app!r} {iso(interval_start)}; pass MetricsStore.read() of this app and interval"
             )
-    evaluations = evaluate_rules(metrics, rules)  # no metrics at all: every rule is insufficient_data
+    from genai_flywheel.alerts.baseline import read_history
+
+    def baseline_rows(rule: AlertRule) -> list[dict[str, Any]]:
+        return read_history(root, app, rule.metric, interval_start, rule.baseline_spec)
+
+    # No metrics at all: every threshold or baseline rule is insufficient_data, a no_data rule fires. Stale
+    # rules are the watchdog's (genai_flywheel.alerts.watchdog): a monitor cannot notice it stopped.
+    evaluations = evaluate_rules(metrics, [r for r in rules if r.kind != "stale"], baseline_rows)
     store = AlertStore(root)
     with store.locked(app):
         state = store.load(app)

@@ -23,23 +23,24 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from genai_flywheel.config_options import ClusterMethodOptions, ClusterStatsOptions, validated
 from genai_flywheel.curation.text import jaccard
-from genai_flywheel.exceptions import ConfigError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from genai_flywheel.curation.view import TraceView
 
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_SIGNATURE_TERMS = 2
+# The defaults of a rule's options (genai_flywheel.config_options), also those of the functions below.
+_DEFAULTS = ClusterStatsOptions()
+DEFAULT_THRESHOLD = float(_DEFAULTS.threshold)
+DEFAULT_SIGNATURE_TERMS = _DEFAULTS.signature_terms
 LABEL_TERMS = 4
-METHODS = ("signature", "jaccard")
 
 
 @dataclass(frozen=True)
@@ -51,20 +52,13 @@ class ClusterMethod:
     threshold: float = DEFAULT_THRESHOLD
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], owner: str = "query clusters") -> ClusterMethod:
-        """The method named by ``options`` (``method``, ``signature_terms``, ``threshold``), checked."""
-        method = options.get("method", "signature")
-        if method not in METHODS:
-            raise ConfigError(f"{owner}: cluster method {method!r} is not one of {', '.join(METHODS)}")
-        size = options.get("signature_terms", DEFAULT_SIGNATURE_TERMS)
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 10:
-            raise ConfigError(f"{owner}: signature_terms {size!r} must be a whole number from 1 to 10, e.g. 2")
-        threshold = options.get("threshold", DEFAULT_THRESHOLD)
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 < threshold <= 1.0:
-            raise ConfigError(
-                f"{owner}: threshold {threshold!r} is outside (0, 1]; use a Jaccard similarity such as 0.5"
-            )
-        return cls(method=method, signature_terms=size, threshold=float(threshold))
+    def from_options(
+        cls, options: ClusterMethodOptions | Mapping[str, Any], owner: str = "query clusters"
+    ) -> ClusterMethod:
+        """The method named by ``options`` (``method``, ``signature_terms``, ``threshold``); a mapping is
+        validated as :class:`ClusterMethodOptions` (ConfigError naming the bad option)."""
+        typed = validated(ClusterMethodOptions, options, owner)
+        return cls(method=typed.method, signature_terms=typed.signature_terms, threshold=float(typed.threshold))
 
 
 @dataclass(frozen=True)
@@ -199,6 +193,11 @@ def cluster_queries(terms: Sequence[tuple[str, ...]], method: ClusterMethod) -> 
     return cluster_signatures(terms, size=method.signature_terms)
 
 
+def view_clustering(view: TraceView, method: ClusterMethod) -> Clustering:
+    """The query clustering of ``view``'s table by ``method``, computed once per table and method."""
+    return view.derived(("clustering", method), lambda: cluster_queries(view.terms, method))
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -262,14 +261,14 @@ def cluster_stats(
     view: TraceView,
     *,
     method: ClusterMethod | None = None,
-    score: str | None = "relevance",
-    feedback: str | None = "user_feedback",
-    min_volume: int = 5,
-    max_score: float = 0.5,
-    min_negative_rate: float = 0.3,
-    min_evidence: int = 2,
-    prior_weight: float = 5.0,
-    recent_hours: float = 24.0,
+    score: str | None = _DEFAULTS.score,
+    feedback: str | None = _DEFAULTS.feedback,
+    min_volume: int = _DEFAULTS.min_volume,
+    max_score: float = _DEFAULTS.max_score,
+    min_negative_rate: float = _DEFAULTS.min_negative_rate,
+    min_evidence: int = _DEFAULTS.min_evidence,
+    prior_weight: float = _DEFAULTS.prior_weight,
+    recent_hours: float = _DEFAULTS.recent_hours,
 ) -> list[ClusterStats]:
     """Volume and quality per query cluster, worst first.
 
@@ -289,7 +288,7 @@ def cluster_stats(
 
     Order: bad clusters first, then quality ascending (unknown last), volume descending, cluster id.
     """
-    clustering = view.clustering(method or ClusterMethod())
+    clustering = view_clustering(view, method or ClusterMethod())
     all_scores = [a.numeric(score) for a in view.assessments] if score else []
     all_verdicts = [a.polarity(feedback) for a in view.assessments] if feedback else []
     criteria = _Criteria(
@@ -347,32 +346,11 @@ def cluster_stats(
     return stats
 
 
-_STATS_OPTIONS = (
-    "score",
-    "feedback",
-    "min_volume",
-    "max_score",
-    "min_negative_rate",
-    "min_evidence",
-    "prior_weight",
-    "recent_hours",
-)
-METHOD_OPTIONS = ("method", "signature_terms", "threshold")
-
-
-def cluster_options(options: dict[str, Any], owner: str = "query clusters") -> dict[str, Any]:
-    """The :func:`cluster_stats` keyword arguments found in a rule's ``options`` (others ignored)."""
-    kwargs: dict[str, Any] = {k: options[k] for k in _STATS_OPTIONS if k in options}
-    for key in ("min_volume", "min_evidence"):
-        value = kwargs.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{owner}: option {key}={value!r} must be a whole number >= 1")
-    for key in ("max_score", "min_negative_rate", "prior_weight", "recent_hours"):
-        value = kwargs.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"{owner}: option {key}={value!r} must be a number")
-    kwargs["method"] = ClusterMethod.from_options(options, owner)
-    return kwargs
+def cluster_options(options: ClusterStatsOptions | Mapping[str, Any], owner: str = "query clusters") -> dict[str, Any]:
+    """The :func:`cluster_stats` keyword arguments of a ``query_clusters`` rule's options; a mapping is
+    validated as :class:`ClusterStatsOptions` (ConfigError naming the bad option)."""
+    typed = validated(ClusterStatsOptions, options, owner)
+    return {**typed.stats_kwargs(), "method": ClusterMethod.from_options(typed)}
 
 
 def stats_to_table(stats: Sequence[ClusterStats], *, selected: Sequence[str] = ()) -> pa.Table:
@@ -402,16 +380,3 @@ def stats_to_table(stats: Sequence[ClusterStats], *, selected: Sequence[str] = (
             "selected": pa.array([s.cluster_id in chosen for s in stats], pa.bool_()),
         }
     )
-
-
-def cluster_report(table: pa.Table, **options: Any) -> pa.Table:
-    """Per query cluster: id, label (top terms), example query, volume, mean score, negative rate, ...
-
-    ``options`` are a ``query_clusters`` rule's: ``method``, ``signature_terms``, ``threshold``, ``score``,
-    ``feedback``, ``min_volume``, ``max_score``, ``min_negative_rate``, ``min_evidence``, ``prior_weight``,
-    ``recent_hours``.
-    Rows are worst first; ``quality`` is the smoothed quality that ranks them (see :func:`cluster_stats`).
-    """
-    from genai_flywheel.curation.view import TraceView
-
-    return stats_to_table(cluster_stats(TraceView(table), **cluster_options(options, "cluster report")))

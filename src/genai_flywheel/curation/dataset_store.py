@@ -136,9 +136,9 @@ class MlflowDatasetStore:
     @contextlib.contextmanager
     def _global_uri(self) -> Iterator[None]:
         # merge_records/to_df resolve the store from the global tracking URI; scope it to this call.
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+        from genai_flywheel.mlflow_compat import use_tracking_uri
 
-        with _use_tracking_uri(self.tracking_uri):
+        with use_tracking_uri(self.tracking_uri):
             yield
 
     def experiment_id(self, experiment: str) -> str:
@@ -165,7 +165,7 @@ class MlflowDatasetStore:
         return created.dataset_id
 
     def _dataset(self, dataset_id: str) -> Any:
-        from mlflow.genai.datasets.evaluation_dataset import EvaluationDataset
+        from mlflow.genai.datasets import EvaluationDataset
 
         return EvaluationDataset(self.client.get_dataset(dataset_id))
 

@@ -92,7 +92,7 @@ def build_records(
     interval_start_ms: int | None = None,
     interval_end_ms: int | None = None,
 ) -> pa.Table:
-    """One record per selected trace (``select_traces`` output), in the same order.
+    """One record per selected trace (:func:`~genai_flywheel.curation.rules.selection_table` output), in order.
 
     Expectations are the trace's expectation assessments; human (``HUMAN`` source) feedback goes to
     ``labels``; other feedback (code scorers, LLM judges) to ``scores`` and ``rationales``. A trace whose

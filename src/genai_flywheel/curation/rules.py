@@ -4,7 +4,7 @@ Rules run in priority order (lower ``priority`` first; ties keep the configured 
 rule is not offered to later rules, and each rule picks at most ``cap`` traces. Every choice is
 deterministic: candidates are ranked by a total order ending in ``trace_id``.
 
-Rule kinds and their ``options``:
+Rule kinds and their ``options`` (typed in :mod:`genai_flywheel.config_options`, checked when the file is loaded):
 
 ``filter``
     Traces matching ``filter`` (the selection language of :mod:`genai_flywheel.selection`), worst first.
@@ -40,18 +40,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from genai_flywheel.config import Application, CurationRule
+from genai_flywheel.config_options import (
+    FilterRuleOptions,
+    QueryClustersOptions,
+    RegressionGuardOptions,
+    names,
+)
 from genai_flywheel.curation.clusters import (
-    METHOD_OPTIONS,
     ClusterMethod,
     ClusterStats,
     cluster_options,
     cluster_stats,
+    view_clustering,
 )
 from genai_flywheel.curation.view import TraceView
-from genai_flywheel.exceptions import ConfigError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,7 +65,6 @@ logger = logging.getLogger(__name__)
 
 UNKNOWN_QUALITY = 0.5
 DEFAULT_SCORES = ("relevance", "groundedness")
-DEFAULT_FEEDBACK = "user_feedback"
 # Added to the trace columns of the selected table.
 SELECTION_COLUMNS = ("rule", "rule_priority", "cluster_id", "selection_rank")
 
@@ -69,28 +73,6 @@ SELECTION_COLUMNS = ("rule", "rule_priority", "cluster_id", "selection_rank")
 # (``tags.journey``); an app that does not tags them configures its own ``critical_journeys`` rule, e.g.
 # matching its billing and sign-in questions by their words (``inputs.query CONTAINS '...'``).
 CRITICAL_JOURNEYS_FILTER = "tags.journey IN ('checkout', 'login', 'billing')"
-
-_OPTIONS: dict[str, frozenset[str]] = {
-    "filter": frozenset({"scores", "feedback", "order"}),
-    "query_clusters": frozenset(
-        {
-            *METHOD_OPTIONS,
-            "score",
-            "feedback",
-            "min_volume",
-            "max_score",
-            "min_negative_rate",
-            "min_evidence",
-            "prior_weight",
-            "recent_hours",
-            "max_clusters",
-            "per_cluster_cap",
-            "scores",
-            "good_quality",
-        }
-    ),
-    "regression_guard": frozenset({*METHOD_OPTIONS, "min_score", "scores", "feedback", "require_positive_feedback"}),
-}
 
 
 def default_rules() -> list[CurationRule]:
@@ -158,54 +140,6 @@ class Selection:
     selected_clusters: list[str] = field(default_factory=list)
 
 
-def check_rule(rule: CurationRule) -> None:
-    """Raise ConfigError (or FilterSyntaxError) naming the problem if ``rule`` cannot run.
-
-    Checks the option names of the rule's kind, their types, the cluster method and the filter's syntax, so
-    ``flywheel config validate`` can reject a bad rule before a DAG runs it.
-    """
-    allowed = _OPTIONS[rule.kind]
-    unknown = sorted(set(rule.options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"curation rule {rule.name!r} ({rule.kind}) has unknown option(s) {unknown}; allowed: {sorted(allowed)}"
-        )
-    if rule.kind == "filter" and not rule.filter:
-        raise ConfigError(f"curation rule {rule.name!r} of kind 'filter' needs a filter; add filter: '...'")
-    order = rule.options.get("order", "worst")
-    if order not in ("worst", "best", "newest"):
-        raise ConfigError(f"curation rule {rule.name!r}: order {order!r} is not one of worst, best, newest")
-    _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
-    for key in ("min_score", "max_clusters", "per_cluster_cap", "good_quality"):
-        if key in rule.options:
-            _number(rule, key, 0.0)
-    if rule.kind == "query_clusters":
-        cluster_options(rule.options, f"curation rule {rule.name!r}")
-    elif rule.kind == "regression_guard":
-        ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}")
-    if rule.filter:
-        from genai_flywheel.selection import parse_filter
-
-        parse_filter(rule.filter)
-
-
-def _names(value: Any, default: Sequence[str], rule: CurationRule, key: str) -> tuple[str, ...]:
-    if value is None:
-        return tuple(default)
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(f"curation rule {rule.name!r}: option {key}={value!r} must be a name or a list of names")
-
-
-def _number(rule: CurationRule, key: str, default: float) -> float:
-    value = rule.options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"curation rule {rule.name!r}: option {key}={value!r} must be a number")
-    return float(value)
-
-
 def _filter_mask(text: str | None, table: pa.Table) -> list[bool]:
     """Rows of ``table`` matching the selection filter ``text`` (all rows when None)."""
     if not text:
@@ -244,27 +178,26 @@ def _ranked(
 
 
 def _select_filter(rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool]) -> list[int]:
-    scores = _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
-    feedback = rule.options.get("feedback", DEFAULT_FEEDBACK)
-    ranked = _ranked((r for r in open_rows if mask[r]), view, scores, feedback, rule.options.get("order", "worst"))
+    options = cast(FilterRuleOptions, rule.options)
+    scores = names(options.scores, DEFAULT_SCORES)
+    ranked = _ranked((r for r in open_rows if mask[r]), view, scores, options.feedback, options.order)
     return ranked[: rule.cap]
 
 
 def _select_clusters(
     rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool], selection: Selection
 ) -> tuple[list[int], list[str]]:
-    owner = f"curation rule {rule.name!r}"
-    kwargs = cluster_options(rule.options, owner)
+    options = cast(QueryClustersOptions, rule.options)
+    kwargs = cluster_options(options)
     stats = cluster_stats(view, **kwargs)
     if not selection.cluster_stats:
         selection.cluster_stats = stats
-    max_clusters = int(_number(rule, "max_clusters", 5))
-    per_cluster = int(_number(rule, "per_cluster_cap", max(1, rule.cap // max(1, max_clusters))))
-    good = _number(rule, "good_quality", 0.8)
-    score = kwargs.get("score", "relevance")
-    scores = _names(rule.options.get("scores"), (score,) if score else DEFAULT_SCORES, rule, "scores")
-    feedback = kwargs.get("feedback", DEFAULT_FEEDBACK)
-    clustering = view.clustering(kwargs["method"])
+    max_clusters = options.max_clusters
+    per_cluster = options.per_cluster_cap or max(1, rule.cap // max(1, max_clusters))
+    good = options.good_quality
+    scores = names(options.scores, (options.score,) if options.score else DEFAULT_SCORES)
+    feedback = options.feedback
+    clustering = view_clustering(view, kwargs["method"])
     open_set = set(open_rows)
     chosen: list[int] = []
     chosen_clusters: list[str] = []
@@ -296,11 +229,12 @@ def _select_clusters(
 
 
 def _select_guard(rule: CurationRule, view: TraceView, open_rows: list[int], mask: list[bool]) -> list[int]:
-    scores = _names(rule.options.get("scores"), DEFAULT_SCORES, rule, "scores")
-    feedback = rule.options.get("feedback", DEFAULT_FEEDBACK)
-    min_score = _number(rule, "min_score", 0.8)
-    need_positive = bool(rule.options.get("require_positive_feedback", False))
-    clustering = view.clustering(ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}"))
+    options = cast(RegressionGuardOptions, rule.options)
+    scores = names(options.scores, DEFAULT_SCORES)
+    feedback = options.feedback
+    min_score = options.min_score
+    need_positive = options.require_positive_feedback
+    clustering = view_clustering(view, ClusterMethod.from_options(options))
 
     buckets: dict[str, list[int]] = {}
     for row in open_rows:
@@ -331,7 +265,6 @@ def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
     selection = Selection()
     taken: set[int] = set()
     for rule in rules:
-        check_rule(rule)
         mask = _filter_mask(rule.filter, table)
         open_rows = [r for r in range(len(view)) if r not in taken]
         if rule.kind == "query_clusters":
@@ -350,7 +283,7 @@ def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
         logger.info("curation rule %s (%s, priority %d): %d traces", rule.name, rule.kind, rule.priority, len(rows))
     if not selection.cluster_stats and len(view):
         selection.cluster_stats = cluster_stats(view)
-    clustering = view.clustering(_report_method(rules))
+    clustering = view_clustering(view, _report_method(rules))
     selection.clusters = [clustering.assignment[r] for r in selection.rows]
     return selection
 
@@ -359,7 +292,7 @@ def _report_method(rules: Sequence[CurationRule]) -> ClusterMethod:
     """The clustering of the first ``query_clusters`` rule (else the default) labels every selected trace."""
     for rule in rules:
         if rule.kind == "query_clusters":
-            return ClusterMethod.from_options(rule.options, f"curation rule {rule.name!r}")
+            return ClusterMethod.from_options(rule.options)
     return ClusterMethod()
 
 
@@ -372,12 +305,3 @@ def selection_table(table: pa.Table, selection: Selection) -> pa.Table:
     picked = picked.append_column("rule_priority", pa.array([r.priority for r in selection.rules], pa.int32()))
     picked = picked.append_column("cluster_id", pa.array(selection.clusters, pa.string()))
     return picked.append_column("selection_rank", pa.array(selection.ranks, pa.int32()))
-
-
-def select_traces(app: Application, table: pa.Table) -> pa.Table:
-    """Apply the application's curation rules (or :func:`default_rules`) to a trace table.
-
-    Returns the selected rows of ``table`` with the added columns ``rule``, ``rule_priority``,
-    ``cluster_id`` and ``selection_rank``, in rule order then rank.
-    """
-    return selection_table(table, select(effective_rules(app), table))

@@ -18,11 +18,12 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-# PII and volatile tokens are removed before clustering: two users asking the same thing with different
-# e-mail addresses or order numbers are one query pattern.
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+from genai_flywheel.pii import DEFAULT_DETECTOR, replace_spans
+
+# PII (genai_flywheel.pii, as the scorer and the export see it) and volatile tokens are removed before
+# clustering: two users asking the same thing with different e-mail addresses or order numbers are one
+# query pattern.
 _URL = re.compile(r"\b(?:https?://|www\.)\S+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _NON_WORD = re.compile(r"[^a-z\s]+")
 
 STOP_WORDS = frozenset(
@@ -84,9 +85,9 @@ def query_terms(text: str | None) -> tuple[str, ...]:
     """The sorted, de-duplicated content terms of a query (empty for a missing or content-free query)."""
     if not text:
         return ()
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    for pattern in (_EMAIL, _URL, _PHONE):
-        folded = pattern.sub(" ", folded)
+    normalised = unicodedata.normalize("NFKC", text)
+    folded = replace_spans(normalised, DEFAULT_DETECTOR.find(normalised), lambda _: " ").casefold()
+    folded = _URL.sub(" ", folded)
     # Digits go with the punctuation: order numbers and versions must not split a pattern.
     words = _NON_WORD.sub(" ", folded).split()
     terms = {stem(w) for w in words if len(w) > 1 and w not in STOP_WORDS}

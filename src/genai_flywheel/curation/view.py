@@ -6,8 +6,9 @@ assessments); decoding them once per table keeps selection linear in the number 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from genai_flywheel.curation.assessments import TraceAssessments, decode_value, parse_assessments
 from genai_flywheel.curation.text import canonical_inputs, query_terms
@@ -15,7 +16,7 @@ from genai_flywheel.curation.text import canonical_inputs, query_terms
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from genai_flywheel.curation.clusters import Clustering, ClusterMethod
+T = TypeVar("T")
 
 
 class TraceView:
@@ -23,7 +24,7 @@ class TraceView:
 
     def __init__(self, table: pa.Table) -> None:
         self.table = table
-        self._clusterings: dict[ClusterMethod, Clustering] = {}
+        self._derived: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -72,13 +73,12 @@ class TraceView:
         """Normalised content terms of each query (see :func:`genai_flywheel.curation.text.query_terms`)."""
         return [query_terms(q) for q in self.queries]
 
-    def clustering(self, method: ClusterMethod) -> Clustering:
-        """The query clustering of this table by ``method`` (computed once per method)."""
-        from genai_flywheel.curation.clusters import cluster_queries
-
-        if method not in self._clusterings:
-            self._clusterings[method] = cluster_queries(self.terms, method)
-        return self._clusterings[method]
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value derived from this table by another module (e.g. a query clustering per method): computed
+        by ``compute()`` the first time ``key`` is asked for, cached with the view after that."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def quality(self, index: int, scores: tuple[str, ...], feedback: str | None) -> float | None:
         """How good trace ``index`` looks: the lowest of its numeric ``scores``; negative feedback is 0.0.

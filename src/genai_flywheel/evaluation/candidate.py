@@ -95,9 +95,9 @@ def _load_model(spec: str, tracking_uri: str | None) -> Callable[..., Any]:
 
     try:
         if tracking_uri:
-            from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+            from genai_flywheel.mlflow_compat import use_tracking_uri
 
-            with _use_tracking_uri(tracking_uri):
+            with use_tracking_uri(tracking_uri):
                 model = mlflow.pyfunc.load_model(spec)
         else:
             model = mlflow.pyfunc.load_model(spec)

@@ -171,12 +171,12 @@ def call_scorer(
     scorer: Any, *, inputs: Any, outputs: Any, expectations: Any, trace: Any = None
 ) -> tuple[Any, str | None, str | None]:
     """(value, rationale, error) of one direct scorer call; an exception becomes the error text."""
-    from mlflow.genai.evaluation.utils import standardize_scorer_value
+    from genai_flywheel.mlflow_compat import scorer_feedbacks
 
     inner = mlflow_scorer(scorer)
     try:
         raw = inner.run(inputs=inputs, outputs=outputs, expectations=expectations or None, trace=trace)
-        feedbacks = standardize_scorer_value(inner.name, raw)
+        feedbacks = scorer_feedbacks(inner.name, raw)
     except Exception as err:  # a scorer may raise anything; record it, don't abort the run
         return None, None, f"{type(err).__name__}: {err}"
     if not feedbacks:
@@ -271,13 +271,13 @@ def _is_local_store(uri: str) -> bool:
 def tracking(tracking_uri: str, *, max_workers: int | None = None) -> Iterator[None]:
     """Point MLflow's global tracking URI at ``tracking_uri`` and cap evaluate's workers for local stores;
     both are restored afterwards."""
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+    from genai_flywheel.mlflow_compat import use_tracking_uri
 
     workers = max_workers
     if workers is None and MAX_WORKERS_ENV not in os.environ and _is_local_store(tracking_uri):
         workers = DEFAULT_SQLITE_WORKERS
     with scoped_environ({MAX_WORKERS_ENV: str(int(workers))} if workers is not None else {}):
-        with _use_tracking_uri(tracking_uri):
+        with use_tracking_uri(tracking_uri):
             yield
 
 

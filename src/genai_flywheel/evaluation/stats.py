@@ -1,19 +1,21 @@
 """Paired statistics of a development evaluation: candidate vs production on the same records.
 
-Pure Python (scipy is not a dependency); the t quantile and normal tail come from
-:mod:`genai_flywheel.metrics.stats`.
+The tests themselves come from ``scipy.stats``; what is ours is how a pair becomes evidence:
 
 * Outcome of one record: ``win`` / ``loss`` / ``tie`` of the *improvement* (candidate minus production,
   sign-flipped for scorers where lower is better); ``|improvement| <= epsilon`` is a tie, so float noise of
   a judge or a 0.1 + 0.2 rounding never counts as a win.
 * Mean improvement with a 95 % **paired t interval** (over every pair, ties included).
 * Significance: the **Wilcoxon signed-rank test**, two-sided, normal approximation with the tie correction of
-  the variance and a continuity correction; zero (tied) differences are dropped first (Wilcoxon's original
-  method). It matches ``scipy.stats.wilcoxon(d, zero_method="wilcox", correction=True, method="approx")``.
+  the variance and a continuity correction; tied pairs (as above) are dropped first (Wilcoxon's original
+  method) and ``|d|`` values equal to 12 decimals share one rank. It is
+  ``scipy.stats.wilcoxon(d, zero_method="wilcox", correction=True, method="approx")`` on those ranks.
   The normal approximation is the usual choice from about n >= 10 non-tied pairs; below that the p-value is
   only indicative (a gate on it should then also require ``min_improvement``).
-* Also reported: the exact two-sided **sign test** p-value (wins vs losses under Binomial(n, 1/2)), which
-  needs no assumption about the distribution of the differences.
+* Also reported: the exact two-sided **sign test** p-value (wins vs losses under Binomial(n, 1/2),
+  ``scipy.stats.binomtest``), which needs no assumption about the distribution of the differences.
+
+scipy is imported inside the functions (``scipy.stats`` takes about a second to import).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from genai_flywheel.metrics.stats import CONFIDENCE, binom_cdf, mean_ci, normal_cdf
+from genai_flywheel.metrics.stats import CONFIDENCE, mean_ci
 
 DEFAULT_EPSILON = 1e-6
 WIN, LOSS, TIE = "win", "loss", "tie"
@@ -40,25 +42,6 @@ def outcome(improvement: float, epsilon: float = DEFAULT_EPSILON) -> str:
     if improvement < -epsilon:
         return LOSS
     return TIE
-
-
-def average_ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
-    """1-based ranks of ``values`` (ascending) with tied values sharing their average rank, and the sizes of
-    the tie groups (for the variance correction)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    groups: list[int] = []
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        rank = (i + j) / 2.0 + 1.0
-        for k in range(i, j + 1):
-            ranks[order[k]] = rank
-        groups.append(j - i + 1)
-        i = j + 1
-    return ranks, groups
 
 
 @dataclass(frozen=True)
@@ -79,33 +62,32 @@ def wilcoxon_signed_rank(
 
     With no non-tied difference there is no evidence either way: ``p_value`` is 1.0 and ``z`` 0.
     """
+    from scipy.stats import rankdata, wilcoxon
+
     kept = [float(d) for d in differences if outcome(float(d), epsilon) != TIE]
     n = len(kept)
     if n == 0:
         return WilcoxonResult(n=0, w_plus=0.0, w_minus=0.0, z=0.0, p_value=1.0)
-    ranks, groups = average_ranks([round(abs(d), _RANK_DIGITS) for d in kept])
+    ranks = rankdata([round(abs(d), _RANK_DIGITS) for d in kept]).tolist()
     w_plus = math.fsum(r for r, d in zip(ranks, kept, strict=True) if d > 0)
     w_minus = math.fsum(r for r, d in zip(ranks, kept, strict=True) if d < 0)
-    mean = n * (n + 1) / 4.0
-    variance = n * (n + 1) * (2 * n + 1) / 24.0 - sum(t**3 - t for t in groups) / 48.0
-    if variance <= 0.0:  # every |d| tied and n == 1 cannot happen, but guard the sqrt anyway
-        return WilcoxonResult(n=n, w_plus=w_plus, w_minus=w_minus, z=0.0, p_value=1.0)
-    deviation = abs(w_plus - mean)
-    if correction:
-        deviation = max(0.0, deviation - 0.5)
-    z_abs = deviation / math.sqrt(variance)
-    p_value = min(1.0, 2.0 * (1.0 - normal_cdf(z_abs)))
-    z = z_abs if w_plus >= mean else -z_abs
-    return WilcoxonResult(n=n, w_plus=w_plus, w_minus=w_minus, z=z, p_value=p_value)
+    # scipy ranks |x| itself: handing it our signed ranks rather than the raw differences makes it use our
+    # tie groups, and keeps a difference that rounds to 0 (possible with epsilon 0) in the test.
+    signed_ranks = [math.copysign(r, d) for r, d in zip(ranks, kept, strict=True)]
+    test = wilcoxon(signed_ranks, zero_method="wilcox", correction=correction, method="approx")
+    # scipy's z is that of min(W+, W-), never positive; ours points the way the differences lean.
+    z_abs = abs(float(test.zstatistic))
+    z = z_abs if w_plus >= n * (n + 1) / 4.0 else -z_abs
+    return WilcoxonResult(n=n, w_plus=w_plus, w_minus=w_minus, z=z, p_value=float(test.pvalue))
 
 
 def sign_test(wins: int, losses: int) -> float:
     """Exact two-sided sign-test p-value of ``wins`` vs ``losses`` (ties excluded); 1.0 when both are 0."""
-    n = wins + losses
-    if n == 0:
+    from scipy.stats import binomtest
+
+    if wins + losses == 0:
         return 1.0
-    k = min(wins, losses)
-    return min(1.0, 2.0 * binom_cdf(k, n, 0.5))
+    return float(binomtest(wins, wins + losses, 0.5).pvalue)
 
 
 def paired_t_interval(

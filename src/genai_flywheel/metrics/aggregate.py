@@ -63,7 +63,6 @@ import functools
 import json
 import logging
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -71,9 +70,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.metric_names import is_estimate  # noqa: F401  (re-exported: part of this module's API)
 from genai_flywheel.metrics import stats
 from genai_flywheel.metrics.intervals import to_utc
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,21 +103,6 @@ INFO_TRACE_COLUMNS = tuple(c for c in TRACE_COLUMNS if c not in ("error_type", "
 #: What :meth:`WindowAccumulator.add_fetched` reads of a trace read in full.
 FETCHED_COLUMNS = ("trace_id", "status", "error_type", "spans", "weight")
 SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id")
-
-# Metrics that are statistical estimates: they carry a CI whenever the sample is large enough.
-_ESTIMATE = re.compile(
-    r"^(error_rate(\..+)?|latency_(p50|p90|p95|p99|mean)_ms|span\..+\.latency_(p50|p90|p95|p99)_ms"
-    r"|tokens_per_trace|feedback\..+\.positive_rate|scorer\..+\.(mean|pass_rate))$"
-)
-
-
-def is_estimate(metric: str) -> bool:
-    """True when ``metric`` is a statistical estimate with a CI (a null CI then means too few samples).
-
-    False for counts and sums (``volume``, ``tokens_total``, ``cost_usd``, ``scorer.<name>.n``, ...), whose
-    value is exact and which never carry a CI.
-    """
-    return bool(_ESTIMATE.match(metric))
 
 
 @functools.cache

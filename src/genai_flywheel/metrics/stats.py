@@ -1,21 +1,21 @@
-"""The few distribution functions the metrics need, in pure Python (scipy is not a dependency).
+"""The interval estimates the metrics report, on top of ``scipy.stats``.
 
-* :func:`normal_cdf`, :func:`normal_ppf`: standard normal; the quantile is Acklam's rational approximation
-  polished by one Halley step on ``math.erfc``, so it is accurate to ~1e-15.
-* :func:`betainc`: the regularized incomplete beta function I_x(a, b) by Lentz's continued fraction; it
-  gives the Student t and binomial distributions exactly (to ~1e-14) rather than by a rough formula.
-* :func:`student_t_cdf`, :func:`student_t_ppf`: Student t for any real ``df > 0``; the quantile is
-  found by safeguarded Newton iterations on the cdf.
-* :func:`binom_cdf`: P(X <= k) for X ~ Binomial(n, p).
+The distributions themselves (normal, Student t, binomial) come from scipy; what is ours is how the
+metrics use them:
+
+* :func:`normal_ppf`: scipy's standard normal quantile, refusing a probability outside [0, 1].
 * :func:`wilson_interval`: the Wilson score interval of a proportion; ``n`` may be fractional (a Kish
-  effective sample size).
+  effective sample size), which scipy's ``binomtest(...).proportion_ci`` does not accept.
 * :func:`quantile`, :func:`quantile_ci`: a sample percentile and its distribution-free confidence interval
   from binomial order statistics (``None`` bounds when the sample is too small for the requested level).
 * :func:`mean_ci`, :func:`weighted_mean_ci`, :func:`kish_effective_n`: Student t intervals of a mean; the
   weighted one is the ratio estimator with the weighted variance over the Kish effective sample size.
+* :func:`weighted_quantile_ci`: the quantile of a weighted sample with Woodruff's interval.
 
 Every function is deterministic and returns ``nan`` (estimates) or ``None`` (interval bounds) rather than
-raising when there is too little data, so an empty window never crashes a task.
+raising when there is too little data, so an empty window never crashes a task. numpy and scipy are
+imported inside the functions: this module is imported with the metrics package, which the Airflow UI
+plugin loads, and ``scipy.stats`` alone takes about a second to import.
 """
 
 from __future__ import annotations
@@ -30,181 +30,25 @@ if TYPE_CHECKING:
 # Confidence level of every interval the metrics report.
 CONFIDENCE = 0.95
 
-_SQRT2 = math.sqrt(2.0)
-_EPS = 1e-15
-_TINY = 1e-300
-
 Interval = tuple[float | None, float | None]
 
 
-def normal_cdf(x: float) -> float:
-    """Standard normal cumulative distribution function."""
-    return 0.5 * math.erfc(-x / _SQRT2)
-
-
 def normal_ppf(p: float) -> float:
-    """Standard normal quantile: the ``x`` with ``normal_cdf(x) == p``; ``±inf`` at 0 and 1."""
+    """Standard normal quantile (``scipy.stats.norm.ppf``): the ``x`` with P(Z <= x) = ``p``; ``±inf`` at 0
+    and 1. A probability outside [0, 1] is an error rather than scipy's ``nan``."""
     if not 0.0 <= p <= 1.0 or math.isnan(p):
         raise ValueError(f"normal_ppf needs a probability in [0, 1], got {p!r}")
-    if p == 0.0:
-        return -math.inf
-    if p == 1.0:
-        return math.inf
-    # Acklam's rational approximation (relative error < 1.15e-9) ...
-    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip
-    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-         6.680131188771972e01, -1.328068155288572e01)  # fmt: skip
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)  # fmt: skip
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-    p_low = 0.02425
-    if p < p_low:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
-        )
-    elif p <= 1.0 - p_low:
-        q = p - 0.5
-        r = q * q
-        x = (
-            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
-            * q
-            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
-        )
-    else:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
-        )
-    # ... refined by one Halley step against erfc, which brings it to full double precision.
-    e = 0.5 * math.erfc(-x / _SQRT2) - p
-    u = e * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
-    return x - u / (1.0 + x * u / 2.0)
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz method)."""
-    # Convergence takes O(sqrt(max(a, b))) terms; the cap is generous so it is never the limit in practice.
-    max_iter = 1000 + 20 * int(math.sqrt(max(a, b)))
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, max_iter + 1):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < _EPS:
-            return h
-    raise ArithmeticError(f"incomplete beta continued fraction did not converge for a={a}, b={b}, x={x}")
+def _t_quantile(confidence: float, df: float) -> float:
+    """The two-sided Student t critical value: the ``0.5 + confidence / 2`` quantile with ``df`` (may be
+    fractional) degrees of freedom."""
+    from scipy.stats import t
 
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta function I_x(a, b) for ``a, b > 0`` and ``0 <= x <= 1``."""
-    if a <= 0.0 or b <= 0.0:
-        raise ValueError(f"betainc needs a > 0 and b > 0, got a={a!r}, b={b!r}")
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f"betainc needs 0 <= x <= 1, got x={x!r}")
-    if x == 0.0:
-        return 0.0
-    if x == 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    # The fraction converges fast only left of the mode; use the symmetry I_x(a,b) = 1 - I_{1-x}(b,a).
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def student_t_cdf(t: float, df: float) -> float:
-    """Student t cumulative distribution function with ``df > 0`` degrees of freedom (may be fractional)."""
-    if df <= 0.0 or math.isnan(df):
-        raise ValueError(f"student_t_cdf needs df > 0, got {df!r}")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
-def _student_t_pdf(t: float, df: float) -> float:
-    log_pdf = (
-        math.lgamma((df + 1.0) / 2.0)
-        - math.lgamma(df / 2.0)
-        - 0.5 * math.log(df * math.pi)
-        - (df + 1.0) / 2.0 * math.log1p(t * t / df)
-    )
-    return math.exp(log_pdf)
-
-
-def student_t_ppf(p: float, df: float) -> float:
-    """Student t quantile: the ``t`` with ``student_t_cdf(t, df) == p``."""
-    if not 0.0 <= p <= 1.0 or math.isnan(p):
-        raise ValueError(f"student_t_ppf needs a probability in [0, 1], got {p!r}")
-    if df <= 0.0 or math.isnan(df):
-        raise ValueError(f"student_t_ppf needs df > 0, got {df!r}")
-    if p == 0.0:
-        return -math.inf
-    if p == 1.0:
-        return math.inf
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -student_t_ppf(1.0 - p, df)
-    if df > 1e7:
-        # Indistinguishable from the normal at double precision, and the beta fraction would be slow.
-        return normal_ppf(p)
-    # Bracket the root, then Newton steps that fall back to bisection whenever they leave the bracket.
-    lo, hi = 0.0, max(1.0, normal_ppf(p))
-    while student_t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    x = (lo + hi) / 2.0
-    for _ in range(200):
-        f = student_t_cdf(x, df) - p
-        if f == 0.0:
-            return x
-        if f < 0.0:
-            lo = x
-        else:
-            hi = x
-        pdf = _student_t_pdf(x, df)
-        step = f / pdf if pdf > 0.0 else math.inf
-        nxt = x - step
-        if not lo < nxt < hi:
-            nxt = (lo + hi) / 2.0
-        if abs(nxt - x) <= 1e-15 * max(1.0, abs(x)):
-            return nxt
-        x = nxt
-    return x
-
-
-def binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p)."""
-    if n < 0:
-        raise ValueError(f"binom_cdf needs n >= 0, got n={n!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"binom_cdf needs 0 <= p <= 1, got p={p!r}")
-    if k < 0:
-        return 0.0
-    if k >= n:
-        return 1.0
-    if p == 0.0:
-        return 1.0
-    if p == 1.0:
-        return 0.0
-    return betainc(n - k, k + 1, 1.0 - p)
+    return float(t.ppf(0.5 + confidence / 2.0, df))
 
 
 def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> Interval:
@@ -245,27 +89,17 @@ def order_statistic_ranks(n: int, q: float, confidence: float = CONFIDENCE) -> t
     where B ~ Binomial(n, q). ``None`` when no such ranks exist within 1..n (the sample is too small: e.g.
     at 95 % the median needs n >= 6, p90 n >= 36, p95 n >= 72 and p99 n >= 368).
     """
+    from scipy.stats import binom
+
     if n <= 0 or not 0.0 < q < 1.0:
         return None
     half_alpha = (1.0 - confidence) / 2.0
-    # Largest k in [-1, n-1] with F(k) <= alpha/2 (F is increasing in k); l = k + 1.
-    lo, hi = -1, n - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if binom_cdf(mid, n, q) <= half_alpha:
-            lo = mid
-        else:
-            hi = mid - 1
-    lower_rank = lo + 1
-    # Smallest k in [0, n] with F(k) >= 1 - alpha/2; u = k + 1.
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if binom_cdf(mid, n, q) >= 1.0 - half_alpha:
-            hi = mid
-        else:
-            lo = mid + 1
-    upper_rank = lo + 1
+    # ppf(a) is the smallest k with F(k) >= a. l - 1 is the largest k with F(k) <= alpha/2: ppf's k itself
+    # when F hits alpha/2 exactly, else the one below it. (Unfrozen calls: freezing costs a millisecond.)
+    k = float(binom.ppf(half_alpha, n, q))
+    lower_rank = int(k) + (1 if binom.cdf(k, n, q) <= half_alpha else 0)
+    # u - 1 is the smallest k with F(k) >= 1 - alpha/2, i.e. P(B >= u) <= alpha/2.
+    upper_rank = int(binom.ppf(1.0 - half_alpha, n, q)) + 1
     if lower_rank < 1 or upper_rank > n:
         return None
     return lower_rank, upper_rank
@@ -299,7 +133,7 @@ def mean_ci(values: np.ndarray | Sequence[float], confidence: float = CONFIDENCE
     if n < 2:
         return mean, (None, None)
     sd = math.sqrt(math.fsum(((arr - mean) ** 2).tolist()) / (n - 1))
-    half = student_t_ppf(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
+    half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     return mean, (mean - half, mean + half)
 
 
@@ -339,7 +173,7 @@ def weighted_mean_ci(
     if n_eff < 2.0 - 1e-9:
         return mean, (None, None), n_eff
     variance = math.fsum((w * (y - mean) ** 2).tolist()) / sw * n_eff / (n_eff - 1.0)
-    half = student_t_ppf(0.5 + confidence / 2.0, n_eff - 1.0) * math.sqrt(variance / n_eff)
+    half = _t_quantile(confidence, n_eff - 1.0) * math.sqrt(variance / n_eff)
     return mean, (mean - half, mean + half), n_eff
 
 
@@ -358,7 +192,6 @@ def weighted_quantile_ci(
     lower value (no interpolation).
     """
     import numpy as np
-    from scipy.stats import norm
 
     v = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=float)
@@ -375,7 +208,7 @@ def weighted_quantile_ci(
     def at(p: float) -> float:
         return float(v[min(int(np.searchsorted(cdf, p, side="left")), v.size - 1)])
 
-    half = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0)) * math.sqrt(q * (1.0 - q) / kish_effective_n(w))
+    half = normal_ppf(1.0 - (1.0 - confidence) / 2.0) * math.sqrt(q * (1.0 - q) / kish_effective_n(w))
     if q - half <= 0.0 or q + half >= 1.0:
         return at(q), (None, None)
     return at(q), (at(q - half), at(q + half))

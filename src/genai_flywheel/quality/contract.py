@@ -111,7 +111,9 @@ class ContractTotals(_Verdict):
     valid: int = 0
     quarantined: int = 0
     batches: int = 0
-    suite: dict[str, Any] = field(default_factory=dict)
+    suite: dict[str, Any] = field(
+        default_factory=lambda: {"suite": TRACE_CONTRACT.name, "suite_version": TRACE_CONTRACT.version}
+    )
     expectations: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_failures: list[str] = field(default_factory=list)
 

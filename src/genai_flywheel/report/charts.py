@@ -303,6 +303,7 @@ def time_series_svg(
     ``ci-band``). ``shades`` are clipped to ``x_range``; alert windows get class ``alert-window``,
     annotated windows ``annotation-window``.
     """
+    chart_id = escape(chart_id)  # written into attributes: a caller may derive it from a name
     t0, t1 = _ts(x_range[0]), _ts(x_range[1])
     if t1 <= t0:
         t1 = t0 + 3600.0
@@ -578,6 +579,7 @@ def interval_plot_svg(
 
     Used for "improvement over production" per scorer; rows without a value say so in text.
     """
+    chart_id = escape(chart_id)  # written into attributes: a caller may derive it from a name
     row_h = 26
     label_w = 170.0
     top, bottom_pad = 34.0, 40.0

@@ -1,40 +1,41 @@
 """HTML pieces shared by the static report (:mod:`.render`) and the Airflow UI's GenAI Quality page.
 
-One copy of: escaping, links that refuse unsafe URL schemes, table cells and tables, headline cards, the
-application section and the document shell, and the texts of values (metric units, rule conditions,
-confidence intervals, time windows, dataset manifests and evaluation summaries). What the two pages do
-differently on purpose is an argument, not a second copy: the URL schemes a link may use (the report is a
-local file and may link other local files, the page served inside Airflow must not), the CSS, the class
-of table captions and card lists, which columns a table has.
+The markup lives in the Jinja2 macros of ``templates/fragments.html.j2`` (links that refuse unsafe URL
+schemes, table cells and tables, headline cards, the application section); this module holds what they
+and the page templates compute with: the URL check (:func:`href`), the texts of values (metric units,
+rule conditions, confidence intervals and time windows from :mod:`.texts`, re-exported here; dataset
+manifests and evaluation summaries), and Python entry points to the macros (:func:`link`, :func:`td`,
+:func:`table`, :func:`cards`, :func:`dataset_row`). What the two pages do differently on purpose is an
+argument, not a second copy: the URL schemes a link may use (the report is a local file and may link other
+local files, the page served inside Airflow must not), the CSS, the class of table captions and card lists,
+which columns a table has.
 
-Every text written into HTML goes through :func:`esc` (the standard library's :func:`html.escape`).
+Every text written into HTML is escaped with :func:`esc` (the standard library's :func:`html.escape`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Any, Literal, NamedTuple
-from urllib.parse import urlsplit
 
-from genai_flywheel.exceptions import ConfigError
-from genai_flywheel.metrics.aggregate import is_estimate
-from genai_flywheel.report.charts import Unit, format_time, format_value
-from genai_flywheel.report.data import utc
+from markupsafe import Markup
 
-# Relative links and http(s): what a page served by a web server may link. A caller that may also link
-# local files (the static report, opened from disk) adds "file" explicitly.
-WEB_SCHEMES: tuple[str, ...] = ("", "http", "https")
+from genai_flywheel.report.templating import esc as esc, macro  # esc: re-exported, the pages' one escaping
+from genai_flywheel.report.texts import (  # re-exported: the pages import them from here
+    WEB_SCHEMES as WEB_SCHEMES,
+    ci_text as ci_text,
+    condition as condition,
+    href as href,
+    signed as signed,
+    unit_of as unit_of,
+    window as window,
+)
+
 # Keys under which an evaluation summary has held the candidate - production mean difference, newest first.
 IMPROVEMENT_KEYS = ("improvement", "diff", "mean_diff")
 
 Opens = Literal["here", "top", "tab"]
-_TARGETS: dict[str, str] = {
-    "here": "",
-    "top": ' target="_top"',  # out of an iframe: the whole window
-    "tab": ' target="_blank" rel="noopener noreferrer"',
-}
 
 
 class Card(NamedTuple):
@@ -46,26 +47,6 @@ class Card(NamedTuple):
     cls: str = ""
 
 
-def esc(value: Any) -> str:
-    """``value`` as HTML text; None is the empty text (not ``"None"``)."""
-    return escape("" if value is None else str(value))
-
-
-def _class_attr(cls: str) -> str:
-    return f' class="{esc(cls)}"' if cls else ""
-
-
-def href(url: str, *, schemes: Sequence[str] = WEB_SCHEMES, what: str = "link") -> str:
-    """``url`` escaped for an ``href`` attribute; :class:`ConfigError` when its scheme is not in ``schemes``
-    (``""`` stands for a relative URL), so a ``javascript:`` or ``data:`` URL never becomes a link."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in schemes:
-        names = ["relative"] * ("" in schemes) + [f"{s}:" for s in schemes if s]
-        allowed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
-        raise ConfigError(f"{what} {url!r} has the scheme {scheme!r}, which is not linked; use a {allowed} URL")
-    return escape(url, quote=True)
-
-
 def link(
     url: str | None,
     text: Any,
@@ -73,106 +54,31 @@ def link(
     opens: Opens = "here",
     schemes: Sequence[str] = WEB_SCHEMES,
     what: str = "link",
-) -> str:
-    """An ``<a>`` to ``url`` (checked by :func:`href`) reading ``text``; just the text when ``url`` is empty.
+) -> Markup:
+    """An ``<a>`` to ``url`` (checked by :func:`href`) reading ``text``; just the text when ``url`` is empty
+    (the ``link`` macro).
 
     ``opens``: ``"here"`` (no target), ``"top"`` (replaces the whole window when the page is in an iframe)
     or ``"tab"`` (a new tab that gets no ``opener``/``referrer``)."""
-    if not url:
-        return esc(text)
-    return f'<a href="{href(url, schemes=schemes, what=what)}"{_TARGETS[opens]}>{esc(text)}</a>'
+    return macro("link")(url, text, opens=opens, schemes=schemes, what=what)
 
 
-def td(value: Any, *, num: bool = False, cls: str = "", raw: bool = False) -> str:
+def td(value: Any, *, num: bool = False, cls: str = "", raw: bool = False) -> Markup:
     """A table cell: ``value`` escaped (``raw=True``: already HTML), right-aligned numbers with ``num``."""
-    classes = " ".join(c for c in ("num" if num else "", cls) if c)
-    return f"<td{_class_attr(classes)}>{value if raw else esc(value)}</td>"
+    return macro("td")(Markup(value) if raw else value, num=num, cls=cls)
 
 
-def table(headers: Sequence[str], rows: Sequence[str], caption: str, cls: str = "", *, caption_cls: str = "") -> str:
+def table(headers: Sequence[str], rows: Sequence[str], caption: str, cls: str = "", *, caption_cls: str = "") -> Markup:
     """A table with column headers, ``caption`` and ``rows`` (``<tr>`` HTML, e.g. built with :func:`td`)."""
-    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
-    return (
-        f"<table{_class_attr(cls)}><caption{_class_attr(caption_cls)}>{esc(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    return macro("table")(headers, caption, cls=cls, caption_cls=caption_cls, rows=Markup("".join(rows)))
 
 
-def cards(items: Iterable[Card], cls: str) -> str:
+def cards(items: Iterable[Card], cls: str) -> Markup:
     """Headline numbers as a definition list of class ``cls``, one ``<div>`` per card."""
-    body = "".join(
-        f"<div{_class_attr(c.cls)}><dt>{esc(c.label)}</dt><dd>{esc(c.value)}"
-        + (f" <small>{esc(c.sub)}</small>" if c.sub else "")
-        + "</dd></div>"
-        for c in items
-    )
-    return f'<dl class="{esc(cls)}">{body}</dl>'
+    return macro("cards")(list(items), cls)
 
 
-def problems_html(problems: Sequence[str]) -> str:
-    """The list of files that could not be read (empty when none)."""
-    if not problems:
-        return ""
-    items = "".join(f"<li>{esc(p)}</li>" for p in problems)
-    return f'<div class="problems"><p>Files that could not be read:</p><ul>{items}</ul></div>'
-
-
-def section_start(app: str, heading: str) -> str:
-    """The opening of an application's section (id ``app-<app>``, the target of :func:`app_nav`) and its
-    ``<h2>``; ``heading`` is HTML."""
-    a = esc(app)
-    return f'<section class="app" id="app-{a}" aria-labelledby="app-{a}-h"><h2 id="app-{a}-h">{heading}</h2>'
-
-
-def app_nav(apps: Sequence[str], cls: str = "") -> str:
-    """Links to each application's section."""
-    items = "".join(f'<li><a href="#app-{esc(a)}">{esc(a)}</a></li>' for a in apps)
-    return f'<nav{_class_attr(cls)} aria-label="Applications"><ul>{items}</ul></nav>'
-
-
-def document(title: str, css: str, *, header: str, main: str, footer: str) -> str:
-    """A whole HTML page: inline ``css``, a top header with ``title`` then ``header``, ``main`` and
-    ``footer`` (all three HTML)."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{css}</style></head><body>"
-        f'<header class="top"><h1>{esc(title)}</h1>{header}</header><main>{main}</main>'
-        f"<footer>{footer}</footer></body></html>\n"
-    )
-
-
-# --- texts of values --------------------------------------------------------------------------------------
-def unit_of(metric: str) -> Unit:
-    """The display unit of a metric name (see :mod:`genai_flywheel.metrics.aggregate` for the names)."""
-    if metric.endswith("_ms"):
-        return "ms"
-    if metric == "cost_usd":
-        return "usd"
-    if metric.endswith("rate") or metric.startswith("error_rate"):
-        return "rate"
-    return "score" if is_estimate(metric) else "count"
-
-
-def condition(metric: str, op: str, threshold: float) -> str:
-    """An alert rule's condition as read: ``latency_p95_ms > 2,500 ms``."""
-    return f"{metric} {op} {format_value(threshold, unit_of(metric))}"
-
-
-def ci_text(low: float | None, high: float | None, unit: Unit) -> str:
-    """A 95 % CI as ``low to high`` in ``unit``; ``n/a`` when a bound is missing."""
-    if low is None or high is None:
-        return "n/a"
-    return f"{format_value(low, unit)} to {format_value(high, unit)}"
-
-
-def window(start: datetime | None, end: datetime | None) -> str:
-    """An interval as ``2026-01-05 13:00 to 2026-01-05 14:00`` (UTC); ``n/a`` when a bound is missing."""
-    if start is None or end is None:
-        return "n/a"
-    return f"{format_time(utc(start))} to {format_time(utc(end))}"
-
-
+# --- texts of values (the rest are in .texts) --------------------------------------------------------------
 def number(stats: Mapping[str, Any], keys: Sequence[str]) -> float | None:
     """The first of ``keys`` in ``stats`` holding a number (booleans are not numbers), as a float."""
     for key in keys:
@@ -180,11 +86,6 @@ def number(stats: Mapping[str, Any], keys: Sequence[str]) -> float | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     return None
-
-
-def signed(value: float | None) -> str:
-    """A difference with its sign and three decimals (``+0.040``); ``n/a`` for None."""
-    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def gate_of(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -204,8 +105,8 @@ def dataset_label(run: Mapping[str, Any]) -> str:
     return f"{name} v{version}" if version is not None else name
 
 
-def dataset_row(manifest: Mapping[str, Any], *, quarantined: bool) -> str:
-    """A ``<tr>`` of a curated dataset version's manifest: dataset, version, records, added, updated,
+def dataset_cells(manifest: Mapping[str, Any], *, quarantined: bool) -> list[str]:
+    """The cells of a curated dataset version's manifest: dataset, version, records, added, updated,
     (``quarantined`` when asked), records per rule, source window and the digest's head."""
     per_rule = manifest.get("per_rule")
     per_rule = per_rule if isinstance(per_rule, Mapping) else {}
@@ -214,13 +115,16 @@ def dataset_row(manifest: Mapping[str, Any], *, quarantined: bool) -> str:
     if isinstance(start_ms, int) and isinstance(end_ms, int):
         source = window(datetime.fromtimestamp(start_ms / 1000, UTC), datetime.fromtimestamp(end_ms / 1000, UTC))
     counts = ("records", "added", "updated", "quarantined") if quarantined else ("records", "added", "updated")
-    return (
-        "<tr>"
-        + td(manifest.get("dataset"))
-        + td(f"v{manifest.get('version')}")
-        + "".join(td(manifest.get(key, "n/a"), num=True) for key in counts)
-        + td(", ".join(f"{k}: {n}" for k, n in sorted(per_rule.items())) or "n/a")
-        + td(source)
-        + td(str(manifest.get("digest", "n/a"))[:19])
-        + "</tr>"
-    )
+    return [
+        manifest.get("dataset"),
+        f"v{manifest.get('version')}",
+        *(manifest.get(key, "n/a") for key in counts),
+        ", ".join(f"{k}: {n}" for k, n in sorted(per_rule.items())) or "n/a",
+        source,
+        str(manifest.get("digest", "n/a"))[:19],
+    ]
+
+
+def dataset_row(manifest: Mapping[str, Any], *, quarantined: bool) -> Markup:
+    """A ``<tr>`` of :func:`dataset_cells`, the counts right-aligned (the ``dataset_row`` macro)."""
+    return macro("dataset_row")(dataset_cells(manifest, quarantined=quarantined))

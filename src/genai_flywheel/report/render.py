@@ -8,8 +8,11 @@ and development evaluations. Windows the caller annotates (``annotations``: a de
 hatched on every chart of their application.
 
 Deterministic: the same data root and arguments give the same bytes (no clock is read; pass
-``generated_at`` to print a time). All text goes through :func:`html.escape`. The HTML pieces and the
-monitor charts are shared with the Airflow UI's GenAI Quality page (:mod:`.fragments`, :mod:`.trends`).
+``generated_at`` to print a time). The HTML is the Jinja2 templates ``report.html.j2`` and
+``report_app.html.j2`` (package data, autoescaped: all text goes through :func:`html.escape`); this module
+gathers what they show. A caller's extra sections are HTML it built itself (trusted markup, inserted as
+it is). The macros and the monitor charts are shared with the Airflow UI's GenAI Quality
+page (``fragments.html.j2``, :mod:`.trends`).
 (The module is not called ``html.py`` so it never shadows the standard library's ``html``.)
 """
 
@@ -18,9 +21,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
+
+from markupsafe import Markup
 
 from genai_flywheel.exceptions import ConfigError
 from genai_flywheel.report.charts import CHART_CSS, PALETTE, Interval, format_time, format_value, interval_plot_svg
@@ -29,25 +33,13 @@ from genai_flywheel.report.fragments import (
     IMPROVEMENT_KEYS,
     WEB_SCHEMES,
     Card,
-    app_nav,
-    cards,
-    ci_text,
-    condition,
+    dataset_cells,
     dataset_label,
-    dataset_row,
-    document,
-    esc,
     gate_of,
-    link,
     number,
-    problems_html,
-    section_start,
     signed,
-    table as _any_table,
-    td,
-    unit_of,
-    window,
 )
+from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
 
 log = logging.getLogger(__name__)
@@ -55,8 +47,6 @@ log = logging.getLogger(__name__)
 _MAX_ERROR_TYPES = 4  # more lines make the error chart unreadable; the rest still count in "all errors"
 # The report is a file opened from disk: it may link other local files (e.g. an exported dataset's page).
 _LINK_SCHEMES = (*WEB_SCHEMES, "file")
-# The report's captions are styled as notes (its CSS has no rule for <caption>).
-_table = partial(_any_table, caption_cls="note")
 # A section a caller adds to every application: given its loaded data, an HTML fragment (or "").
 ExtraSection = Callable[[AppData], str]
 
@@ -103,7 +93,7 @@ footer { padding: 12px 28px 30px 28px; color: #4a5563; font-size: 0.85rem; }
 
 
 class _AppPage:
-    """Builds the HTML section of one application."""
+    """What the section of one application shows (``report_app.html.j2`` lays it out)."""
 
     def __init__(
         self,
@@ -129,16 +119,18 @@ class _AppPage:
             annotations=annotations,
         )
 
-    def monitor_charts(self) -> str:
-        """Traffic, latency (end to end and per span type), errors (all and per exception type), scorers,
-        feedback and other alerted metrics, in groups."""
+    @property
+    def app(self) -> str:
+        return self.data.app
+
+    def monitor_charts(self) -> tuple[list[Markup], list[tuple[str, list[Markup]]]]:
+        """Traffic, latency (end to end and per span type) and errors (all and per exception type), then
+        the groups of scorers, feedback and other alerted metrics as ``(heading, charts)``."""
         t = self.trends
-        parts = [
-            '<div class="charts">',
+        main = [
             t.volume_chart("Traffic"),
             t.latency_chart(per_span_type=True),
             t.error_chart(max_types=_MAX_ERROR_TYPES),
-            "</div>",
         ]
         groups = [
             # Every scorer is listed, even one without any score in these intervals (an empty chart).
@@ -147,14 +139,11 @@ class _AppPage:
         ]
         # Last, so it holds exactly the alerted metrics no chart above shows.
         groups.append(("Other alerted metrics", [t.alerted_chart(m, PALETTE[0]) for m in t.uncharted_rule_metrics()]))
-        for heading, charts in groups:
-            if charts:
-                parts.append(f'<h4>{heading}</h4><div class="charts">{"".join(charts)}</div>')
-        return "".join(parts)
+        return [Markup(c) for c in main], [(h, [Markup(c) for c in charts]) for h, charts in groups]
 
-    # --- sections ---------------------------------------------------------------------------------------
-    def headline(self, summary: dict[str, Any]) -> str:
-        """The headline numbers as a definition list of cards."""
+    def headline_cards(self) -> list[Card]:
+        """The headline numbers."""
+        summary = summary_of(self.data)
         traces = summary["traces"]
         err_share = f"{summary['error_traces'] / traces * 100:.1f}%" if traces else "n/a"
         firing = ", ".join(summary["firing_now"]) or "none"
@@ -171,186 +160,78 @@ class _AppPage:
             items.append(Card("LLM cost", f"${summary['cost_usd']:,.2f}", f"{summary['tokens_total']:,} tokens"))
         for name, n in summary["feedback_by_name"].items():
             items.append(Card(f"feedback {name}", f"{n:,}", "traces with feedback"))
-        period = (
-            f'<p class="note">Intervals from {esc(format_time(self.data.intervals[0][0]))} to '
-            f"{esc(format_time(self.data.intervals[-1][1]))} UTC.</p>"
-            if self.data.intervals
-            else f'<p class="note">No metrics stored for {esc(self.data.app)} (expected under '
-            f"metrics/app={esc(self.data.app)}/); run the monitor DAG for it first.</p>"
-        )
-        return cards(items, "headline") + period
+        return items
 
-    def alerts(self) -> str:
-        """Rule summary and notable alert events."""
-        if not self.data.events:
-            return (
-                '<h3>Alerts</h3><p class="note">No alert rule has been evaluated for this application '
-                f"(no alerts/app={esc(self.data.app)}/events.parquet).</p>"
-            )
-        rule_rows = []
-        for rule, r in self.rules.items():
-            rule_rows.append(
-                "<tr>"
-                + td(rule)
-                + td(condition(r["metric"], r["op"], r["threshold"]))
-                + td(r["severity"])
-                + td(r["fired"], num=True)
-                + td(r["firing_intervals"], num=True)
-                + td(r["insufficient_data"], num=True)
-                + td(r["evaluated"], num=True)
-                + td(r["status"])
-                + "</tr>"
-            )
-        rules = _table(
-            ["rule", "condition (whole 95% CI beyond)", "severity", "episodes fired", "intervals firing",
-             "intervals without enough data", "intervals evaluated", "status now"],
-            rule_rows,
-            "Alert rules",
-        )  # fmt: skip
-        notable = [e for e in self.data.events if e["status"] == "firing" or e["kind"] in ("fired", "resolved")]
-        rows = []
-        for e in notable:
-            unit = unit_of(e["metric"])
-            rows.append(
-                f'<tr class="state-{esc(e["kind"])}">'
-                + td(window(e["interval_start"], e["interval_end"]))
-                + td(e["rule"])
-                + td(e["kind"], cls="state")
-                + td(e["evaluation"])
-                + td(format_value(e["value"], unit), num=True)
-                + td(ci_text(e["ci_low"], e["ci_high"], unit), num=True)
-                + td(e["n"], num=True)
-                + td(e["severity"])
-                + td("yes" if e["notified"] else "no")
-                + "</tr>"
-            )
-        events = (
-            _table(
-                [
-                    "interval (UTC)",
-                    "rule",
-                    "state",
-                    "evaluation",
-                    "value",
-                    "95% CI",
-                    "n",
-                    "severity",
-                    "notified",
-                ],
-                rows,
-                "Alert events: every interval in which a rule fired, kept firing or resolved",
-                cls="alert-events",
-            )
-            if rows
-            else '<p class="note">No rule fired in the recorded intervals.</p>'
-        )
-        return f"<h3>Alerts</h3>{rules}{events}"
+    def notable_events(self) -> list[Mapping[str, Any]]:
+        """The alert events in which a rule fired, kept firing or resolved."""
+        return [e for e in self.data.events if e["status"] == "firing" or e["kind"] in ("fired", "resolved")]
 
-    def datasets_section(self) -> str:
-        """Curated dataset versions, when the curation DAG has written any."""
-        if not self.data.datasets:
-            return ""
-        rows = [dataset_row(d, quarantined=True) for d in self.data.datasets]
-        table = _table(
-            ["dataset", "version", "records", "added", "updated", "quarantined", "records per rule",
-             "source window (UTC)", "digest"],
-            rows,
-            "Curated evaluation dataset versions (datasets/<name>/v<N>/manifest.json)",
-            cls="datasets",
-        )  # fmt: skip
-        return f"<h3>Curated datasets</h3>{table}"
+    def extra_html(self) -> list[Markup]:
+        """The caller's sections for this application, in order; each is HTML the caller built (its text
+        already escaped), so it is written as it is."""
+        return [Markup(section(self.data)) for section in self.extra_sections]
 
-    def evaluations_section(self) -> str:
-        """Development evaluations: per scorer candidate vs production, and the gate."""
-        if not self.data.evaluations:
-            return ""
-        parts = ["<h3>Development evaluations</h3>"]
-        for k, run in enumerate(self.data.evaluations):
-            parts.append(self._evaluation(k, run))
-        return "".join(parts)
+    def dataset_cells(self) -> list[list[str]]:
+        """The cells of each curated dataset version, with its quarantined count."""
+        return [dataset_cells(d, quarantined=True) for d in self.data.datasets]
 
-    def _evaluation(self, k: int, run: Mapping[str, Any]) -> str:
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Each development evaluation: heading, candidate vs production per scorer (with a forest plot of
+        the improvements) and the gate's checks."""
+        return [self._evaluation(k, run) for k, run in enumerate(self.data.evaluations)]
+
+    def _evaluation(self, k: int, run: Mapping[str, Any]) -> dict[str, Any]:
         gate = gate_of(run)
-        badge = ""
-        if gate is not None:
-            word = "passed" if gate.get("passed") else "failed"
-            badge = f' <span class="badge {"pass" if gate.get("passed") else "fail"}">gate {word}</span>'
-        label = dataset_label(run)
-        parts = [f"<h4>{esc(run['_run'])}: candidate {esc(run.get('candidate', 'n/a'))} on {esc(label)}{badge}</h4>"]
-        if run.get("n_records") is not None:
-            parts.append(
-                f'<p class="note">{esc(run.get("n_records"))} records; candidate errors: '
-                f"{esc(run.get('candidate_errors', 'n/a'))}.</p>"
-            )
         scopes: list[tuple[str, Mapping[str, Any]]] = []
         if isinstance(run.get("scorers"), Mapping):
             scopes.append(("all records", run["scorers"]))
         if isinstance(run.get("rules"), Mapping):
             scopes += [(f"rule {r}", b) for r, b in sorted(run["rules"].items()) if isinstance(b, Mapping)]
-        rows: list[str] = []
+        comparisons: list[list[str]] = []
         forest: list[Interval] = []
         for scope, block in scopes:
             for scorer, stats in sorted(block.items()):
                 if isinstance(stats, Mapping):
-                    rows.append(_comparison_row(scope, scorer, stats))
+                    comparisons.append(_comparison_cells(scope, scorer, stats))
                     forest.append(_forest_row(f"{scorer} ({scope})", stats))
-        if rows:
-            headers = [
-                "records", "scorer", "pairs", "candidate mean", "production mean",
-                "improvement (candidate - production)", "95% CI", "p-value (Wilcoxon)",
-                "wins / losses / ties",
-            ]  # fmt: skip
-            parts.append(_table(headers, rows, "Candidate vs production on the same records", "evaluation"))
+        svg = ""
+        if comparisons:
             svg = interval_plot_svg(
                 chart_id=f"eval-{self.index}-{k}",
                 title="Improvement over production (95% CI)",
                 x_label="mean score difference, candidate - production",
                 rows=forest,
             )
-            parts.append(f'<figure class="chart-box">{svg}</figure>')
         checks = gate.get("checks") if gate is not None else None
-        if isinstance(checks, list) and checks:
-            check_rows = [_gate_row(c) for c in checks if isinstance(c, Mapping)]
-            headers = ["gate", "criterion", "threshold", "actual", "result", "detail"]
-            parts.append(_table(headers, check_rows, "Release gate checks", "gate"))
-        return "".join(parts)
-
-    def render(self) -> str:
-        """The whole section."""
-        data = self.data
-        summary = summary_of(data)
-        return (
-            section_start(data.app, f"Application {esc(data.app)}")
-            + self.headline(summary)
-            + "<h3>Monitor</h3>"
-            + self.monitor_charts()
-            + self.alerts()
-            + "".join(section(data) for section in self.extra_sections)
-            + self.datasets_section()
-            + self.evaluations_section()
-            + problems_html(data.problems)
-            + "</section>"
-        )
+        return {
+            "run": run["_run"],
+            "candidate": run.get("candidate", "n/a"),
+            "dataset": dataset_label(run),
+            "gate_passed": None if gate is None else bool(gate.get("passed")),
+            "n_records": run.get("n_records"),
+            "candidate_errors": run.get("candidate_errors", "n/a"),
+            "comparisons": comparisons,
+            "forest": Markup(svg),
+            "checks": [_gate_check(c) for c in checks if isinstance(c, Mapping)] if isinstance(checks, list) else [],
+        }
 
 
-def _comparison_row(scope: str, scorer: str, stats: Mapping[str, Any]) -> str:
+def _comparison_cells(scope: str, scorer: str, stats: Mapping[str, Any]) -> list[str]:
     diff = number(stats, IMPROVEMENT_KEYS)
     low, high = number(stats, ("ci_low",)), number(stats, ("ci_high",))
     ci = f"{signed(low)} to {signed(high)}" if low is not None and high is not None else "n/a"
     wlt = " / ".join(str(stats.get(key, "n/a")) for key in ("wins", "losses", "ties"))
-    return (
-        "<tr>"
-        + td(scope)
-        + td(scorer)
-        + td(stats.get("n", "n/a"), num=True)
-        + td(format_value(number(stats, ("candidate_mean",)), "score"), num=True)
-        + td(format_value(number(stats, ("production_mean",)), "score"), num=True)
-        + td(signed(diff), num=True)
-        + td(ci, num=True)
-        + td(_num_text(stats.get("p_value")), num=True)
-        + td(wlt, num=True)
-        + "</tr>"
-    )
+    return [
+        scope,
+        scorer,
+        stats.get("n", "n/a"),
+        format_value(number(stats, ("candidate_mean",)), "score"),
+        format_value(number(stats, ("production_mean",)), "score"),
+        signed(diff),
+        ci,
+        _num_text(stats.get("p_value")),
+        wlt,
+    ]
 
 
 def _forest_row(label: str, stats: Mapping[str, Any]) -> Interval:
@@ -363,34 +244,21 @@ def _forest_row(label: str, stats: Mapping[str, Any]) -> Interval:
     return Interval(label, diff, low, high, good)
 
 
-def _gate_row(check: Mapping[str, Any]) -> str:
-    ok = bool(check.get("passed"))
-    return (
-        f'<tr class="state-{"resolved" if ok else "fired"}">'
-        + td(check.get("gate", "n/a"))
-        + td(check.get("criterion", "n/a"))
-        + td(_num_text(check.get("threshold")), num=True)
-        + td(_num_text(check.get("actual")), num=True)
-        + td("passed" if ok else "failed")
-        + td(check.get("message", ""))
-        + "</tr>"
-    )
+def _gate_check(check: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "passed": bool(check.get("passed")),
+        "gate": check.get("gate", "n/a"),
+        "criterion": check.get("criterion", "n/a"),
+        "threshold": _num_text(check.get("threshold")),
+        "actual": _num_text(check.get("actual")),
+        "detail": check.get("message", ""),
+    }
 
 
 def _num_text(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value:.4g}"
     return "n/a"
-
-
-def _links_html(links: Mapping[str, str] | None) -> str:
-    if not links:
-        return ""
-    items = "".join(
-        f"<li>{link(str(url), label, schemes=_LINK_SCHEMES, what=f'link {label!r}')}</li>"
-        for label, url in links.items()
-    )
-    return f'<nav aria-label="Related tools"><ul>{items}</ul></nav>'
 
 
 def render_html(
@@ -404,22 +272,20 @@ def render_html(
     generated_at: datetime | None = None,
 ) -> str:
     """The report page for already loaded application data (see :func:`render_report`)."""
-    sections = []
-    for i, data in enumerate(apps):
-        marked = (annotations or {}).get(data.app, ())
-        sections.append(_AppPage(data, i, marked, extra_sections).render())
+    marked = annotations or {}
+    pages = [_AppPage(data, i, marked.get(data.app, ()), extra_sections) for i, data in enumerate(apps)]
     meta = [f"Applications: {', '.join(a.app for a in apps)}."]
     if generated_at is not None:
         meta.append(f"Generated {format_time(generated_at)} UTC.")
     meta += notes
-    return document(
-        title,
-        _CSS,
-        header=f'{_links_html(links)}<p class="meta">{esc(" ".join(meta))}</p>',
-        main=app_nav([a.app for a in apps]) + "".join(sections),
-        footer="Static report of genai-flywheel: charts are inline SVG, the page loads nothing else. "
-        "Bands are 95% confidence intervals; an alert fires only when the whole interval crosses its "
-        "threshold. Hover a chart for per-interval values.",
+    return render(
+        "report.html.j2",
+        title=title,
+        css=Markup(_CSS),
+        links=[(label, str(url), f"link {label!r}") for label, url in (links or {}).items()],
+        link_schemes=_LINK_SCHEMES,
+        meta=" ".join(meta),
+        pages=pages,
     )
 
 
@@ -439,8 +305,10 @@ def render_report(
 
     ``annotations`` maps an application name to the windows hatched and labelled on each of its charts.
     Each of ``extra_sections`` is called with an application's loaded :class:`~.data.AppData` and returns
-    an HTML fragment placed after the alerts (its text already escaped, e.g. with :func:`.fragments.esc`),
-    or ``""``. ``notes`` are sentences added to the header. ``links`` maps a label to a URL (e.g. the MLflow
+    an HTML fragment placed after the alerts, or ``""``. The fragment is trusted markup, written as it is:
+    build it from code, with its text escaped (e.g. with :func:`.fragments.esc`, the macros of
+    ``fragments.html.j2`` or a template of the caller's package rendered by :func:`.templating.render`).
+    ``notes`` are sentences added to the header (escaped). ``links`` maps a label to a URL (e.g. the MLflow
     and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
     clock, so the same inputs give the same bytes. The file is written atomically.
     """

@@ -130,9 +130,9 @@ class MlflowReviewBackend:
     @contextlib.contextmanager
     def _tracking(self) -> Iterator[None]:
         # The review-queue functions resolve the tracking store from MLflow's global URI.
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+        from genai_flywheel.mlflow_compat import use_tracking_uri
 
-        with _use_tracking_uri(self.tracking_uri):
+        with use_tracking_uri(self.tracking_uri):
             yield
 
     def ensure_label_schema(self, spec: LabelSchemaSpec, key: str) -> str:
@@ -214,9 +214,9 @@ class MlflowReviewBackend:
             rq.add_items_to_review_queue(queue_id, item_ids=list(trace_ids))
 
     def assessments(self, trace_id: str) -> list[TraceAssessment]:
-        from mlflow.tracing.client import TracingClient
+        from genai_flywheel.mlflow_compat import tracing_client
 
-        info = TracingClient(tracking_uri=self.tracking_uri).get_trace_info(trace_id)
+        info = tracing_client(self.tracking_uri).get_trace_info(trace_id)
         out = []
         for a in info.assessments or []:
             if a.valid is False:  # overridden by a later assessment

@@ -45,17 +45,18 @@ def calibration_section(data_root: Path, trace_url: Callable[[str], str] | None 
         if not rows:
             return ""
         newest = [r for r in rows if r["interval_start"] == rows[-1]["interval_start"]]
+        # str(): the fragment helpers return Markup, which would escape the plain HTML joined to it.
         body = [
             "<tr>"
-            + td(r["metric"])
-            + td(_fmt(r["value"]), num=True)
-            + td(f"{_fmt(r['ci_low'])}..{_fmt(r['ci_high'])}" if r["ci_low"] is not None else "", num=True)
-            + td(r["n"], num=True)
+            + str(td(r["metric"]))
+            + str(td(_fmt(r["value"]), num=True))
+            + str(td(f"{_fmt(r['ci_low'])}..{_fmt(r['ci_high'])}" if r["ci_low"] is not None else "", num=True))
+            + str(td(r["n"], num=True))
             + "</tr>"
             for r in newest
         ]
         caption = f"Scorers against the reviewers, interval from {newest[0]['interval_start']:%Y-%m-%d %H:%M} UTC"
-        html = "<h3>Judge calibration</h3>" + table(["metric", "value", "95% CI", "n"], body, caption)
+        html = "<h3>Judge calibration</h3>" + str(table(["metric", "value", "95% CI", "n"], body, caption))
         runs = sorted(
             (Path(data_root) / "review" / f"app={data.app}").glob(f"*/{DISAGREEMENTS_FILE}"),
             key=lambda p: p.stat().st_mtime,
@@ -63,7 +64,7 @@ def calibration_section(data_root: Path, trace_url: Callable[[str], str] | None 
         if runs:
             traces = read_stage_json(runs[-1], "review collect").get("traces", [])
             items = "".join(
-                f"<li>{esc(d['scorer'])}: {link(trace_url(d['trace_id']) if trace_url else None, d['trace_id'])} "
+                f"<li>{esc(d['scorer'])}: {str(link(trace_url(d['trace_id']) if trace_url else None, d['trace_id']))} "
                 f"(scorer {'passed' if d['scorer_passed'] else 'failed'}, reviewer: "
                 f"{'correct' if d['correct'] else 'incorrect'})</li>"
                 for d in traces[:MAX_TRACES]

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from genai_flywheel.config import Price
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +28,6 @@ CHARS_PER_TOKEN = 4
 PROMPT_OVERHEAD_TOKENS = 400
 #: Tokens of the judge's answer (a verdict and a rationale).
 OUTPUT_TOKENS = 150
-
-
-# Error text prefix of a score the per-run judge budget did not allow (the call was never made).
-BUDGET_SKIP_PREFIX = "skipped:"
 
 
 def _text_len(value: Any) -> int:

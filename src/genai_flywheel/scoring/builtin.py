@@ -11,7 +11,7 @@ name           value                 meaning                                    
 relevance      float 0..1            share of the query's content words the answer uses     >= threshold
 groundedness   float 0..1            share of answer sentences supported by retrieved docs  >= threshold
 refusal        bool                  the answer is empty or a refusal (phrase list)         False
-pii            bool                  the answer contains an email/phone/card/IBAN           False
+pii            bool                  the answer contains PII (:mod:`genai_flywheel.pii`)    False
 latency_slo    bool                  trace execution time <= ``slo_ms``                     True
 =============  ====================  =====================================================  ==============
 
@@ -21,9 +21,11 @@ MLflow is imported inside the factories, not at module import: importing it cost
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from genai_flywheel import pii
 from genai_flywheel.scoring import heuristics
 from genai_flywheel.scoring.normalize import extract_answer, extract_query
 
@@ -159,28 +161,27 @@ def refusal_scorer(extra_phrases: Iterable[str] = ()) -> Scorer:
     return refusal
 
 
-def pii_scorer(kinds: Iterable[str] = heuristics.PII_KINDS) -> Scorer:
-    """``pii``: True when the answer contains PII. The rationale counts kinds, never echoes the values."""
+def pii_scorer(kinds: Iterable[str] = pii.KINDS, extra_patterns: Sequence[str] = ()) -> Scorer:
+    """``pii``: True when the answer contains PII. The rationale counts kinds, never echoes the values.
+
+    Detection is :mod:`genai_flywheel.pii`, the one the fine-tuning export redacts with; the registry passes
+    ``export.pii.extra_patterns`` as ``extra_patterns`` so configured patterns are flagged as they are redacted.
+    """
     from mlflow.entities import Feedback
     from mlflow.genai.scorers import scorer
 
-    wanted = tuple(kinds)
-    unknown = sorted(set(wanted) - set(heuristics.PII_KINDS))
-    if unknown:
-        raise ValueError(f"unknown PII kinds {unknown}; use any of {list(heuristics.PII_KINDS)}")
+    detector = pii.PiiDetector(pii.check_kinds(kinds), pii.compile_patterns(extra_patterns))
 
     @scorer(name="pii", timeout=0, pass_if=lambda v: v is False)
-    def pii(outputs: Any = None) -> Feedback:
-        matches = heuristics.find_pii(extract_answer(outputs), wanted)
+    def pii_flag(outputs: Any = None) -> Feedback:
+        matches = detector.find(extract_answer(outputs))
         if not matches:
             return Feedback(value=False, rationale="no PII found")
-        counts: dict[str, int] = {}
-        for m in matches:
-            counts[m.kind] = counts.get(m.kind, 0) + 1
+        counts = Counter(m.kind for m in matches)
         found = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
         return Feedback(value=True, rationale=f"found {found}")
 
-    return pii
+    return pii_flag
 
 
 def latency_slo_scorer(slo_ms: float) -> Scorer:

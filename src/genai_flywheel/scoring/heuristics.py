@@ -1,8 +1,8 @@
 """Deterministic text heuristics behind the built-in code scorers. Pure Python, no MLflow, no network.
 
 They are cheap proxies, not judges: lexical overlap for relevance and groundedness, a documented phrase
-list for refusals, regexes with checksums for PII. English-centric tokenisation (Unicode letters and
-digits; stop-words and stemming are English).
+list for refusals, and PII from :mod:`genai_flywheel.pii` (recognisers with checksums). English-centric
+tokenisation (Unicode letters and digits; stop-words and stemming are English).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+
+from genai_flywheel import pii
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -210,104 +212,10 @@ def refusal_phrase(answer: str, extra_phrases: Sequence[str] = ()) -> str | None
 
 
 # -- PII ---------------------------------------------------------------------------------------------
+# Detection lives in genai_flywheel.pii, shared with the fine-tuning export's redaction and the curation
+# normaliser, so the scorer flags exactly what the export removes. Re-exported under the scorer's names.
 
-PII_KINDS = ("email", "phone", "credit_card", "iban")
-
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w])"
-    r"|(?<![\w+])\+\d{9,15}(?!\w)"
-)
-_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum every payment card number satisfies."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def iban_valid(compact: str) -> bool:
-    """ISO 13616 mod-97 check of an IBAN without spaces."""
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    try:
-        number = "".join(str(int(ch, 36)) for ch in rearranged)
-    except ValueError:
-        return False
-    return int(number) % 97 == 1
-
-
-@dataclass(frozen=True)
-class PiiMatch:
-    """One PII finding: its kind and character span in the text (the value itself is never kept)."""
-
-    kind: str
-    start: int
-    end: int
-
-
-def _end_after_alnum(text: str, start: int, count: int) -> int:
-    """The offset just after the ``count``-th non-space character from ``start``."""
-    seen = 0
-    for i in range(start, len(text)):
-        if text[i] != " ":
-            seen += 1
-            if seen == count:
-                return i + 1
-    return len(text)
-
-
-def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[PiiMatch]:
-    """PII in ``text``: emails, phone numbers (9-15 digits), Luhn-valid card numbers, mod-97-valid IBANs.
-
-    Cards and IBANs are matched first and their spans excluded from the phone search, so a card number
-    is not also reported as a phone number. Dotted IPv4 addresses are not phone numbers.
-    """
-    wanted = set(kinds)
-    found: list[PiiMatch] = []
-    taken: list[tuple[int, int]] = []
-
-    def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in taken)
-
-    if "email" in wanted:
-        for m in _EMAIL.finditer(text):
-            found.append(PiiMatch("email", m.start(), m.end()))
-            taken.append(m.span())
-    if "credit_card" in wanted:
-        for m in _CARD.finditer(text):
-            digits = re.sub(r"\D", "", m.group())
-            if 13 <= len(digits) <= 19 and luhn_valid(digits) and free(*m.span()):
-                found.append(PiiMatch("credit_card", m.start(), m.end()))
-                taken.append(m.span())
-    if "iban" in wanted:
-        for m in _IBAN.finditer(text):
-            compact = m.group().replace(" ", "")
-            # The regex may run into following upper-case words; try the longest valid prefix.
-            for length in range(min(len(compact), 34), 14, -1):
-                if iban_valid(compact[:length]):
-                    end = _end_after_alnum(text, m.start(), length)
-                    if free(m.start(), end):
-                        found.append(PiiMatch("iban", m.start(), end))
-                        taken.append((m.start(), end))
-                    break
-    if "phone" in wanted:
-        for m in _PHONE.finditer(text):
-            candidate = m.group()
-            digits = re.sub(r"\D", "", candidate)
-            if 9 <= len(digits) <= 15 and not _IPV4.fullmatch(candidate) and free(*m.span()):
-                found.append(PiiMatch("phone", m.start(), m.end()))
-                taken.append(m.span())
-    found.sort(key=lambda p: (p.start, p.kind))
-    return found
+PII_KINDS = pii.KINDS
+find_pii = pii.find_pii
+luhn_valid = pii.luhn_valid
+iban_valid = pii.iban_valid

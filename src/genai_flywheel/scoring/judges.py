@@ -14,11 +14,11 @@ process environment and the request header; it is never logged, put in a param, 
 error text (errors are passed through :meth:`JudgeEndpoint.redact`).
 
 Retries: the gateway adapter retries 429/5xx/timeouts itself, 10 times with 1..30 s sleeps, and does
-not retry malformed JSON at all. :func:`call_judge` owns retrying instead -- exponential backoff
+not retry malformed JSON at all. :func:`call_judge` owns retrying instead (with tenacity) -- exponential backoff
 bounded by ``JudgeEndpoint.max_retries`` for 429/5xx, timeouts, connection errors and malformed
-responses -- and, for calls made inside it, sets MLflow's internal retry count to 0 by wrapping the
-adapter's ``send_chat_request`` (a private function; if a future MLflow drops it, a warning is logged
-and MLflow's own retries apply on top).
+responses -- and, for calls made inside it, sets MLflow's internal retry count to 0
+(:func:`genai_flywheel.mlflow_compat.install_judge_retry_override`: it wraps a private MLflow function;
+if a future MLflow drops it, a warning is logged and MLflow's own retries apply on top).
 """
 
 from __future__ import annotations
@@ -28,16 +28,18 @@ import json
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from genai_flywheel.config_options import JUDGE_OPTIONS, ScorerOptions, names, validated
 from genai_flywheel.environ import scoped_environ
 from genai_flywheel.exceptions import ScorerError
+from genai_flywheel.mlflow_compat import install_judge_retry_override, no_judge_retries
 
 if TYPE_CHECKING:
     from mlflow.genai.scorers import Scorer
@@ -50,20 +52,8 @@ logger = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
 
-# Built-in MLflow judges selectable by name, with the options each accepts.
-JUDGE_OPTIONS: dict[str, frozenset[str]] = {
-    "relevance_to_query": frozenset(),
-    "safety": frozenset(),
-    "retrieval_groundedness": frozenset(),
-    "guidelines": frozenset({"guidelines"}),
-    "judge": frozenset({"instructions", "feedback_value_type", "description"}),
-}
-FEEDBACK_VALUE_TYPES = ("yes_no", "bool", "float", "int", "str")
 
 _ENV_LOCK = threading.RLock()
-_NO_INTERNAL_RETRY: ContextVar[bool] = ContextVar("flywheel_judge_no_internal_retry", default=False)
-_PATCH_LOCK = threading.Lock()
-_patch_state: dict[str, bool] = {}
 
 
 @dataclass(frozen=True)
@@ -154,44 +144,6 @@ def judge_environment(endpoint: JudgeEndpoint) -> Iterator[None]:
             yield
 
 
-def _install_retry_override() -> bool:
-    """Wrap MLflow's gateway ``send_chat_request`` so calls inside :func:`call_judge` do not retry.
-
-    Idempotent; the wrapper changes nothing for calls made outside :func:`call_judge`.
-    """
-    if "mlflow" not in sys.modules:
-        # Only an MLflow judge can reach MLflow's HTTP layer, and it would have imported MLflow already.
-        return False
-    with _PATCH_LOCK:
-        if "installed" in _patch_state:
-            return _patch_state["installed"]
-        try:
-            from mlflow.genai.judges.adapters import gateway_adapter
-
-            original = gateway_adapter.send_chat_request
-        except (ImportError, AttributeError):
-            logger.warning(
-                "cannot disable MLflow's internal judge retries (mlflow.genai.judges.adapters."
-                "gateway_adapter.send_chat_request not found in this MLflow version); "
-                "its own retries will run inside each of ours"
-            )
-            _patch_state["installed"] = False
-            return False
-
-        def send_chat_request(*args: Any, **kwargs: Any) -> Any:
-            if _NO_INTERNAL_RETRY.get():
-                if "num_retries" in kwargs or len(args) < 4:
-                    kwargs["num_retries"] = 0
-                else:
-                    args = (*args[:3], 0, *args[4:])
-            return original(*args, **kwargs)
-
-        send_chat_request.__wrapped__ = original  # type: ignore[attr-defined]
-        gateway_adapter.send_chat_request = send_chat_request
-        _patch_state["installed"] = True
-        return True
-
-
 # -- error classification and the retry loop ---------------------------------------------------------
 
 
@@ -245,6 +197,25 @@ class JudgeOutcome:
     attempts: int = 0
 
 
+class _JudgeCallFailed(Exception):
+    """One failed judge attempt: the redacted ``reason`` and whether another attempt may help."""
+
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+def _run_once(scorer: Scorer, kwargs: Mapping[str, Any], endpoint: JudgeEndpoint) -> Any:
+    """One attempt, with MLflow's own retries off; a failure becomes :class:`_JudgeCallFailed`."""
+    try:
+        with no_judge_retries():
+            return scorer.run(**kwargs)
+    except Exception as exc:  # a judge failure must not fail the shard
+        reason, retryable = classify_judge_error(exc)
+        raise _JudgeCallFailed(endpoint.redact(reason), retryable) from None
+
+
 def call_judge(
     scorer: Scorer,
     kwargs: Mapping[str, Any],
@@ -257,66 +228,59 @@ def call_judge(
     Never raises for a failing endpoint: the outcome carries ``error``, e.g. ``"judge unavailable after
     3 retries: HTTP 500"``. Call it inside :func:`judge_environment`.
     """
-    _install_retry_override()
-    reason = "unknown error"
-    for attempt in range(endpoint.max_retries + 1):
-        token = _NO_INTERNAL_RETRY.set(True)
-        try:
-            return JudgeOutcome(result=scorer.run(**kwargs), attempts=attempt + 1)
-        except Exception as exc:  # a judge failure must not fail the shard
-            reason, retryable = classify_judge_error(exc)
-            reason = endpoint.redact(reason)
-            if not retryable:
-                return JudgeOutcome(error=f"judge call failed: {reason}", attempts=attempt + 1)
-            if attempt < endpoint.max_retries:
-                delay = endpoint.backoff(attempt)
-                logger.debug(
-                    "judge %s attempt %d failed (%s); retrying in %.2fs",
-                    scorer.name,
-                    attempt + 1,
-                    reason,
-                    delay,
-                )
-                sleep(delay)
-        finally:
-            _NO_INTERNAL_RETRY.reset(token)
-    return JudgeOutcome(
-        error=f"judge unavailable after {endpoint.max_retries} retries: {reason}",
-        attempts=endpoint.max_retries + 1,
+    install_judge_retry_override()
+
+    def log_retry(state: Any) -> None:
+        logger.debug(
+            "judge %s attempt %d failed (%s); retrying in %.2fs",
+            scorer.name,
+            state.attempt_number,
+            state.outcome.exception().reason,
+            state.next_action.sleep,
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: isinstance(exc, _JudgeCallFailed) and exc.retryable),
+        stop=stop_after_attempt(endpoint.max_retries + 1),
+        wait=lambda state: endpoint.backoff(state.attempt_number - 1),
+        sleep=sleep,
+        before_sleep=log_retry,
+        reraise=True,
     )
+    try:
+        result = retrying(_run_once, scorer, kwargs, endpoint)
+    except _JudgeCallFailed as failed:
+        attempts = retrying.statistics["attempt_number"]
+        if not failed.retryable:
+            return JudgeOutcome(error=f"judge call failed: {failed.reason}", attempts=attempts)
+        return JudgeOutcome(
+            error=f"judge unavailable after {endpoint.max_retries} retries: {failed.reason}", attempts=attempts
+        )
+    return JudgeOutcome(result=result, attempts=retrying.statistics["attempt_number"])
 
 
 # -- building judge scorers --------------------------------------------------------------------------
 
 
-def _feedback_value_type(value: Any) -> Any:
-    if value is None or value == "yes_no":
-        return Literal["yes", "no"]
-    if isinstance(value, list) and value and all(isinstance(v, str | int | float | bool) for v in value):
+def _feedback_value_type(value: str | list[Any]) -> Any:
+    """The Python type ``make_judge`` takes for a (validated) ``feedback_value_type`` option."""
+    if isinstance(value, list):
         return Literal[tuple(value)]  # type: ignore[valid-type]
-    types = {"bool": bool, "float": float, "int": int, "str": str}
-    if isinstance(value, str) and value in types:
-        return types[value]
-    raise ScorerError(
-        f"judge option feedback_value_type {value!r} is not supported; use one of "
-        f"{list(FEEDBACK_VALUE_TYPES)} or a list of allowed values, e.g. [good, bad]"
-    )
+    return {"yes_no": Literal["yes", "no"], "bool": bool, "float": float, "int": int, "str": str}[value]
 
 
-def build_judge(name: str, options: Mapping[str, Any], endpoint: JudgeEndpoint) -> Scorer:
+def build_judge(name: str, options: ScorerOptions | Mapping[str, Any], endpoint: JudgeEndpoint) -> Scorer:
     """The MLflow judge registered as ``name`` with ``options``, calling ``endpoint.model_uri``.
 
     ``relevance_to_query`` (RelevanceToQuery), ``safety`` (Safety), ``retrieval_groundedness``
-    (RetrievalGroundedness), ``guidelines`` (Guidelines; option ``guidelines``: a list of rules) and
-    ``judge`` (``make_judge``; options ``instructions`` with ``{{ inputs }}``/``{{ outputs }}``/... and
-    ``feedback_value_type``: yes_no, bool, float, int, str or a list of values).
+    (RetrievalGroundedness), ``guidelines`` (Guidelines; option ``guidelines``: a rule or a list of rules)
+    and ``judge`` (``make_judge``; options ``instructions`` with ``{{ inputs }}``/``{{ outputs }}``/... and
+    ``feedback_value_type``: yes_no, bool, float, int, str or a list of values). ``options`` are checked
+    by :mod:`genai_flywheel.config_options` (a mapping is validated here, ConfigError when bad).
     """
     if name not in JUDGE_OPTIONS:
         raise ScorerError(f"unknown judge {name!r}; available judges: {', '.join(sorted(JUDGE_OPTIONS))}")
-    unknown = sorted(set(options) - JUDGE_OPTIONS[name])
-    if unknown:
-        allowed = ", ".join(sorted(JUDGE_OPTIONS[name])) or "none"
-        raise ScorerError(f"judge scorer {name!r} does not take option(s) {unknown}; allowed: {allowed}")
+    typed = validated(JUDGE_OPTIONS[name], options, f"judge scorer {name!r}")
 
     from mlflow.exceptions import MlflowException
     from mlflow.genai import scorers as mlflow_scorers
@@ -330,29 +294,15 @@ def build_judge(name: str, options: Mapping[str, Any], endpoint: JudgeEndpoint) 
         if name == "retrieval_groundedness":
             return mlflow_scorers.RetrievalGroundedness(name=name, model=model)
         if name == "guidelines":
-            rules = options.get("guidelines")
-            if isinstance(rules, str):
-                rules = [rules]
-            if not rules or not all(isinstance(r, str) and r.strip() for r in rules):
-                raise ScorerError(
-                    "scorer 'guidelines' needs option guidelines: a non-empty list of rules, "
-                    "e.g. guidelines: ['The answer must be polite']"
-                )
-            return mlflow_scorers.Guidelines(name=name, model=model, guidelines=list(rules))
+            return mlflow_scorers.Guidelines(name=name, model=model, guidelines=list(names(typed.guidelines, ())))
         from mlflow.genai.judges import make_judge
 
-        instructions = options.get("instructions")
-        if not isinstance(instructions, str) or not instructions.strip():
-            raise ScorerError(
-                "scorer 'judge' needs option instructions: a prompt with template variables, "
-                "e.g. 'Does {{ outputs }} answer {{ inputs }} politely?'"
-            )
         return make_judge(
             name=name,
-            instructions=instructions,
+            instructions=typed.instructions,
             model=model,
-            description=options.get("description"),
-            feedback_value_type=_feedback_value_type(options.get("feedback_value_type")),
+            description=typed.description,
+            feedback_value_type=_feedback_value_type(typed.feedback_value_type),
         )
     except MlflowException as err:
         raise ScorerError(f"judge scorer {name!r} could not be built: {endpoint.redact(err.message)}") from None

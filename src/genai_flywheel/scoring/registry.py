@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from genai_flywheel.config_options import BUILTIN_OPTIONS, JUDGE_OPTIONS, validated
 from genai_flywheel.exceptions import ScorerError
 from genai_flywheel.scoring import builtin
 from genai_flywheel.scoring.heuristics import PII_KINDS
-from genai_flywheel.scoring.judges import JUDGE_OPTIONS, JudgeEndpoint, build_judge
+from genai_flywheel.scoring.judges import JudgeEndpoint, build_judge
 
 if TYPE_CHECKING:
     from mlflow.genai.scorers import Scorer
@@ -72,7 +73,13 @@ BUILTINS: dict[str, _Builtin] = {
         threshold_option=True,
     ),
     "refusal": _Builtin(builtin.refusal_scorer, lambda app: {"extra_phrases": []}, None, lower_is_better=True),
-    "pii": _Builtin(builtin.pii_scorer, lambda app: {"kinds": list(PII_KINDS)}, None, lower_is_better=True),
+    # The export's extra patterns are PII to the scorer too: what it flags is what the export redacts.
+    "pii": _Builtin(
+        builtin.pii_scorer,
+        lambda app: {"kinds": list(PII_KINDS), "extra_patterns": list(app.export.pii.extra_patterns)},
+        None,
+        lower_is_better=True,
+    ),
     "latency_slo": _Builtin(builtin.latency_slo_scorer, lambda app: {"slo_ms": app.slo.latency_ms}, None),
 }
 JUDGES = tuple(sorted(JUDGE_OPTIONS))
@@ -107,13 +114,15 @@ def scorer_needs_trace(scorer: Any) -> bool:
 
 
 def _is_judge(scorer: Any) -> bool:
-    from mlflow.genai.judges.base import Judge
+    from mlflow.genai.judges import Judge
 
     return isinstance(scorer, Judge)
 
 
 def _source_hash(obj: Any) -> str:
-    func = getattr(obj, "_original_func", None)
+    from genai_flywheel.mlflow_compat import scorer_function
+
+    func = scorer_function(obj)
     target = func if func is not None else type(obj)
     try:
         source = inspect.getsource(target)
@@ -155,25 +164,12 @@ def load_ref(ref: str) -> Scorer:
 
 
 def _builtin_options(spec: ScorerSpec, app: Application, entry: _Builtin) -> tuple[dict[str, Any], float | None]:
-    options = dict(spec.options)
-    threshold = spec.threshold
-    if "threshold" in options:
-        # Accept ``options: {threshold: x}`` as an alias, but one place must win unambiguously.
-        alias = options.pop("threshold")
-        if threshold is not None and alias != threshold:
-            raise ScorerError(
-                f"scorer {spec.name!r} sets threshold twice ({threshold} and options.threshold={alias}); "
-                "keep only 'threshold:'"
-            )
-        threshold = alias
-    defaults = entry.defaults(app)
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        allowed = ", ".join(sorted(defaults)) or "none"
-        raise ScorerError(f"scorer {spec.name!r} does not take option(s) {unknown}; allowed: {allowed}")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
-        raise ScorerError(f"scorer {spec.name!r}: threshold must be a number, got {threshold!r}")
-    return {**defaults, **options}, (float(threshold) if threshold is not None else None)
+    """(factory options: the defaults overridden by those written, threshold). ``options.threshold`` is an
+    alias of ``threshold:`` (the config rejects two different values)."""
+    options = validated(BUILTIN_OPTIONS[spec.name], spec.options, f"scorer {spec.name!r}")
+    threshold = spec.threshold if spec.threshold is not None else options.threshold
+    given = options.given(exclude={"threshold"})
+    return {**entry.defaults(app), **given}, (float(threshold) if threshold is not None else None)
 
 
 def build_scorer(spec: ScorerSpec, app: Application, judge: JudgeEndpoint | None = None) -> LoadedScorer:
@@ -228,13 +224,14 @@ def build_scorer(spec: ScorerSpec, app: Application, judge: JudgeEndpoint | None
                 f"judge scorer {spec.name!r} needs a judge endpoint; set judge.conn_id to an "
                 "OpenAI-compatible Connection"
             )
-        obj = build_judge(spec.name, spec.options, judge)
+        options = validated(JUDGE_OPTIONS[spec.name], spec.options, f"judge scorer {spec.name!r}")
+        obj = build_judge(spec.name, options, judge)
         import mlflow
 
         fingerprint = {
             "name": spec.name,
             "model": judge.model_uri,
-            "options": dict(spec.options),
+            "options": options.given(),
             # A judge's prompt ships with MLflow, so a new MLflow is a new judge.
             "mlflow": mlflow.__version__,
         }

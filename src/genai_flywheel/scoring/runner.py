@@ -145,15 +145,15 @@ def trace_from_json(text: str) -> Any:
     (MLflow 2's) go through ``Trace.from_json``.
     """
     from mlflow.entities import Trace, TraceData, TraceInfo
-    from mlflow.entities.span import LazySpan
 
+    from genai_flywheel.mlflow_compat import lazy_span
     from genai_flywheel.traces.extract import is_stored_span
 
     trace_dict = json.loads(text)
     spans = (trace_dict.get("data") or {}).get("spans")
     if not isinstance(spans, list) or not all(is_stored_span(s) for s in spans):
         return Trace.from_json(text)
-    return Trace(info=TraceInfo.from_dict(trace_dict["info"]), data=TraceData(spans=[LazySpan(s) for s in spans]))
+    return Trace(info=TraceInfo.from_dict(trace_dict["info"]), data=TraceData(spans=[lazy_span(s) for s in spans]))
 
 
 class _Row:

@@ -15,8 +15,8 @@ from genai_flywheel.selection.compiled import CompiledFilter, compile_filter
 from genai_flywheel.selection.evaluate import evaluate
 from genai_flywheel.selection.nodes import And, Compare, Expr, Field, Not, Or
 from genai_flywheel.selection.parser import parse_filter
-from genai_flywheel.selection.pushdown import combine_mlflow_filters, split_pushdown
-from genai_flywheel.selection.values import assessment_value, json_field
+from genai_flywheel.selection.pushdown import split_pushdown
+from genai_flywheel.selection.values import assessment_value
 
 __all__ = [
     "And",
@@ -27,10 +27,8 @@ __all__ = [
     "Not",
     "Or",
     "assessment_value",
-    "combine_mlflow_filters",
     "compile_filter",
     "evaluate",
-    "json_field",
     "parse_filter",
     "split_pushdown",
 ]

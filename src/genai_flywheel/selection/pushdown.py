@@ -112,9 +112,3 @@ def split_pushdown(expr: Expr) -> tuple[str | None, Expr | None]:
     else:
         residual = And(tuple(kept))
     return (" AND ".join(pushed) or None), residual
-
-
-def combine_mlflow_filters(*parts: str | None) -> str | None:
-    """Join MLflow filter strings with AND (MLflow's only connective), skipping None and blank parts."""
-    kept = [p.strip() for p in parts if p is not None and p.strip()]
-    return " AND ".join(kept) or None

@@ -1,7 +1,6 @@
 """Reading filter field values out of trace-table cells, and the comparison rules of the filter language.
 
-Reusable helpers: :func:`json_field` (a key path into a JSON text) and :func:`assessment_value` (the
-latest assessment of a name in an ``assessments`` cell).
+Reusable helper: :func:`assessment_value` (the latest assessment of a name in an ``assessments`` cell).
 """
 
 from __future__ import annotations
@@ -110,15 +109,6 @@ def input_field(request: Any, path: Sequence[str]) -> Any:
     if value is None and tuple(path) == ("query",) and isinstance(request, Mapping) and "query" not in request:
         value = last_user_message(request.get("messages"))
     return value
-
-
-def json_field(text: str | None, path: str | Sequence[str] = ()) -> Any:
-    """The value at ``path`` (dotted string or key sequence) in the JSON ``text``; None when absent.
-
-    An empty path returns the whole decoded value (the raw text when it is not JSON).
-    """
-    keys = path.split(".") if isinstance(path, str) and path else list(path or ())
-    return walk(decode_json(text), keys)
 
 
 def assessment_value(assessments_cell: Sequence[Mapping[str, Any]] | None, name: str) -> Any:

@@ -172,13 +172,13 @@ def fetch_traces(tracking_uri: str, trace_ids: list[str]) -> dict[str, Trace]:
     A trace whose spans MLflow cannot load (an unfinished trace, lost span data) is absent from the result,
     or present without spans; the caller quarantines it.
     """
-    from mlflow.tracing.client import TracingClient
+    from genai_flywheel.mlflow_compat import tracing_client
 
     if not trace_ids:
         return {}
     try:
         with scoped_environ(span_loading_environ(tracking_uri, len(trace_ids))):
-            traces = TracingClient(tracking_uri).batch_get_traces(list(trace_ids))
+            traces = tracing_client(tracking_uri).batch_get_traces(list(trace_ids))
     except Exception as err:  # MLflow raises many kinds; the task retries on StoreError
         raise StoreError(f"batch_get_traces failed on {tracking_uri} for {len(trace_ids)} traces: {err}") from err
     return {t.info.trace_id: t for t in traces if t is not None}
@@ -453,6 +453,6 @@ def _v3_span(span: Any) -> dict[str, Any]:
 
 def _trace_json(trace_dict: dict[str, Any]) -> str:
     """``Trace.to_json()`` of an already computed ``trace.to_dict()``."""
-    from mlflow.tracing.utils import TraceJSONEncoder
+    from genai_flywheel.mlflow_compat import trace_dict_to_json
 
-    return json.dumps(trace_dict, cls=TraceJSONEncoder)
+    return trace_dict_to_json(trace_dict)

@@ -162,8 +162,3 @@ FETCHED_SCHEMA = pa.schema(
 def empty_infos() -> pa.Table:
     """A zero-row table with the pass-one (trace info) schema."""
     return INFO_SCHEMA.empty_table()
-
-
-def empty_traces() -> pa.Table:
-    """A zero-row table with the trace schema."""
-    return TRACE_SCHEMA.empty_table()

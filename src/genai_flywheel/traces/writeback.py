@@ -9,16 +9,15 @@ crash half-way, or a re-run of the interval, writes nothing twice.
 MLflow has no batch call for assessments, and ``log_assessment`` costs one transaction per row (on SQLite
 about 50-500 rows/s). Against a SQL tracking store (``sqlite://``, ``postgresql://``, ...) the rows are
 written in batches of :data:`BATCH_SIZE`, one transaction each, doing per batch what the store's
-``create_assessment`` does per row (see :func:`_insert_batch`); a batch the store refuses is written again
-row by row through ``log_assessment``, so every error names its row. Against a tracking server (HTTP)
-rows go through ``log_assessment`` on a few threads.
+``create_assessment`` does per row (see :func:`genai_flywheel.mlflow_compat.insert_feedbacks`); a batch
+the store refuses is written again row by row through ``log_assessment``, so every error names its row.
+Against a tracking server (HTTP) rows go through ``log_assessment`` on a few threads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +25,16 @@ from typing import Any
 import pyarrow as pa
 
 from genai_flywheel.exceptions import StoreError
-from genai_flywheel.scoring.budget import BUDGET_SKIP_PREFIX
-from genai_flywheel.traces.extract import MAX_PAGE, iter_traces, window_filter
+from genai_flywheel.mlflow_compat import (
+    assessment_row,
+    insert_feedbacks,
+    size_http_pool,
+    sql_store,
+    trace_assessment_ids,
+    trace_infos,
+    tracing_client,
+)
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,12 @@ log = logging.getLogger(__name__)
 #: refused batch re-written row by row costs little (on SQLite each commit is an fsync: 500 rows per
 #: batch spent a quarter of the write-back committing).
 BATCH_SIZE = 2000
+
+#: Writer threads against a tracking server (``log_assessment`` per row). Measured with
+#: ``benchmarks/writeback_server.py`` (benchmarks/README.md has the table): an ``mlflow server`` with 2
+#: workers, on SQLite or PostgreSQL, tops out at 60-95 assessments/s from 4-8 threads on; 16 and 32
+#: threads gain nothing. 8 stays within MLflow's default HTTP pool of 10 connections.
+HTTP_WORKERS = 8
 
 
 @dataclass
@@ -53,40 +66,26 @@ class WriteBackResult:
         }
 
 
-def existing_assessment_ids(tracking_uri: str, experiment_id: str, start_ms: int, end_ms: int) -> set[str]:
-    """Ids of every assessment already on the traces of the window [start_ms, end_ms).
+def existing_assessment_ids(tracking_uri: str, trace_ids: list[str]) -> set[str]:
+    """Ids of every assessment already on the traces ``trace_ids`` (the scored ones: a window's other
+    traces are never read, so the check grows with the sample, not the window).
 
-    On a SQL store one query over the assessments of the window's traces (overridden ones included: their
-    ids are taken too); elsewhere from the trace infos (no spans).
+    On a SQL store one query per 500 traces over their assessments (overridden ones included: their ids are
+    taken too); elsewhere from the trace infos (no spans), 500 per call.
     """
-    from mlflow.tracing.client import TracingClient
-
-    store = sql_store(TracingClient(tracking_uri=tracking_uri))
+    store = sql_store(tracing_client(tracking_uri))
     if store is not None:
-        from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
-
-        with store.ManagedSessionMaker() as session:
-            query = (
-                session.query(SqlAssessments.assessment_id)
-                .join(SqlTraceInfo, SqlTraceInfo.request_id == SqlAssessments.trace_id)
-                .filter(
-                    SqlTraceInfo.experiment_id == int(experiment_id),
-                    SqlTraceInfo.timestamp_ms >= int(start_ms),
-                    SqlTraceInfo.timestamp_ms < int(end_ms),
-                )
-            )
-            return {aid for (aid,) in query}
-    return trace_info_assessment_ids(tracking_uri, experiment_id, start_ms, end_ms)
+        return trace_assessment_ids(store, sorted(set(trace_ids)))
+    return trace_info_assessment_ids(tracking_uri, trace_ids)
 
 
-def trace_info_assessment_ids(tracking_uri: str, experiment_id: str, start_ms: int, end_ms: int) -> set[str]:
-    """:func:`existing_assessment_ids` through ``search_traces`` (any store, a tracking server too)."""
-    ids: set[str] = set()
-    for trace in iter_traces(
-        tracking_uri, experiment_id, window_filter(start_ms, end_ms), include_spans=False, page_size=MAX_PAGE
-    ):
-        ids.update(a.assessment_id for a in trace.info.assessments or [])
-    return ids
+def trace_info_assessment_ids(tracking_uri: str, trace_ids: list[str]) -> set[str]:
+    """:func:`existing_assessment_ids` through the trace infos (any store, a tracking server too)."""
+    try:
+        infos = trace_infos(tracking_uri, sorted(set(trace_ids)))
+    except Exception as err:  # MLflow raises many kinds; the task retries on StoreError
+        raise StoreError(f"reading the trace infos of {len(trace_ids)} traces failed on {tracking_uri}: {err}") from err
+    return {a.assessment_id for info in infos for a in info.assessments or []}
 
 
 def to_feedback(row: dict[str, Any], run_context: dict[str, str]) -> Any:
@@ -127,9 +126,7 @@ def write_back(
     that fails is collected; if any failed, StoreError is raised after the others were written, so the
     task's retry writes only what is still missing.
     """
-    from mlflow.tracing.client import TracingClient
-
-    client = TracingClient(tracking_uri=tracking_uri)
+    client = tracing_client(tracking_uri)
     result = WriteBackResult()
     todo: list[dict[str, Any]] = []
     for row in scores.to_pylist():
@@ -144,7 +141,7 @@ def write_back(
         try:
             client.log_assessment(row["trace_id"], to_feedback(row, run_context))
             return None
-        except Exception as err:  # noqa: BLE001 - collected and re-raised as one StoreError below
+        except Exception as err:  # collected and re-raised as one StoreError below
             return f"{row['trace_id']}/{row['scorer']}: {err}"
 
     outcomes: list[str | None] = []
@@ -153,11 +150,12 @@ def write_back(
         for first in range(0, len(todo), BATCH_SIZE):
             batch = todo[first : first + BATCH_SIZE]
             try:
-                outcomes.extend(_insert_batch(store, [to_feedback(r, run_context) for r in batch]))
-            except Exception as err:  # noqa: BLE001 - the batch was rolled back; per row names the culprit
+                outcomes.extend(insert_feedbacks(store, [to_feedback(r, run_context) for r in batch]))
+            except Exception as err:  # the batch was rolled back; per row names the culprit
                 log.warning("batch of %d assessments refused (%s); writing it row by row", len(batch), err)
                 outcomes.extend(_write(r) for r in batch)
     elif workers > 1:
+        size_http_pool(workers)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(_write, todo))
     else:
@@ -176,98 +174,5 @@ def write_back(
     return result
 
 
-def sql_store(client: Any) -> Any | None:
-    """The ``SqlAlchemyStore`` behind a ``TracingClient``, or None (a tracking server, another store)."""
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:  # a trimmed MLflow (mlflow-skinny) has no SQL store
-        return None
-    store = client.store
-    return store if isinstance(store, SqlAlchemyStore) else None
-
-
-def _insert_batch(store: Any, feedbacks: list[Any]) -> list[str | None]:
-    """Insert ``feedbacks`` in one transaction of ``store``; one outcome per feedback: None when written,
-    else why not (its trace does not exist).
-
-    This is MLflow 3.17's ``SqlAlchemyStore.create_assessment`` done once per batch instead of once per
-    row, in the same order: validate access to the traces, invalidate the affected trace-rollup
-    partitions (a no-op unless rollups are enabled) before locking the trace rows, lock them in
-    request_id order, re-read their routing fields and start over if a concurrent writer moved a trace
-    in between, then insert the rows (:func:`_assessment_row`) with one multi-row INSERT. The rows must
-    be the ones ``log_assessment`` writes: ``tests/integration/test_writeback_batch.py`` compares them on
-    SQLite and PostgreSQL. Any store error raises, and the session is rolled back: nothing of the batch
-    is written.
-    """
-    import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
-    from mlflow.store.tracking.utils.sql_trace_rollups import RollupFamily, enqueue_rollup_rebuild_partitions
-
-    trace_ids = sorted({fb.trace_id for fb in feedbacks})
-    columns = (SqlTraceInfo.request_id, SqlTraceInfo.experiment_id, SqlTraceInfo.timestamp_ms)
-
-    def routing(query: Any) -> dict[str, tuple[int, int]]:
-        found = query.filter(SqlTraceInfo.request_id.in_(trace_ids)).order_by(SqlTraceInfo.request_id).all()
-        return {rid: (int(exp), int(ts)) for rid, exp, ts in found}
-
-    while True:
-        with store.ManagedSessionMaker(read_only=False) as session:
-            for trace_id in trace_ids:
-                store._validate_trace_accessible(session, trace_id)
-            snapshot = routing(session.query(*columns))
-            by_experiment: dict[int, list[int]] = {}
-            for exp, ts in snapshot.values():
-                by_experiment.setdefault(exp, []).append(ts)
-            enqueue_rollup_rebuild_partitions(
-                session, [(RollupFamily.ASSESSMENT, exp, ts) for exp, ts in sorted(by_experiment.items())]
-            )
-            if routing(store._apply_trace_row_lock(session.query(*columns))) != snapshot:
-                session.rollback()
-                continue
-            outcomes: list[str | None] = []
-            values = []
-            for fb in feedbacks:
-                if fb.trace_id not in snapshot:
-                    outcomes.append(f"{fb.trace_id}/{fb.name}: trace {fb.trace_id!r} not found")
-                    continue
-                values.append(_assessment_row(fb, *snapshot[fb.trace_id]))
-                outcomes.append(None)
-            if values:
-                session.execute(sa.insert(SqlAssessments.__table__), values)
-            return outcomes
-
-
-def _assessment_row(feedback: Any, experiment_id: int, trace_timestamp_ms: int) -> dict[str, Any]:
-    """The ``assessments`` row of a Feedback: MLflow 3.17's ``SqlAssessments.from_mlflow_entity`` plus
-    the two denormalised columns ``create_assessment`` sets, as a plain dict (building ORM objects costs
-    more than the INSERT itself)."""
-    from mlflow.store.tracking.utils.trace_analytics import assessment_aggregate
-
-    if feedback.feedback is None:
-        raise TypeError(f"only feedback is written in batches, got {feedback!r}")
-    now = int(time.time() * 1000)
-    value = feedback.feedback.value
-    aggregate_value, is_numeric_value = assessment_aggregate(value)
-    error = feedback.feedback.error
-    return {
-        "assessment_id": feedback.assessment_id,
-        "trace_id": feedback.trace_id,
-        "name": feedback.name,
-        "assessment_type": "feedback",
-        "value": json.dumps(value),
-        "error": json.dumps(error.to_dictionary()) if error else None,
-        "created_timestamp": feedback.create_time_ms or now,
-        "last_updated_timestamp": feedback.last_update_time_ms or now,
-        "experiment_id": experiment_id,
-        "trace_timestamp_ms": trace_timestamp_ms,
-        "aggregate_value": aggregate_value,
-        "is_numeric_value": is_numeric_value,
-        "source_type": feedback.source.source_type,
-        "source_id": feedback.source.source_id,
-        "run_id": feedback.run_id,
-        "span_id": feedback.span_id,
-        "rationale": feedback.rationale,
-        "overrides": feedback.overrides,
-        "valid": True,
-        "assessment_metadata": json.dumps(feedback.metadata) if feedback.metadata else None,
-    }
+#: The ``assessments`` row of one Feedback (kept under this name for the write-back's column test).
+_assessment_row = assessment_row

@@ -9,6 +9,7 @@ service and task logs are printed. The tests skip only when the PostgreSQL serve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -138,8 +139,6 @@ class Postgres:
 
     def start(self, databases: tuple[str, ...]) -> None:
         """initdb, start the server (waits until it accepts connections), create ``databases``."""
-        import psycopg2
-
         if self.os_user:
             entry = pwd.getpwnam(self.os_user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
@@ -151,11 +150,19 @@ class Postgres:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
+        self.create_databases(databases)
+
+    def create_databases(self, databases: tuple[str, ...], *, replace: bool = False) -> None:
+        """Create ``databases`` (empty; with ``replace``, dropped first if they exist)."""
+        import psycopg2
+
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
                 for db in databases:
+                    if replace:
+                        cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
                     cur.execute(f'CREATE DATABASE "{db}"')
         finally:
             conn.close()
@@ -163,6 +170,12 @@ class Postgres:
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+
+def logical_date(run: dict[str, Any]) -> datetime | None:
+    """A DAG run's logical date (from the CLI's or the REST API's JSON), or None for a run without one."""
+    value = run.get("logical_date")
+    return datetime.fromisoformat(value) if value else None
 
 
 # --- the stack -------------------------------------------------------------------------------------------
@@ -230,8 +243,19 @@ class Topology:
             headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.stack.airflow_url + path, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
+
+    def trigger_interval(self, dag_id: str, run_id: str, start: datetime, end: datetime) -> None:
+        """A run of ``dag_id`` over exactly [start, end) under ``run_id``, through the REST API."""
+        q = urllib.parse.quote(dag_id, safe="")
+        body = {
+            "dag_run_id": run_id,
+            "logical_date": start.isoformat(),
+            "data_interval_start": start.isoformat(),
+            "data_interval_end": end.isoformat(),
+        }
+        self.api(f"/api/v2/dags/{q}/dagRuns", method="POST", body=body)
 
     def api_runs(self, dag_id: str) -> list[dict[str, Any]]:
         q = urllib.parse.quote(dag_id, safe="")
@@ -351,21 +375,24 @@ class Topology:
         return "\n".join(parts)
 
 
-def _config(base: Path, tracking_uri: str, data_root: Path) -> Path:
+def tier_config(base: Path, tracking_uri: str, data_root: Path, **sampling: Any) -> Path:
+    """The tier's flywheel.yaml; ``sampling`` overrides keys of the app's sampling section (e.g. shards)."""
     path = write_config(base / "flywheel.yaml", tracking_uri, data_root, schedule=SCHEDULE)
     cfg = yaml.safe_load(path.read_text())
     app = cfg["applications"][0]
     app["curation"] = {**(app.get("curation") or {}), "schedule": NO_SCHEDULED_CURATION}
+    app["sampling"] = {**(app.get("sampling") or {}), **sampling}
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-@pytest.fixture(scope="package")
-def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL 15 cluster with the databases ``airflow`` and ``mlflow``; stopped and deleted after."""
+@contextlib.contextmanager
+def throwaway_postgres(databases: tuple[str, ...]) -> Iterator[Postgres]:
+    """A PostgreSQL cluster on a free port with ``databases``, in a temporary folder; stopped and deleted
+    on exit. Raises FileNotFoundError when the server binaries are missing."""
     bindir = pg_bindir()
     if bindir is None:
-        pytest.skip(
+        raise FileNotFoundError(
             "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found via pg_config, "
             f"/usr/lib/postgresql/*/bin or PATH: install postgresql-{PG_VERSION}"
         )
@@ -374,7 +401,7 @@ def postgres() -> Iterator[Postgres]:
     root = Path(tempfile.mkdtemp(prefix="flywheel-pg-"))
     pg = Postgres(bindir=bindir, root=root, port=free_port(), os_user=_server_os_user())
     try:
-        pg.start(("airflow", "mlflow"))
+        pg.start(databases)
         yield pg
     except BaseException:
         print(f"----- {pg.log} -----\n{tail(pg.log)}")
@@ -387,20 +414,43 @@ def postgres() -> Iterator[Postgres]:
 
 
 @pytest.fixture(scope="package")
-def topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    """mlflow server + Airflow (api-server, scheduler, dag-processor; LocalExecutor) over ``postgres``."""
-    base = tmp_path_factory.mktemp("topology")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL 15 cluster with the databases ``airflow`` and ``mlflow``; stopped and deleted after.
+    Skips when the server binaries are missing."""
+    if pg_bindir() is None:
+        pytest.skip(f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install postgresql-{PG_VERSION}")
+    with throwaway_postgres(("airflow", "mlflow")) as pg:
+        yield pg
+
+
+@contextlib.contextmanager
+def running_topology(
+    postgres: Postgres,
+    base: Path,
+    *,
+    databases: tuple[str, str] = ("mlflow", "airflow"),
+    airflow_env: Mapping[str, str] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+    before_airflow: Callable[[Stack], None] | None = None,
+    after_airflow: Callable[[Topology], None] | None = None,
+) -> Iterator[Topology]:
+    """mlflow server + Airflow (api-server, scheduler, dag-processor) over the PostgreSQL databases
+    ``databases`` (mlflow, airflow), with ``airflow_env`` added to every Airflow process's environment.
+
+    ``before_airflow`` starts what Airflow needs first (a broker), ``after_airflow`` what needs Airflow
+    (workers); every process they start through ``genai_flywheel.services.start`` is stopped on exit.
+    """
     data_root = base / "data"
     mlflow_port = free_port()
-    config = _config(base, f"http://127.0.0.1:{mlflow_port}", data_root)
+    config = tier_config(base, f"http://127.0.0.1:{mlflow_port}", data_root, **(sampling or {}))
     stack = Stack(
         project=ROOT,
         home=base / "stack",
         mlflow_port=mlflow_port,
         airflow_port=free_port(),
         parallelism=4,
-        mlflow_backend_uri=postgres.uri("mlflow"),
-        airflow_db_uri=postgres.uri("airflow"),
+        mlflow_backend_uri=postgres.uri(databases[0]),
+        airflow_db_uri=postgres.uri(databases[1]),
         airflow_extra_env={
             "FLYWHEEL_CONFIG": str(config),
             "FLYWHEEL_DATA_ROOT": str(data_root),
@@ -408,6 +458,7 @@ def topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> It
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            **(airflow_env or {}),
         },
     )
     # The flywheel runs no MLflow server-side jobs; their six job-runner processes would only compete
@@ -421,9 +472,13 @@ def topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     t0 = time.monotonic()
     try:
+        if before_airflow:
+            before_airflow(stack)
         topo.start_mlflow()
         init_airflow(stack)
         start_airflow(stack, AIRFLOW_COMPONENTS)
+        if after_airflow:
+            after_airflow(topo)
         print(f"topology up in {time.monotonic() - t0:.0f} s: mlflow {stack.mlflow_uri}, airflow {stack.airflow_url}")
         yield topo
     except BaseException:
@@ -431,6 +486,13 @@ def topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> It
         raise
     finally:
         stop_all(stack)
+
+
+@pytest.fixture(scope="package")
+def topology(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """mlflow server + Airflow (api-server, scheduler, dag-processor; LocalExecutor) over ``postgres``."""
+    with running_topology(postgres, tmp_path_factory.mktemp("topology")) as topo:
+        yield topo
 
 
 @pytest.fixture(autouse=True)

@@ -58,16 +58,7 @@ def test_killed_mlflow_server_costs_a_retry_not_a_lost_or_duplicated_score(
     topology.wait_dag(monitor)
     topology.cli("dags", "unpause", monitor)
     # A run of exactly this interval, under a known id (a backfill of another test may still be active).
-    topology.api(
-        f"/api/v2/dags/{monitor}/dagRuns",
-        method="POST",
-        body={
-            "dag_run_id": RUN_ID,
-            "logical_date": START.isoformat(),
-            "data_interval_start": START.isoformat(),
-            "data_interval_end": STOP.isoformat(),
-        },
-    )
+    topology.trigger_interval(monitor, RUN_ID, START, STOP)
 
     # Kill the server while write_back writes: as soon as the first of its assessments is on the server,
     # so that some are written and the rest are not (the case exactly-once is about). When the writes were

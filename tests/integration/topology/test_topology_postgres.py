@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from tests.integration.topology.conftest import END, EXPERIMENT, INTERVAL, TERMINAL, Topology
+from tests.integration.topology.conftest import END, EXPERIMENT, INTERVAL, TERMINAL, Topology, logical_date
 
 pytestmark = pytest.mark.timeout(1200)  # stack start-up included; the waits below have their own bounds
 
 DAY_START = END - timedelta(days=1)
 STARTS = [DAY_START + i * INTERVAL for i in range(4)]
-
-
-def _logical(run: dict) -> datetime | None:
-    value = run.get("logical_date")
-    return datetime.fromisoformat(value) if value else None
 
 
 def test_backfill_curation_and_asset_triggered_evaluation(topology: Topology) -> None:
@@ -54,9 +49,9 @@ def test_backfill_curation_and_asset_triggered_evaluation(topology: Topology) ->
         "--reprocess-behavior",
         "failed",
     )
-    runs = topology.wait_runs(monitor, lambda r: _logical(r) in STARTS, 4, timeout_s=900)
+    runs = topology.wait_runs(monitor, lambda r: logical_date(r) in STARTS, 4, timeout_s=900)
     timings["monitor backfill"] = time.monotonic() - t
-    assert sorted(_logical(r) for r in runs) == STARTS
+    assert sorted(logical_date(r) for r in runs) == STARTS
     assert {r["run_id"]: r["state"] for r in runs} == {r["run_id"]: "success" for r in runs}
 
     stored = MetricsStore(topology.data_root).intervals(topology.app)

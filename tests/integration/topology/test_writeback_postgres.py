@@ -10,16 +10,7 @@ from tests.integration.topology.conftest import Postgres
 
 
 def _database(pg: Postgres, name: str) -> str:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    pg.create_databases((name,), replace=True)
     return pg.uri(name)
 
 

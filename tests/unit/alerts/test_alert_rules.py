@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa  # noqa: TID253 (tests build tables; the ban protects DAG parse time)
+import pyarrow as pa
 import pytest
 
 from genai_flywheel.alerts.rules import evaluate_rules

@@ -30,7 +30,7 @@ def test_unknown_key_is_named_with_the_fix() -> None:
     data["applications"][0]["sampling"]["rte"] = 0.3
     with pytest.raises(ConfigError) as err:
         parse_config(data, "flywheel.yaml")
-    assert "applications.0.sampling.rte" in str(err.value)
+    assert "applications[0].sampling.rte" in str(err.value)
     assert "remove it or check its spelling" in str(err.value)
 
 
@@ -39,7 +39,7 @@ def test_out_of_range_rate_names_the_value() -> None:
     data["applications"][0]["sampling"]["rate"] = 1.5
     with pytest.raises(ConfigError) as err:
         parse_config(data)
-    assert "applications.0.sampling.rate" in str(err.value)
+    assert "applications[0].sampling.rate" in str(err.value)
     assert "1.5" in str(err.value)
 
 
@@ -65,7 +65,7 @@ def test_duplicate_names_are_rejected() -> None:
 def test_scorer_ref_must_be_module_function() -> None:
     data = _base()
     data["applications"][0]["scorers"].append({"name": "mine", "ref": "not a ref"})
-    with pytest.raises(ConfigError, match="applications.0.scorers.6.ref"):
+    with pytest.raises(ConfigError, match=r"applications\[0\]\.scorers\[6\]\.ref"):
         parse_config(data)
 
 

@@ -11,7 +11,15 @@ from genai_flywheel.config import Sampling, ScorerSpec, Stratum
 from genai_flywheel.traces.sampling import plan_sample, rows_for_scorer, shard_of, unit_hash
 from genai_flywheel.traces.schema import TRACE_SCHEMA
 
-SCORERS = [ScorerSpec(name="relevance"), ScorerSpec(name="judge", sample_rate=0.05)]
+
+def _judge(sample_rate: float) -> ScorerSpec:
+    """An LLM judge (``judge`` needs its prompt) sampled at ``sample_rate``."""
+    return ScorerSpec(
+        name="judge", sample_rate=sample_rate, options={"instructions": "Does {{ outputs }} answer {{ inputs }}?"}
+    )
+
+
+SCORERS = [ScorerSpec(name="relevance"), _judge(0.05)]
 
 
 def _table(n: int, error_every: int = 10) -> pa.Table:
@@ -127,7 +135,7 @@ def test_scorer_samples_are_coordinated_so_only_the_highest_rate_is_read() -> No
         ScorerSpec(name="a", sample_rate=0.5),
         ScorerSpec(name="b", sample_rate=0.5),
         ScorerSpec(name="c", sample_rate=0.5),
-        ScorerSpec(name="judge", sample_rate=0.1),
+        _judge(0.1),
     ]
     sampling = Sampling(rate=0.5, shards=2)
     plan = plan_sample(_table(4000), sampling, scorers)
@@ -147,7 +155,7 @@ def test_a_trace_is_read_at_the_highest_rate_even_when_no_scorer_takes_it() -> N
     from genai_flywheel.traces.sampling import trace_rate
 
     sampling = Sampling(rate=0.3, shards=1)
-    scorers = [ScorerSpec(name="judge", sample_rate=0.05)]
+    scorers = [_judge(0.05)]
     plan = plan_sample(_table(2000), sampling, scorers)
     rows = plan.table.to_pylist()
     # Read at the base rate for the operational estimates (span latency, error types), weighted 1 / 0.3.

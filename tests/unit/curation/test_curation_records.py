@@ -18,7 +18,7 @@ from genai_flywheel.curation.text import record_id_for
 
 
 def selected(rows: list[dict], rules: list[tuple[str, int]]) -> pa.Table:
-    """A ``select_traces``-shaped table: trace rows plus rule columns."""
+    """A ``selection_table``-shaped table: trace rows plus rule columns."""
     t = table(rows)
     t = t.append_column("rule", pa.array([r for r, _ in rules], pa.string()))
     t = t.append_column("rule_priority", pa.array([p for _, p in rules], pa.int32()))

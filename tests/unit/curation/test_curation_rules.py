@@ -7,12 +7,22 @@ import random
 import pyarrow as pa
 import pytest
 from curation_tables import table, trace
+from pydantic import ValidationError
 
 from genai_flywheel.config import Application, CurationRule
 from genai_flywheel.curation import rules as rules_module
-from genai_flywheel.curation.clusters import ClusterMethod, cluster_report, cluster_signatures, cluster_terms
-from genai_flywheel.curation.rules import default_rules, effective_rules, select, select_traces
+from genai_flywheel.curation.clusters import (
+    ClusterMethod,
+    cluster_options,
+    cluster_signatures,
+    cluster_stats,
+    cluster_terms,
+    stats_to_table,
+    view_clustering,
+)
+from genai_flywheel.curation.rules import default_rules, effective_rules, select, selection_table
 from genai_flywheel.curation.text import query_terms
+from genai_flywheel.curation.view import TraceView
 from genai_flywheel.exceptions import ConfigError
 
 
@@ -36,6 +46,16 @@ LOW = CurationRule(
 ERR = CurationRule(name="err", filter="trace.status = 'ERROR'", priority=30, cap=10, options={"order": "newest"})
 
 
+def stage_selection(app: Application, traces: pa.Table) -> pa.Table:
+    """What the select stage writes to ``selected.parquet``: the application's rules applied to ``traces``."""
+    return selection_table(traces, select(effective_rules(app), traces))
+
+
+def cluster_report(traces: pa.Table, **options: object) -> pa.Table:
+    """What the select stage writes to ``clusters.parquet`` for a query_clusters rule with ``options``."""
+    return stats_to_table(cluster_stats(TraceView(traces), **cluster_options(options)))
+
+
 def picked(result: pa.Table) -> list[tuple[str, str]]:
     return list(zip(result.column("trace_id").to_pylist(), result.column("rule").to_pylist(), strict=True))
 
@@ -47,7 +67,7 @@ def test_higher_priority_rule_claims_a_trace_first_and_later_rules_skip_it() -> 
         trace("t3", "what are webhooks", scores={"relevance": 0.9}),
     ]
     # Configured out of order on purpose: priority, not list position, decides.
-    result = select_traces(app_with([LOW, NEG]), table(rows))
+    result = stage_selection(app_with([LOW, NEG]), table(rows))
     assert picked(result) == [("t1", "neg"), ("t2", "low")]
     assert result.column("rule_priority").to_pylist() == [10, 20]
     assert set(rules_module.SELECTION_COLUMNS) <= set(result.column_names)
@@ -61,7 +81,7 @@ def test_cap_keeps_the_worst_traces_lowest_score_first() -> None:
         )
     ]
     capped = CurationRule(**{**LOW.model_dump(), "cap": 3})
-    result = select_traces(app_with([capped]), table(rows))
+    result = stage_selection(app_with([capped]), table(rows))
     assert result.column("trace_id").to_pylist() == ["t1", "t3", "t2"]
     assert result.column("selection_rank").to_pylist() == [0, 1, 2]
 
@@ -72,7 +92,7 @@ def test_ties_break_newest_first_then_trace_id() -> None:
         trace("a", "timeout two", minute=1, status="ERROR"),
         trace("c", "timeout three", minute=5, status="ERROR"),
     ]
-    result = select_traces(app_with([ERR]), table(rows))
+    result = stage_selection(app_with([ERR]), table(rows))
     assert result.column("trace_id").to_pylist() == ["c", "a", "b"]
 
 
@@ -83,7 +103,7 @@ def test_repeated_inputs_go_behind_distinct_ones_within_a_cap() -> None:
         trace("t3", "where are my logs", scores={"relevance": 0.3}),
     ]
     capped = CurationRule(**{**LOW.model_dump(), "cap": 2})
-    result = select_traces(app_with([capped]), table(rows))
+    result = stage_selection(app_with([capped]), table(rows))
     assert result.column("trace_id").to_pylist() == ["t1", "t3"]
 
 
@@ -126,10 +146,10 @@ def _mixed_rows() -> list[dict]:
 def test_selection_is_deterministic_under_row_permutation() -> None:
     rows = _mixed_rows()
     app = app_with()
-    expected = picked(select_traces(app, table(rows)))
+    expected = picked(stage_selection(app, table(rows)))
     shuffled = list(rows)
     random.Random(3).shuffle(shuffled)
-    assert picked(select_traces(app, table(shuffled))) == expected
+    assert picked(stage_selection(app, table(shuffled))) == expected
     assert len(expected) > 10
 
 
@@ -143,6 +163,8 @@ def test_query_terms_strip_pii_numbers_stop_words_and_stem() -> None:
     )
     assert query_terms("Enabling smart syncs") == query_terms("enabled Smart Sync!")
     assert query_terms("the of and") == ()
+    # Every kind the pii scorer knows is dropped, letters included (an IBAN's country and bank code).
+    assert query_terms("refund to GB82WEST12345698765432 from 81.2.69.160, jörg@bücher.de") == ("refund",)
     assert query_terms(None) == ()
 
 
@@ -186,13 +208,23 @@ def test_signature_clustering_groups_a_topic_by_its_most_frequent_terms() -> Non
 
 
 def test_unknown_cluster_method_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="cluster method 'kmeans'"):
+    with pytest.raises(ConfigError, match="option method='kmeans': Input should be 'signature' or 'jaccard'"):
         ClusterMethod.from_options({"method": "kmeans"})
 
 
 def test_cluster_threshold_out_of_range_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="threshold 1.5"):
+    with pytest.raises(ConfigError, match="option threshold=1.5: Input should be less than or equal to 1"):
         cluster_terms([("a",)], threshold=1.5)
+
+
+def test_view_clustering_is_computed_once_per_table_and_method() -> None:
+    view = TraceView(table(_mixed_rows()))
+    signature = view_clustering(view, ClusterMethod())
+    assert view_clustering(view, ClusterMethod()) is signature
+    assert signature == cluster_signatures(view.terms)
+    jaccard = view_clustering(view, ClusterMethod(method="jaccard"))
+    assert jaccard is not signature and jaccard == cluster_terms(view.terms)
+    assert view_clustering(TraceView(view.table), ClusterMethod()) is not signature  # cached per view
 
 
 def test_cluster_report_ranks_the_bad_frequent_cluster_first() -> None:
@@ -227,7 +259,7 @@ def test_a_pattern_that_broke_recently_is_bad_although_the_week_was_fine() -> No
 
 def test_query_cluster_rule_selects_worst_cluster_members_worst_first() -> None:
     rule = CurationRule(name="clusters", kind="query_clusters", cap=50, options={"min_volume": 5, "per_cluster_cap": 4})
-    result = select_traces(app_with([rule]), table(_mixed_rows()))
+    result = stage_selection(app_with([rule]), table(_mixed_rows()))
     ids = result.column("trace_id").to_pylist()
     assert len(ids) == 4 and all(t.startswith("s") for t in ids)
     # Negative feedback ranks as 0.0 (newest first among equals), but a repeated phrasing waits until each
@@ -240,7 +272,7 @@ def test_query_cluster_rule_leaves_known_good_traces_of_a_bad_cluster_alone() ->
     rows = [trace(f"s{i}", "how do I enable smart sync", minute=i, feedback=False) for i in range(5)]
     rows.append(trace("happy", "enable smart sync please", minute=9, feedback=True))
     rule = CurationRule(name="clusters", kind="query_clusters", cap=50, options={"min_volume": 5})
-    ids = select_traces(app_with([rule]), table(rows)).column("trace_id").to_pylist()
+    ids = stage_selection(app_with([rule]), table(rows)).column("trace_id").to_pylist()
     assert "happy" not in ids and len(ids) == 5
 
 
@@ -250,7 +282,7 @@ def test_regression_guard_takes_good_ok_traces_round_robin_across_clusters() -> 
         for i, q in enumerate(["rotate api keys", "rotating api key", "backup schedule settings"])
     ]
     rule = CurationRule(name="guard", kind="regression_guard", cap=3, options={"min_score": 0.8})
-    result = select_traces(app_with([rule]), table(rows))
+    result = stage_selection(app_with([rule]), table(rows))
     ids = result.column("trace_id").to_pylist()
     assert len(ids) == 3
     assert len(set(result.column("cluster_id").to_pylist())) == 3  # one per cluster before any second pick
@@ -266,7 +298,7 @@ def test_regression_guard_never_takes_negative_feedback_or_errors() -> None:
         trace("ok", "third question", feedback=True),
     ]
     rule = CurationRule(name="guard", kind="regression_guard", cap=10)
-    assert select_traces(app_with([rule]), table(rows)).column("trace_id").to_pylist() == ["ok"]
+    assert stage_selection(app_with([rule]), table(rows)).column("trace_id").to_pylist() == ["ok"]
 
 
 def test_default_rules_cover_every_source() -> None:
@@ -297,38 +329,34 @@ def test_default_rules_select_from_each_source() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rule", "message"),
+    ("fields", "message"),
     [
-        (CurationRule(name="r", filter="trace.status = 'ERROR'", options={"cap_per": 3}), "unknown option"),
-        (CurationRule(name="r", kind="filter"), "needs a filter"),
+        ({"filter": "trace.status = 'ERROR'", "options": {"cap_per": 3}}, r"options\.cap_per\n  Extra inputs"),
+        ({"kind": "filter"}, "needs a filter"),
+        ({"filter": "trace.status = 'ERROR'", "options": {"order": "random"}}, r"options\.order\n.*'worst'"),
         (
-            CurationRule(name="r", filter="trace.status = 'ERROR'", options={"order": "random"}),
-            "order 'random'",
+            {"kind": "regression_guard", "options": {"min_score": "high"}},
+            r"options\.min_score\n  Input should be a number",
         ),
-        (CurationRule(name="r", kind="regression_guard", options={"min_score": "high"}), "must be a number"),
     ],
 )
-def test_bad_rule_options_are_config_errors(rule: CurationRule, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        select([rule], table(_mixed_rows()))
+def test_bad_rule_options_are_rejected_when_the_rule_is_built(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        CurationRule(name="r", **fields)
 
 
 def test_empty_table_selects_nothing() -> None:
-    result = select_traces(app_with(), table([]))
+    result = stage_selection(app_with(), table([]))
     assert result.num_rows == 0
     assert "rule" in result.column_names
 
 
-def test_check_rule_rejects_a_bad_filter_and_accepts_the_defaults() -> None:
-    from genai_flywheel.curation.rules import check_rule
-    from genai_flywheel.exceptions import FilterSyntaxError
-
-    for rule in default_rules():
-        check_rule(rule)
-    with pytest.raises(FilterSyntaxError):
-        check_rule(CurationRule(name="r", filter="trace.status = "))
-    with pytest.raises(ConfigError, match="max_clusters"):
-        check_rule(CurationRule(name="r", kind="query_clusters", options={"max_clusters": "many"}))
+def test_a_rule_with_a_bad_filter_or_option_is_rejected_when_built() -> None:
+    assert [r.kind for r in default_rules()].count("filter") == 4  # the defaults build
+    with pytest.raises(ValidationError, match=r"filter\n  Value error, malformed selection filter"):
+        CurationRule(name="r", filter="trace.status = ")
+    with pytest.raises(ValidationError, match=r"options\.max_clusters\n"):
+        CurationRule(name="r", kind="query_clusters", options={"max_clusters": "many"})
 
 
 def test_default_critical_journeys_follow_the_journey_tag_not_an_apps_words() -> None:
@@ -337,4 +365,4 @@ def test_default_critical_journeys_follow_the_journey_tag_not_an_apps_words() ->
         trace("tagged", "where do I pay", tags={"journey": "checkout"}),
         trace("words", "my invoice is wrong and SSO fails"),  # an app's own words: its config names them
     ]
-    assert picked(select_traces(app_with([rule]), table(rows))) == [("tagged", "critical_journeys")]
+    assert picked(stage_selection(app_with([rule]), table(rows))) == [("tagged", "critical_journeys")]

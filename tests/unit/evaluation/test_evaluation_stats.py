@@ -1,8 +1,10 @@
-"""Paired statistics against textbook values (reference values computed once with scipy 1.17)."""
+"""Paired statistics against textbook values, hand computations and exact sums."""
 
 from __future__ import annotations
 
 import math
+import statistics
+from fractions import Fraction
 
 import pytest
 
@@ -10,7 +12,6 @@ from genai_flywheel.evaluation.stats import (
     LOSS,
     TIE,
     WIN,
-    average_ranks,
     outcome,
     paired_stats,
     paired_t_interval,
@@ -25,28 +26,60 @@ DARWIN = [6, 8, 14, 16, 23, 24, 28, 29, 41, -48, 49, 56, 60, -67, 75]
 TIED = [1, 1, 1, -1, 2, 2, -2, 3, 3, 3, 0, 0, 4]
 
 
+def _two_sided_normal_p(z: float) -> float:
+    """2 (1 - Phi(|z|)) by the complementary error function."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
 def test_wilcoxon_darwin_textbook() -> None:
     result = wilcoxon_signed_rank(DARWIN)
     assert result.n == 15
     assert result.w_plus == 96 and result.w_minus == 24
-    # scipy.stats.wilcoxon(DARWIN, correction=True, method="approx").pvalue
+    # By hand: no tied |d|, so E[W+] = 15 * 16 / 4 = 60 and Var[W+] = 15 * 16 * 31 / 24 = 310;
+    # z = (96 - 60 - 0.5) / sqrt(310) with the continuity correction.
+    z = 35.5 / math.sqrt(310.0)
+    assert result.z == pytest.approx(z, rel=1e-12)  # positive: positive differences dominate
+    assert result.p_value == pytest.approx(_two_sided_normal_p(z), rel=1e-12)
     assert result.p_value == pytest.approx(0.043772323763041174, rel=1e-9)
-    assert result.z == pytest.approx(2.01626451157708, rel=1e-9)  # positive: positive differences dominate
+    assert result.z == pytest.approx(2.01626451157708, rel=1e-9)
 
 
 def test_wilcoxon_without_continuity_correction() -> None:
     result = wilcoxon_signed_rank(DARWIN, correction=False)
-    # scipy.stats.wilcoxon(DARWIN, correction=False, method="approx").pvalue
+    assert result.z == pytest.approx(36.0 / math.sqrt(310.0), rel=1e-12)
+    assert result.p_value == pytest.approx(_two_sided_normal_p(36.0 / math.sqrt(310.0)), rel=1e-12)
     assert result.p_value == pytest.approx(0.04088813291185591, rel=1e-9)
 
 
 def test_wilcoxon_tie_correction_and_zeros() -> None:
     result = wilcoxon_signed_rank(TIED)
     assert result.n == 11  # two zeros dropped
-    assert result.w_minus == 8.5
-    # scipy.stats.wilcoxon(TIED, zero_method="wilcox", correction=True/False, method="approx").pvalue
+    # By hand: |d| = 1 (x4) share ranks 1-4 (2.5 each), 2 (x3) ranks 5-7 (6), 3 (x3) ranks 8-10 (9), 4 rank 11.
+    # W- = 2.5 + 6 = 8.5, W+ = 66 - 8.5 = 57.5; E[W+] = 11 * 12 / 4 = 33;
+    # Var[W+] = 11 * 12 * 23 / 24 - ((4^3 - 4) + 2 * (3^3 - 3)) / 48 = 126.5 - 2.25 = 124.25.
+    assert result.w_minus == 8.5 and result.w_plus == 57.5
+    assert result.z == pytest.approx(24.0 / math.sqrt(124.25), rel=1e-12)
+    assert result.p_value == pytest.approx(_two_sided_normal_p(24.0 / math.sqrt(124.25)), rel=1e-12)
     assert result.p_value == pytest.approx(0.031311271341603136, rel=1e-9)
-    assert wilcoxon_signed_rank(TIED, correction=False).p_value == pytest.approx(0.027952641457061594, rel=1e-9)
+    uncorrected = wilcoxon_signed_rank(TIED, correction=False)
+    assert uncorrected.p_value == pytest.approx(_two_sided_normal_p(24.5 / math.sqrt(124.25)), rel=1e-12)
+    assert uncorrected.p_value == pytest.approx(0.027952641457061594, rel=1e-9)
+
+
+def test_wilcoxon_continuity_correction_stops_at_zero() -> None:
+    # W+ = 1 + 2 = 3 = E[W+] = 3 * 4 / 4: no evidence either way, corrected or not.
+    for correction in (True, False):
+        result = wilcoxon_signed_rank([1.0, 2.0, -3.0], correction=correction)
+        assert result.z == 0.0 and result.p_value == 1.0
+    # |d| ranks 1.5, 1.5, 3, 4: W+ = 1.5 + 4 = 5.5 against E = 5. The correction uses the 0.5 up (z = 0)
+    # rather than overshooting to -0.5; without it z = 0.5 / sqrt(4 * 5 * 9 / 24 - (2^3 - 2) / 48).
+    result = wilcoxon_signed_rank([1.0, -1.0, -2.0, 3.0])
+    assert result.w_plus == 5.5 and result.z == 0.0 and result.p_value == 1.0
+    uncorrected = wilcoxon_signed_rank([1.0, -1.0, -2.0, 3.0], correction=False)
+    assert uncorrected.z == pytest.approx(0.5 / math.sqrt(7.375), rel=1e-12)
+    # Two tie groups: ranks 1.5, 1.5, 3.5, 3.5, 5; W+ = 10, E = 7.5, Var = 13.75 - 2 * (2^3 - 2) / 48 = 13.5.
+    result = wilcoxon_signed_rank([1.0, -1.0, 2.0, -2.0, 3.0])
+    assert result.w_plus == 10.0 and result.z == pytest.approx(2.0 / math.sqrt(13.5), rel=1e-12)
 
 
 def test_wilcoxon_is_symmetric_in_sign() -> None:
@@ -67,16 +100,24 @@ def test_float_noise_ranks_as_a_tie() -> None:
     assert result.w_plus == 1.5 + 3 and result.w_minus == 1.5
 
 
-def test_average_ranks() -> None:
-    ranks, groups = average_ranks([3.0, 1.0, 3.0, 2.0])
-    assert ranks == [3.5, 1.0, 3.5, 2.0]
-    assert sorted(groups) == [1, 1, 2]
+def test_zero_epsilon_keeps_float_noise_in_the_test() -> None:
+    # With epsilon 0 a difference of 5.6e-17 is a win: it stays in the test with the smallest rank even
+    # though |d| rounds to 0 for ranking. Ranks 1, 2, 3, 4: W+ = 1 + 2 + 3 = 6 against E = 5, Var = 7.5.
+    noise = 0.1 + 0.2 - 0.3
+    assert noise > 0
+    result = wilcoxon_signed_rank([noise, 1.0, 2.0, -3.0, 0.0], epsilon=0.0)
+    assert result.n == 4 and result.w_plus == 6.0 and result.w_minus == 4.0
+    assert result.z == pytest.approx(0.5 / math.sqrt(7.5), rel=1e-12)
+    assert wilcoxon_signed_rank([noise, 1.0, 2.0, -3.0, 0.0]).n == 3  # the default epsilon calls it a tie
 
 
 def test_paired_t_interval_darwin() -> None:
     mean, low, high = paired_t_interval(DARWIN)
     assert mean == pytest.approx(20.933333333333334)
-    # mean -/+ t(0.975, 14) * sd / sqrt(n), scipy.stats.t.ppf
+    # mean -/+ t(0.975, 14) * sd / sqrt(n), with the table's t(0.975, 14) = 2.1447866879 and the standard
+    # library's sample standard deviation.
+    half = 2.1447866879 * statistics.stdev(DARWIN) / math.sqrt(15)
+    assert low == pytest.approx(314 / 15 - half, rel=1e-6) and high == pytest.approx(314 / 15 + half, rel=1e-9)
     assert low == pytest.approx(0.031193318392979563, rel=1e-6)
     assert high == pytest.approx(41.83547334827369, rel=1e-9)
 
@@ -99,6 +140,19 @@ def test_sign_test_exact() -> None:
     assert sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
     assert sign_test(5, 5) == 1.0
     assert sign_test(0, 0) == 1.0
+    # 12 wins, 3 losses: 2 * (C(15,0) + C(15,1) + C(15,2) + C(15,3)) / 2^15 = 2 * 576 / 32768.
+    assert sign_test(12, 3) == pytest.approx(1152 / 32768, rel=1e-12)
+    assert sign_test(0, 6) == pytest.approx(2 / 64, rel=1e-12)
+    assert sign_test(1, 0) == 1.0  # one win alone is no evidence: 2 * 1/2 = 1
+
+
+def test_sign_test_matches_exact_binomial_sums() -> None:
+    # min(1, 2 P(B <= min(wins, losses))) for B ~ Binomial(n, 1/2), in exact arithmetic.
+    for n in range(1, 61):
+        for wins in range(n + 1):
+            k = min(wins, n - wins)
+            expected = min(Fraction(1), 2 * Fraction(sum(math.comb(n, i) for i in range(k + 1)), 2**n))
+            assert sign_test(wins, n - wins) == pytest.approx(float(expected), rel=1e-12, abs=0), (wins, n)
 
 
 def test_paired_stats_counts_and_direction() -> None:

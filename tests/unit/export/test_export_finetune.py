@@ -120,7 +120,15 @@ def test_build_lines_redaction_and_system_prompt() -> None:
     }
     assert result.train[1]["messages"][1]["content"] == "Card [CARD] declined"
     assert result.train[1]["messages"][2]["content"] == "Call [PHONE]."
-    assert result.pii.to_dict() == {"email": 1, "phone": 1, "card": 1, "extra": 0}
+    assert result.pii.to_dict() == {
+        "email": 1,
+        "phone": 1,
+        "card": 1,
+        "iban": 0,
+        "us_ssn": 0,
+        "ip_address": 0,
+        "extra": 0,
+    }
 
 
 def test_correction_replaces_the_answer_and_wins_duplicates() -> None:
@@ -245,7 +253,15 @@ def test_select_then_build_files_and_manifest(tmp_path: Path) -> None:
     assert manifest["counts"]["skipped_by_reason"] == {"low_score": 1}
     assert manifest["counts"]["matched_filter"] == 33
     # The newer "dup" replaced t0 (newest wins), and its answer names no ticket: 29 tickets, 30 e-mails.
-    assert manifest["pii"]["redactions"] == {"email": 30, "phone": 0, "card": 0, "extra": 29}
+    assert manifest["pii"]["redactions"] == {
+        "email": 30,
+        "phone": 0,
+        "card": 0,
+        "iban": 0,
+        "us_ssn": 0,
+        "ip_address": 0,
+        "extra": 29,
+    }
     assert manifest["filters"]["selection_filter"] == params["filter"] and manifest["filters"]["min_score"] == 0.7
     assert manifest["window"]["start"] == "2026-01-01T00:00:00Z"
     assert manifest["files"]["train.jsonl"]["lines"] == built["train"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pyarrow as pa  # noqa: TID253 (tests build tables; the ban protects DAG parse time)
+import pyarrow as pa
 import pytest
 
 from genai_flywheel.config import Price

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import re
+import statistics
 from fractions import Fraction
 
 import numpy as np
@@ -28,60 +31,48 @@ def test_normal_ppf_known_values(p: float, expected: float) -> None:
 
 
 def test_normal_ppf_inverts_cdf_and_rejects_bad_probabilities() -> None:
-    # (Upper-tail probabilities near 1 cannot carry more digits than 1 - p does, so test up to 3.)
+    # The cdf from the standard library: Phi(x) = erfc(-x / sqrt 2) / 2. (Upper-tail probabilities near 1
+    # cannot carry more digits than 1 - p does, so test up to 3.)
     for x in (-6.0, -5.0, -1.3, 0.2, 2.7):
-        assert stats.normal_ppf(stats.normal_cdf(x)) == pytest.approx(x, rel=1e-9)
+        assert stats.normal_ppf(0.5 * math.erfc(-x / math.sqrt(2.0))) == pytest.approx(x, rel=1e-9)
     assert stats.normal_ppf(0.0) == -math.inf and stats.normal_ppf(1.0) == math.inf
-    with pytest.raises(ValueError, match="1.5"):
-        stats.normal_ppf(1.5)
+    for bad in (1.5, -0.1, math.nan):
+        with pytest.raises(ValueError, match=re.escape(f"normal_ppf needs a probability in [0, 1], got {bad!r}")):
+            stats.normal_ppf(bad)
+
+
+def _half_width_over_se(values: list[float], confidence: float) -> float:
+    """The t critical value :func:`stats.mean_ci` used: half its interval over the standard error, where
+    the standard error comes from the standard library (``statistics.stdev``), not from the module."""
+    _, (low, high) = stats.mean_ci(values, confidence)
+    return (high - low) / 2.0 / (statistics.stdev(values) / math.sqrt(len(values)))
 
 
 @pytest.mark.parametrize(
-    ("p", "df", "expected"),
+    ("confidence", "df", "expected"),
+    # Student t critical values t(0.5 + confidence / 2, df), as published in t tables (to ~1e-11).
     [
-        (0.975, 1, 12.706204736174707),
-        (0.975, 2, 4.302652729749464),
-        (0.975, 10, 2.2281388519649385),
-        (0.975, 30, 2.0422724563012373),
-        (0.995, 5, 4.032142983557536),
-        (0.9, 3, 1.6377443536962102),
-        (0.025, 10, -2.2281388519649385),
+        (0.95, 1, 12.706204736174707),
+        (0.95, 2, 4.302652729749464),
+        (0.95, 10, 2.2281388519649385),
+        (0.95, 30, 2.0422724563012373),
+        (0.99, 5, 4.032142983557536),
+        (0.8, 3, 1.6377443536962102),
     ],
 )
-def test_student_t_ppf_known_values(p: float, df: float, expected: float) -> None:
-    assert stats.student_t_ppf(p, df) == pytest.approx(expected, rel=1e-9)
+def test_mean_ci_uses_the_published_t_quantile(confidence: float, df: int, expected: float) -> None:
+    values = [float(i * i % 7) for i in range(df + 1)]  # n = df + 1 values, not all equal
+    assert _half_width_over_se(values, confidence) == pytest.approx(expected, rel=1e-9)
 
 
-def test_student_t_cdf_and_limits() -> None:
-    assert stats.student_t_cdf(0.0, 7) == 0.5
-    assert stats.student_t_cdf(2.2281388519649385, 10) == pytest.approx(0.975, abs=1e-12)
-    # df = 1 is the Cauchy distribution: cdf(t) = 1/2 + atan(t)/pi.
-    assert stats.student_t_cdf(3.0, 1) == pytest.approx(0.5 + math.atan(3.0) / math.pi, abs=1e-12)
-    # Fractional df (a Kish effective n - 1) lies between its integer neighbours.
-    assert stats.student_t_ppf(0.975, 10) > stats.student_t_ppf(0.975, 10.5) > stats.student_t_ppf(0.975, 11)
-    assert stats.student_t_ppf(0.975, 1e9) == pytest.approx(stats.normal_ppf(0.975), rel=1e-9)
-
-
-def test_betainc_identities() -> None:
-    assert stats.betainc(3.5, 3.5, 0.5) == pytest.approx(0.5, abs=1e-14)
-    assert stats.betainc(1.0, 1.0, 0.3) == pytest.approx(0.3, abs=1e-14)
-    assert stats.betainc(4.0, 1.0, 0.7) == pytest.approx(0.7**4, abs=1e-14)
-    assert stats.betainc(2.0, 5.0, 0.0) == 0.0 and stats.betainc(2.0, 5.0, 1.0) == 1.0
-
-
-def _exact_binom_cdf(k: int, n: int, p: Fraction) -> float:
-    return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1)))
-
-
-@pytest.mark.parametrize(("k", "n", "p"), [(3, 10, "1/2"), (5, 20, "3/10"), (0, 7, "1/10"), (45, 100, "1/2")])
-def test_binom_cdf_matches_exact_sum(k: int, n: int, p: str) -> None:
-    frac = Fraction(p)
-    assert stats.binom_cdf(k, n, float(frac)) == pytest.approx(_exact_binom_cdf(k, n, frac), rel=1e-11)
-
-
-def test_binom_cdf_edges() -> None:
-    assert stats.binom_cdf(3, 10, 0.5) == pytest.approx(176 / 1024, rel=1e-12)
-    assert stats.binom_cdf(-1, 10, 0.5) == 0.0 and stats.binom_cdf(10, 10, 0.5) == 1.0
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.9, 0.95, 0.98, 0.999])
+def test_mean_ci_matches_the_closed_form_t_quantiles(confidence: float) -> None:
+    p = 0.5 + confidence / 2.0
+    # df = 1 is the Cauchy distribution: t_p = tan(pi (p - 1/2)).
+    assert _half_width_over_se([0.0, 1.0], confidence) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-12)
+    # df = 2 has t_p = (2p - 1) / sqrt(2 p (1 - p)).
+    expected = (2.0 * p - 1.0) / math.sqrt(2.0 * p * (1.0 - p))
+    assert _half_width_over_se([0.0, 1.0, 5.0], confidence) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +84,20 @@ def test_wilson_interval_matches_newcombe(x: int, n: int, low: float, high: floa
     got_low, got_high = stats.wilson_interval(x, n)
     assert got_low == pytest.approx(low, abs=5e-5)
     assert got_high == pytest.approx(high, abs=5e-5)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "z"),
+    # Two-sided standard normal critical values z(0.5 + confidence / 2) from the normal table.
+    [(0.9, 1.6448536269514722), (0.95, 1.959963984540054), (0.99, 2.5758293035489004)],
+)
+@pytest.mark.parametrize(("x", "n"), [(81, 263), (1, 29), (7.3, 12.6), (0.5, 1.5)])
+def test_wilson_bounds_solve_the_score_equation(confidence: float, z: float, x: float, n: float) -> None:
+    # The Wilson interval is the set of p with |x/n - p| <= z sqrt(p (1 - p) / n): both bounds are roots.
+    low, high = stats.wilson_interval(x, n, confidence)
+    for bound in (low, high):
+        assert (x / n - bound) ** 2 == pytest.approx(z * z * bound * (1.0 - bound) / n, rel=1e-12)
+    assert low < x / n < high
 
 
 def test_wilson_interval_edges() -> None:
@@ -112,6 +117,39 @@ def test_order_statistic_ranks_known_values() -> None:
     assert stats.order_statistic_ranks(367, 0.99) is None
     assert stats.order_statistic_ranks(368, 0.99) == (360, 368)
     assert stats.order_statistic_ranks(0, 0.5) is None
+
+
+def _exact_ranks(cdf: list[Fraction], half_alpha: Fraction) -> tuple[int, int] | None:
+    n = len(cdf) - 1
+    lower = max((k + 1 for k in range(n) if cdf[k] <= half_alpha), default=0)
+    upper = min(k + 1 for k in range(n + 1) if cdf[k] >= 1 - half_alpha)
+    return (lower, upper) if lower >= 1 and upper <= n else None
+
+
+@pytest.mark.parametrize("q", ["1/2", "1/10", "1/4", "9/10", "19/20"])
+def test_order_statistic_ranks_match_exact_binomial_sums(q: str) -> None:
+    # The definition in the docstring, evaluated in exact rational arithmetic for every n up to 150.
+    p = Fraction(q)
+    for n in range(1, 151):
+        pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
+        cdf = list(itertools.accumulate(pmf))
+        for confidence in (0.9, 0.95, 0.99):
+            expected = _exact_ranks(cdf, (1 - Fraction(str(confidence))) / 2)
+            assert stats.order_statistic_ranks(n, float(p), confidence) == expected, (n, q, confidence)
+
+
+def test_order_statistic_ranks_smallest_samples_and_textbook_median_table() -> None:
+    # The smallest samples with a 95 % interval, as the docstring states: p90 needs 36, p95 72.
+    assert stats.order_statistic_ranks(35, 0.9) is None and stats.order_statistic_ranks(36, 0.9) is not None
+    assert stats.order_statistic_ranks(71, 0.95) is None and stats.order_statistic_ranks(72, 0.95) is not None
+    # Median table: n = 10 -> (x(2), x(9)), n = 20 -> (x(6), x(15)) (e.g. Conover, Practical Nonparametric
+    # Statistics, Table A3).
+    assert stats.order_statistic_ranks(10, 0.5) == (2, 9)
+    assert stats.order_statistic_ranks(20, 0.5) == (6, 15)
+    # Large samples: the ranks sit near n q -/+ z sqrt(n q (1 - q)) and the search stays exact there.
+    low, high = stats.order_statistic_ranks(1_000_000, 0.99)
+    spread = 1.959963984540054 * math.sqrt(1_000_000 * 0.99 * 0.01)
+    assert abs(low - (990_000 - spread)) <= 2 and abs(high - (990_000 + spread)) <= 2
 
 
 def test_quantile_ci_picks_order_statistics_and_covers() -> None:
@@ -146,6 +184,21 @@ def test_kish_effective_n() -> None:
     assert stats.kish_effective_n([5, 5, 5, 5]) == pytest.approx(4.0)
     assert stats.kish_effective_n([1, 3]) == pytest.approx(1.6)
     assert stats.kish_effective_n([]) == 0.0
+
+
+def test_weighted_mean_ci_hand_computed_with_fractional_df() -> None:
+    # y = (0, 0, 0, 0, 1), w = (1, 1, 1, 1, 2): mean 2/6 = 1/3; Kish n_eff = 6^2 / 8 = 4.5 (df 3.5);
+    # weighted variance sum w (y - mean)^2 / sum w = (4/9 + 8/9) / 6 = 2/9, times n_eff / (n_eff - 1) = 9/7
+    # gives 2/7; the standard error is sqrt((2/7) / 4.5) = sqrt(4/63).
+    mean, (low, high), n_eff = stats.weighted_mean_ci([0.0, 0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0, 2.0])
+    assert mean == pytest.approx(1 / 3, rel=1e-15) and n_eff == pytest.approx(4.5, rel=1e-15)
+    assert (low + high) / 2 == pytest.approx(1 / 3, rel=1e-15)
+    t = (high - low) / 2 / math.sqrt(4 / 63)
+    # t(0.975, 3.5) lies between the table's t(0.975, 4) = 2.776445105 and t(0.975, 3) = 3.182446305; its
+    # value 2.94008863798273 is where scipy (Boost) and a continued fraction of the incomplete beta
+    # function agree to 1e-15.
+    assert 2.776445105 < t < 3.182446305
+    assert t == pytest.approx(2.94008863798273, rel=1e-12)
 
 
 def test_weighted_mean_ci() -> None:

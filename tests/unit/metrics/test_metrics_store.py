@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa  # noqa: TID253 (tests build tables; the ban protects DAG parse time)
-import pyarrow.parquet as pq  # noqa: TID253
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from genai_flywheel.exceptions import StoreError

@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 import numpy as np
-import pyarrow as pa  # noqa: TID253 (tests build tables; the ban protects DAG parse time)
+import pyarrow as pa
 import pytest
 
 from genai_flywheel.exceptions import DataContractError

@@ -52,7 +52,7 @@ class _Receiver(BaseHTTPRequestHandler):
     bodies: list[dict] = []
     fail_first = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if _Receiver.fail_first > 0:
             _Receiver.fail_first -= 1

@@ -173,9 +173,9 @@ def test_duplicate_trace_ids_are_all_quarantined() -> None:
 
 
 def test_empty_table_validates_to_empty_outputs() -> None:
-    from genai_flywheel.traces.schema import TRACE_SCHEMA, empty_traces
+    from genai_flywheel.traces.schema import TRACE_SCHEMA
 
-    res = validate_traces(empty_traces())
+    res = validate_traces(TRACE_SCHEMA.empty_table())
     assert res.ok and res.valid.num_rows == 0 and res.quarantine.num_rows == 0
     assert res.valid.schema == TRACE_SCHEMA
     assert res.quarantine.schema.names[-1] == "reasons"
@@ -247,6 +247,8 @@ def test_window_totals_add_batches_and_judge_the_share_on_the_window() -> None:
         strict.add(validate_traces(_table(rows), max_bad_fraction=1.0, raise_on_failure=False))
     with pytest.raises(DataContractError, match=r"1 of 5 traces \(20\.0%\).*status_allowed: 1"):
         strict.raise_for_failures()
+    empty = ContractTotals(max_bad_fraction=0.5).report()  # a window without traces
+    assert (empty["suite"], empty["rows_checked"], empty["success"]) == (TRACE_SUITE_NAME, 0, True)
     broken = ContractTotals(max_bad_fraction=1.0)
     broken.add(
         validate_traces(_table(batches[0]).drop_columns(["status"]), max_bad_fraction=1.0, raise_on_failure=False)

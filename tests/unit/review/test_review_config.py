@@ -39,7 +39,7 @@ def test_queue_naming_an_unknown_curation_rule_is_rejected() -> None:
         ({"name": "v", "input": "pass_fail", "options": ["a", "b", "c"]}, r"options \[positive, negative\]"),
         ({"name": "v", "input": "text", "options": ["a", "b"]}, "not 'text'"),
         ({"name": "v", "input": "numeric", "min_value": 5, "max_value": 1}, "must be below"),
-        ({"name": "v", "input": "slider"}, "label_schemas.0.input"),
+        ({"name": "v", "input": "slider"}, r"review\.label_schemas\[0\]\.input"),
     ],
 )
 def test_bad_label_schema_is_named(schema: dict, message: str) -> None:

@@ -143,6 +143,21 @@ def test_pii_kinds_option() -> None:
         builtin.pii_scorer(kinds=["ssn"])
 
 
+def test_pii_flags_the_issue_rows_and_extra_patterns() -> None:
+    scorer = builtin.pii_scorer()
+    for answer, found in [
+        ("my IBAN DE89370400440532013000 please", "found 1 iban"),
+        ("card 4111-1111-1111-1111x", "found 1 credit_card"),
+        ("ssn 123-45-6789", "found 1 us_ssn"),
+    ]:
+        feedback = _run(scorer, outputs=answer)
+        assert (feedback.value, feedback.rationale) == (True, found)
+    assert _run(scorer, outputs="ticket TCK-42").value is False
+    with_patterns = builtin.pii_scorer(extra_patterns=[r"\bTCK-\d+"])
+    feedback = _run(with_patterns, outputs="ticket TCK-42")
+    assert (feedback.value, feedback.rationale) == (True, "found 1 extra")
+
+
 # -- latency_slo -------------------------------------------------------------------------------------
 
 

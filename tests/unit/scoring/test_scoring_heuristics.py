@@ -172,3 +172,20 @@ def test_pii_match_span_and_kind_filter() -> None:
 def test_checksums() -> None:
     assert h.luhn_valid("4111111111111111") and not h.luhn_valid("4111111111111112")
     assert h.iban_valid("DE89370400440532013000") and not h.iban_valid("DE89370400440532013001")
+
+
+def test_pii_issue_rows_and_new_kinds() -> None:
+    assert _kinds("my IBAN DE89370400440532013000 please") == ["iban"]
+    assert _kinds("card 4111-1111-1111-1111x") == ["credit_card"]
+    assert _kinds("ssn 123-45-6789") == ["us_ssn"]
+    assert _kinds("from 81.2.69.160 and 2a00:1450:4001:82a::200e") == ["ip_address", "ip_address"]
+    assert _kinds("ring +81 3-1234-5678 or 020 7946 0958") == ["phone", "phone"]
+    (card,) = h.find_pii("card 4111-1111-1111-1111x")
+    assert card.text == "4111-1111-1111-1111"
+
+
+def test_pii_checksum_invalid_and_private_values_are_not_flagged() -> None:
+    assert _kinds("card 5500-0000-0000-0005, IBAN GB82WEST12345698765431") == []
+    assert _kinds("ssn 000-12-3456 or 666-12-3456, id 123456789") == []
+    assert _kinds("hosts 10.0.0.1, 127.0.0.1, ::1, 2001:db8::1") == []
+    assert _kinds("order 2345678901, ts 1700000000000, ISBN 978-3-16-148410-0") == []

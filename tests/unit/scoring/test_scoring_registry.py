@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from genai_flywheel.config import Application, ScorerSpec
+from genai_flywheel.config import Application, PiiRedaction, ScorerSpec
 from genai_flywheel.exceptions import ScorerError
 from genai_flywheel.scoring import JudgeEndpoint, available_scorers, build_scorer, load_scorers
 
@@ -85,6 +86,17 @@ def test_versions_are_stable_and_track_options_not_thresholds() -> None:
     assert version(name="latency_slo", options={"slo_ms": 9000.0}) == slow
 
 
+def test_pii_scorer_takes_the_export_extra_patterns() -> None:
+    base = _app()
+    app = base.model_copy(
+        update={"export": base.export.model_copy(update={"pii": PiiRedaction(extra_patterns=[r"\bTCK-\d+"])})}
+    )
+    loaded = build_scorer(_spec(name="pii"), app)
+    assert loaded.scorer.run(outputs="ticket TCK-42").value is True
+    assert build_scorer(_spec(name="pii"), _app()).scorer.run(outputs="ticket TCK-42").value is False
+    assert loaded.version != build_scorer(_spec(name="pii"), _app()).version
+
+
 def test_threshold_and_options_are_applied() -> None:
     loaded = build_scorer(_spec(name="relevance", threshold=0.9), _app())
     assert loaded.threshold == 0.9
@@ -98,16 +110,35 @@ def test_threshold_and_options_are_applied() -> None:
     ("spec", "message"),
     [
         ({"name": "relevence"}, "unknown scorer 'relevence'; available: groundedness, guidelines"),
-        ({"name": "pii", "options": {"kind": ["email"]}}, "does not take option(s) ['kind']; allowed: kinds"),
-        ({"name": "pii", "options": {"kinds": ["ssn"]}}, "unknown PII kinds"),
-        ({"name": "relevance", "threshold": 0.5, "options": {"threshold": 0.6}}, "sets threshold twice"),
-        ({"name": "latency_slo", "options": {"slo_ms": -1}}, "slo_ms must be a positive number"),
-        ({"name": "refusal", "options": {"threshold": "high"}}, "threshold must be a number"),
     ],
 )
 def test_bad_specs_raise_scorer_error(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ScorerError) as err:
         build_scorer(_spec(**spec), _app())
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "pii", "options": {"kind": ["email"]}}, "options.kind\n  Extra inputs are not permitted"),
+        ({"name": "pii", "options": {"kinds": ["ssn"]}}, "options.kinds\n  Value error, unknown PII kinds ['ssn']"),
+        ({"name": "relevance", "threshold": 0.5, "options": {"threshold": 0.6}}, "sets threshold twice"),
+        ({"name": "latency_slo", "options": {"slo_ms": -1}}, "options.slo_ms\n  Input should be greater than 0"),
+        ({"name": "refusal", "options": {"threshold": "high"}}, "options.threshold\n  Input should be a number"),
+        ({"name": "guidelines"}, "options.guidelines\n  Field required"),
+        ({"name": "judge"}, "options.instructions\n  Field required"),
+        (
+            {"name": "judge", "options": {"instructions": "x {{ outputs }}", "feedback_value_type": "dict"}},
+            "options.feedback_value_type",
+        ),
+        ({"name": "safety", "options": {"strict": True}}, "options.strict\n  Extra inputs are not permitted"),
+    ],
+)
+def test_bad_scorer_options_are_rejected_when_the_spec_is_read(spec: dict[str, Any], message: str) -> None:
+    """Options are typed per built-in scorer and judge: a bad one fails when flywheel.yaml is loaded."""
+    with pytest.raises(ValidationError) as err:
+        _spec(**spec)
     assert message in str(err.value)
 
 
@@ -225,14 +256,7 @@ def test_judges_load_with_an_endpoint() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"name": "guidelines"}, "needs option guidelines"),
-        ({"name": "judge"}, "needs option instructions"),
-        (
-            {"name": "judge", "options": {"instructions": "x {{ outputs }}", "feedback_value_type": "dict"}},
-            "dict",
-        ),
         ({"name": "judge", "options": {"instructions": "no template variables"}}, "could not be built"),
-        ({"name": "safety", "options": {"strict": True}}, "does not take option(s) ['strict']"),
     ],
 )
 def test_bad_judge_specs(spec: dict[str, Any], message: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from selection_tables import assessment, build_table
 
 from genai_flywheel.exceptions import DataContractError
-from genai_flywheel.selection import assessment_value, compile_filter, evaluate, json_field, parse_filter
+from genai_flywheel.selection import assessment_value, compile_filter, evaluate, parse_filter
 
 ROWS: list[dict[str, Any]] = [
     {  # 0: plain query, boolean feedback changed from True to False
@@ -290,21 +290,3 @@ def test_vectorised_assessments_agree_with_the_helper() -> None:
     got = [evaluate(parse_filter(f"feedback.a = {json.dumps(v)}"), table).tolist() for v in (2, 7)]
     assert got == [[True, False, False, False, False], [False] * 5]
     assert evaluate(parse_filter("feedback.a IS NULL"), table).tolist() == [v is None for v in expected]
-
-
-@pytest.mark.parametrize(
-    ("text", "path", "expected"),
-    [
-        ('{"a": {"b": [10, {"c": "x"}]}}', "a.b.1.c", "x"),
-        ('{"a": {"b": [10, {"c": "x"}]}}', ("a", "b", "0"), 10),
-        ('{"a": 1}', "a.b", None),
-        ('{"a": 1}', "", {"a": 1}),
-        ('{"a": [1]}', "a.5", None),
-        ("not json", "a", None),
-        ("not json", (), "not json"),
-        (None, "a", None),
-        (' {"a": 1} ', "a", 1),
-    ],
-)
-def test_json_field(text: str | None, path: Any, expected: Any) -> None:
-    assert json_field(text, path) == expected

@@ -1,10 +1,10 @@
-"""What split_pushdown hands to MLflow, what it keeps local, and combine_mlflow_filters."""
+"""What split_pushdown hands to MLflow and what it keeps local."""
 
 from __future__ import annotations
 
 import pytest
 
-from genai_flywheel.selection import combine_mlflow_filters, compile_filter, parse_filter, split_pushdown
+from genai_flywheel.selection import compile_filter, parse_filter, split_pushdown
 
 
 @pytest.mark.parametrize(
@@ -110,16 +110,3 @@ def test_compile_filter_exposes_both_parts() -> None:
     assert compiled.pushdown == "trace.execution_time_ms > 100"
     assert str(compiled.residual) == "inputs.query CONTAINS 'x'"
     assert compiled.expr == parse_filter(compiled.text or "")
-
-
-@pytest.mark.parametrize(
-    ("parts", "joined"),
-    [
-        ((), None),
-        ((None, "", "  "), None),
-        (("trace.status = 'OK'",), "trace.status = 'OK'"),
-        ((" trace.status = 'OK' ", None, "tags.`a` = 'b'"), "trace.status = 'OK' AND tags.`a` = 'b'"),
-    ],
-)
-def test_combine_mlflow_filters(parts: tuple[str | None, ...], joined: str | None) -> None:
-    assert combine_mlflow_filters(*parts) == joined

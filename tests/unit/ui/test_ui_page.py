@@ -119,7 +119,15 @@ def test_page_lists_firing_alert_rules_and_recent_events(page: str) -> None:
     assert firing[0][3] == "2026-01-05 08:00 UTC"  # firing since the first spiked interval
     assert firing[0][5] == "4,000 ms" and firing[0][6] == "3,400 ms to 4,600 ms"
     rules = {r[0]: r[4] for r in table_rows(section, "rules")}
-    assert set(rules) == {"latency_p95", "error_rate", "relevance_pass_rate", "user_satisfaction", "judge_outage"}
+    assert set(rules) == {
+        "latency_p95",
+        "error_rate",
+        "relevance_pass_rate",
+        "user_satisfaction",
+        "judge_outage",
+        "no_traffic",
+        "monitor_stalled",
+    }
     assert ">firing<" in rules["latency_p95"] and ">ok<" in rules["error_rate"]
     events = [(r[1], r[2]) for r in table_rows(section, "recent-events")]
     assert events == [("latency_p95", "fired"), ("error_rate", "resolved"), ("error_rate", "fired")]
@@ -256,6 +264,8 @@ def test_api_alerts(client: TestClient) -> None:
         "relevance_pass_rate": "ok",
         "user_satisfaction": "ok",
         "judge_outage": "ok",
+        "no_traffic": "ok",
+        "monitor_stalled": "not evaluated",  # the watchdog's rule: the monitor never evaluates it
     }
     assert [(e["rule"], e["kind"], e["interval_start"]) for e in body["recent_events"]] == [
         ("latency_p95", "fired", "2026-01-05T08:00:00Z"),
@@ -267,7 +277,7 @@ def test_api_alerts(client: TestClient) -> None:
 class _FakeMlflow(BaseHTTPRequestHandler):
     seen_auth: list[str | None] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         type(self).seen_auth.append(self.headers.get("Authorization"))
         name = parse_qs(parts.query).get("experiment_name", [""])[0]
