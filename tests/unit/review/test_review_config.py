@@ -55,3 +55,16 @@ def test_unknown_review_key_is_forbidden() -> None:
 def test_correct_value_must_be_an_option_of_the_correct_schema() -> None:
     with pytest.raises(ConfigError, match="correct_value"):
         application(_review(correct_value="right"))
+
+
+def test_alert_rules_may_watch_calibration_metrics_of_configured_scorers() -> None:
+    from genai_flywheel.metric_names import is_estimate, unknown_metric
+
+    assert unknown_metric("calibration.relevance.agreement_rolling", ["relevance"]) is None
+    assert unknown_metric("calibration.labels", []) is None
+    assert "names scorer 'nope'" in unknown_metric("calibration.nope.kappa", ["relevance"])
+    assert "not a metric" in unknown_metric("calibration.relevance.accuracy", ["relevance"])
+    assert is_estimate("calibration.relevance.kappa") and not is_estimate("calibration.labels")
+    rule = {"name": "drift", "metric": "calibration.relevance.agreement_rolling", "op": "<", "threshold": 0.7}
+    app = application(scorers=[{"name": "relevance"}], alerts=[rule])
+    assert app.alerts[0].metric == "calibration.relevance.agreement_rolling"
