@@ -1,8 +1,9 @@
 """Curation: one DAG per application, daily and on demand (with Params).
 
-extract -> select -> build -> validate -> merge -> publish. The publish task emits the application's
-dataset Asset event (extra: dataset, version, digest, record counts per rule), which triggers the
-development evaluation DAG.
+extract -> select -> build -> validate -> merge -> publish, and select -> enqueue_review when the application
+declares review queues (the selected traces go to people; see genai_flywheel.review). The publish task
+emits the application's dataset Asset event (extra: dataset, version, digest, record counts per rule),
+which triggers the development evaluation DAG.
 """
 
 from __future__ import annotations
@@ -80,7 +81,17 @@ def build_curation(app_name: str) -> None:
             yield Metadata(asset, extra=event)
             return event
 
-        extract() >> select() >> build() >> validate() >> merge() >> publish()
+        selected = extract() >> select()
+        selected >> build() >> validate() >> merge() >> publish()
+        if app.review.queues:
+
+            @task
+            def enqueue_review(run_id=None) -> dict:
+                from genai_flywheel import loop
+
+                return loop.review_enqueue(app_name, run_id)
+
+            selected >> enqueue_review()
 
     curate()
 

@@ -5,7 +5,9 @@
 2. simulate a few days of production traffic of the demo app, with planted incidents;
 3. backfill the monitor DAG over every interval of those days (``airflow backfill create``) and wait;
 4. run the improvement loop: curation (which triggers the development evaluation through its Asset)
-   and the fine-tuning export;
+   and the fine-tuning export; curation feeds the review queue, a SIMULATED reviewer (it knows the planted
+   incidents) answers part of it through MLflow's API, and the review DAG collects the answers and
+   calibrates the scorers against them;
 5. print a summary against the planted incidents and write the static HTML report.
 
 The services keep running afterwards (``make down`` stops them).
@@ -162,7 +164,7 @@ def run(stack: Stack, days: int, traces_per_day: int) -> int:
     runs = wait_runs(stack, dag_id, n_intervals, "monitor backfill")
     failed = [r for r in runs if r["state"] == "failed"]
 
-    loop = run_loop(stack, app)
+    loop = run_loop(stack, app, data_root=cfg.data_path(), truth=sim.ground_truth)
     summary = summarize(stack, cfg, sim.ground_truth, n_intervals, failed, loop)
     say(f"finished in {time.monotonic() - t0:.0f} s")
     print(summary)
@@ -200,7 +202,9 @@ def wait_for(
     raise ServiceError(f"{label}: not finished within {timeout_s:.0f} s ({last}); see {stack.logs}")
 
 
-def run_loop(stack: Stack, app: Application) -> dict[str, Any]:
+def run_loop(
+    stack: Stack, app: Application, *, data_root: Path | None = None, truth: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The improvement loop, through the scheduler: unpaused, the curation and export DAGs run their
     latest interval; the curated dataset's Asset event triggers the evaluation of the configured (fixed)
     candidate, and an on-demand evaluation of the unchanged production version runs beside it."""
@@ -225,7 +229,65 @@ def run_loop(stack: Stack, app: Application) -> dict[str, Any]:
         complete=lambda runs: {r["run_id"] == run_id for r in runs} == {True, False},
     )
     results["export"] = wait_for(stack, export, "fine-tuning export", lambda r: r["run_id"].startswith("scheduled__"))
+    if app.review.queues and data_root is not None:
+        results.update(run_review(stack, app, data_root, truth or {}))
     return results
+
+
+def run_review(stack: Stack, app: Application, data_root: Path, truth: dict[str, Any]) -> dict[str, Any]:
+    """The curation run fed the review queue; a simulated reviewer answers part of it, then the review DAG
+    collects the answers (up to now) and calibrates the scorers against them."""
+    from flywheel_demo.reviewer import REVIEWER, review_latest_curation
+
+    say(f"a SIMULATED reviewer ({REVIEWER}, it knows the planted incidents) answers part of the review queue")
+    reviewed = review_latest_curation(app, data_root, truth)
+    review = f"flywheel_review_{app.name}"
+    wait_for_dag(stack, review)
+    airflow(stack, "dags", "unpause", review)
+    run_id = trigger(stack, review, "collect", {"interval_end": datetime.now(UTC).replace(microsecond=0).isoformat()})
+    runs = wait_for(stack, review, "review collection and judge calibration", lambda r: r["run_id"] == run_id)
+    return {"reviewed": reviewed, "review": runs}
+
+
+def _calibration_section(stack: Stack, app: Application, data_root: Path) -> Any:
+    """The report's judge-calibration section, its disagreeing traces linked to the MLflow UI."""
+    from genai_flywheel.review.report import calibration_section, mlflow_trace_url
+    from genai_flywheel.traces.extract import get_experiment_id
+
+    experiment_id = get_experiment_id(stack.mlflow_uri, app.mlflow.experiment)
+    return calibration_section(data_root, mlflow_trace_url(stack.mlflow_uri, experiment_id))
+
+
+def _review_lines(data_root: Path, app: Application, loop: dict[str, Any]) -> list[str]:
+    """The review queue, the simulated reviewer and each scorer's measured agreement with the reviewers."""
+    from genai_flywheel.metrics.store import MetricsStore
+    from genai_flywheel.review.stages import calibration_store_root
+
+    lines = []
+    for queue, outcome in loop.get("reviewed", {}).items():
+        lines.append(
+            f"review queue                : {queue}: the simulated reviewer answered {outcome['answered']} "
+            f"({outcome['incorrect']} wrong answers, {outcome['corrections']} corrections), "
+            f"{outcome['left_pending']} left for people"
+        )
+    rows = MetricsStore(calibration_store_root(data_root)).read(app.name).to_pylist()
+    latest = [r for r in rows if r["interval_start"] == rows[-1]["interval_start"]] if rows else []
+    shown = {
+        r["metric"]: r
+        for r in latest
+        if r["metric"].endswith("_rolling") and r["metric"].count(".") == 2 and r["value"] is not None
+    }
+    for metric, row in shown.items():
+        low, high = row["ci_low"], row["ci_high"]
+        ci = f"95% CI {low:.2f}..{high:.2f}, " if low is not None and high is not None else ""
+        lines.append(f"  {metric:<42} {row['value']:.2f} ({ci}n={row['n']})")
+    relevance = shown.get("calibration.relevance.agreement_rolling")
+    if relevance is not None and relevance["value"] < 0.8:
+        lines.append(
+            "  the heuristic relevance scorer finds the Smart Sync wrong answers relevant (they are on topic), the "
+            "reviewers call them incorrect: its agreement with people is low on this incident"
+        )
+    return lines
 
 
 def _stats_text(stats: dict[str, Any]) -> str:
@@ -265,12 +327,14 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
     data_root = cfg.data_path()
     data = load_app(data_root, app.name)
     s = summary_of(data)
+    extras = report_extras(truth, [app.name])
+    extras["extra_sections"] = [*extras.get("extra_sections", ()), _calibration_section(stack, app, data_root)]
     report = render_report(
         data_root,
         [app.name],
         data_root / "report.html",
         links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url},
-        **report_extras(truth, [app.name]),
+        **extras,
     )
     user, password = stack.login()
     lines = [
@@ -291,6 +355,7 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
     scorer = app.evaluation.gates[0].scorer if app.evaluation.gates else "relevance"
     lines.append("development evaluations     : improvement over the production answers")
     lines += _evaluation_lines(data_root, app.name, scorer, INCIDENT_RULE)
+    lines += _review_lines(data_root, app, loop)
     exports = sorted((data_root / "exports" / f"app={app.name}").glob("*/manifest.json"))
     if exports:
         manifest = json.loads(exports[-1].read_text())

@@ -385,6 +385,93 @@ class Contract(_Model):
     max_bad_fraction: Rate = Field(default=0.5, description="Fail the interval above this quarantined share")
 
 
+class LabelSchemaSpec(_Model):
+    """A question reviewers answer (an MLflow label schema); the answer is an assessment named ``name``.
+
+    ``input``: ``categorical`` (``options``), ``pass_fail`` (``options`` = [positive, negative] labels),
+    ``numeric`` (``min_value``/``max_value``) or ``text`` (``max_length``).
+    """
+
+    name: str = Field(pattern=_NAME)
+    type: Literal["feedback", "expectation"] = "feedback"
+    input: Literal["categorical", "pass_fail", "numeric", "text"]
+    options: list[str] = Field(default_factory=list)
+    min_value: float | None = None
+    max_value: float | None = None
+    max_length: int | None = Field(default=None, ge=1, le=100_000)
+    instruction: str | None = None
+
+    @model_validator(mode="after")
+    def _input_fields(self) -> LabelSchemaSpec:
+        if self.input == "categorical" and len(self.options) < 2:
+            raise ValueError(f"a categorical label schema needs at least two options, got {self.options}")
+        if self.input == "pass_fail" and len(self.options) != 2:
+            raise ValueError(f"a pass_fail label schema takes options [positive, negative], got {self.options}")
+        if self.input in ("numeric", "text") and self.options:
+            raise ValueError(f"options apply to categorical and pass_fail inputs, not {self.input!r}; remove them")
+        if self.min_value is not None and self.max_value is not None and self.min_value >= self.max_value:
+            raise ValueError(f"min_value {self.min_value} must be below max_value {self.max_value}")
+        return self
+
+
+class ReviewQueueSpec(_Model):
+    """An MLflow review queue fed after each curation run: the traces the named curation ``rules`` selected,
+    plus a hash-based calibration sample of the window (``calibration_rate``), at most ``cap`` new items a run.
+    """
+
+    name: str = Field(pattern=_NAME, description="The purpose; the MLflow queue is named '<app>.<name>'")
+    schemas: list[str] = Field(min_length=1, description="Names of review.label_schemas the reviewers answer")
+    rules: list[str] = Field(default_factory=list, description="Curation rules whose selected traces are queued")
+    calibration_rate: Rate = Field(default=0.0, description="Share of the window's traces sampled at random")
+    calibration_cap: int = Field(default=10, ge=0, le=100_000, description="Calibration items a run at most")
+    cap: int = Field(default=50, ge=1, le=100_000, description="New items a run at most (all sources)")
+    users: list[str] = Field(default_factory=list, max_length=10, description="Assigned reviewers")
+
+
+class Review(_Model):
+    """Human review: label schemas, review queues fed from curation, judge calibration against the labels."""
+
+    label_schemas: list[LabelSchemaSpec] = Field(default_factory=list)
+    queues: list[ReviewQueueSpec] = Field(default_factory=list)
+    schedule: str = Field(default="0 * * * *", description="Cron of the label collection (flywheel_review DAG)")
+    min_labels: int = Field(default=10, ge=2, le=1_000_000, description="Human labels a scorer needs for calibration")
+    window_days: int = Field(default=28, ge=1, le=3650, description="Rolling window of the calibration metrics")
+    correct_schema: str | None = Field(
+        default=None, pattern=_NAME, description="The categorical/pass_fail verdict scorers are calibrated against"
+    )
+    correct_value: str | None = Field(default=None, description="The verdict option meaning 'correct'")
+    correction_schema: str | None = Field(
+        default=None, pattern=_NAME, description="The text schema holding a reviewer's corrected answer"
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> Review:
+        names = [s.name for s in self.label_schemas]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"label_schemas names must be unique; repeated: {dupes}")
+        queues = [q.name for q in self.queues]
+        dupes = sorted({n for n in queues if queues.count(n) > 1})
+        if dupes:
+            raise ValueError(f"queues names must be unique; repeated: {dupes}")
+        for queue in self.queues:
+            unknown = [s for s in queue.schemas if s not in names]
+            if unknown:
+                raise ValueError(f"queue {queue.name!r} names unknown label schema(s) {unknown}; declared: {names}")
+        for key in ("correct_schema", "correction_schema"):
+            value = getattr(self, key)
+            if value is not None and value not in names:
+                raise ValueError(f"{key} {value!r} is not a declared label schema; declared: {names}")
+        if self.correct_schema is not None:
+            spec = next(s for s in self.label_schemas if s.name == self.correct_schema)
+            if spec.input not in ("categorical", "pass_fail") or self.correct_value not in spec.options:
+                raise ValueError(
+                    f"correct_schema {spec.name!r} must be categorical or pass_fail and correct_value "
+                    f"({self.correct_value!r}) one of its options {spec.options}"
+                )
+        return self
+
+
 class Application(_Model):
     """A monitored GenAI application; one monitor DAG is generated per application."""
 
@@ -404,6 +491,7 @@ class Application(_Model):
     curation: Curation = Field(default_factory=Curation)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     export: Export = Field(default_factory=Export)
+    review: Review = Field(default_factory=Review)
 
     @field_validator("start_date", mode="after")
     @classmethod
@@ -420,6 +508,12 @@ class Application(_Model):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{label} names must be unique; repeated: {dupes}")
+        # With no rules configured the curation DAG runs its default rules, checked when the queue is fed.
+        rules = {r.name for r in self.curation.rules}
+        for queue in self.review.queues if rules else ():
+            unknown = sorted(set(queue.rules) - rules)
+            if unknown:
+                raise ValueError(f"review queue {queue.name!r} names unknown curation rule(s) {unknown}")
         return self
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from genai_flywheel.config import Application, FlywheelConfig, load_config
 from genai_flywheel.workspace import to_ms, to_utc
 
 if TYPE_CHECKING:
+    from genai_flywheel.review.backend import ReviewBackend
     from genai_flywheel.scoring.judges import JudgeEndpoint
 
 
@@ -257,3 +258,41 @@ def export_log(app_name: str, run_id: str, *, config: FlywheelConfig | None = No
 
     _, app, run_dir = _run("exports", app_name, run_id, config)
     return log_export(run_dir, app)
+
+
+# --- human review: enqueue (after curation select) ----------------------------------------------------
+
+
+def review_enqueue(
+    app_name: str, run_id: str, *, backend: ReviewBackend | None = None, config: FlywheelConfig | None = None
+) -> dict[str, Any]:
+    """Send the traces the curation run ``run_id`` selected (and a calibration sample of its window) to the
+    application's MLflow review queues; idempotent, at most each queue's ``cap`` new items per run."""
+    from genai_flywheel.review.stages import enqueue_stage, mlflow_backend
+
+    _, app, run_dir = _run("curation", app_name, run_id, config)
+    return enqueue_stage(run_dir, app, backend or mlflow_backend(app))
+
+
+def review_collect(
+    app_name: str,
+    run_id: str,
+    *,
+    interval_start: datetime | str,
+    interval_end: datetime | str,
+    backend: ReviewBackend | None = None,
+    config: FlywheelConfig | None = None,
+) -> dict[str, Any]:
+    """Collect the reviews completed in the interval and store the ``calibration.<scorer>.*`` metrics of the
+    interval and the rolling window; returns counts, the metric values and the calibration alerts' notifications."""
+    from genai_flywheel.review.stages import collect_stage, mlflow_backend
+
+    cfg, app, run_dir = _run("review", app_name, run_id, config)
+    return collect_stage(
+        app,
+        backend or mlflow_backend(app),
+        data_root=cfg.data_path(),
+        run_dir=run_dir,
+        interval_start=to_utc(interval_start),
+        interval_end=to_utc(interval_end),
+    )

@@ -14,20 +14,23 @@ _PERCENTILE = r"(p50|p90|p95|p99)"
 # Metrics that are statistical estimates: they carry a CI whenever the sample is large enough.
 _ESTIMATE = re.compile(
     rf"^(error_rate(\..+)?|latency_({_PERCENTILE[1:-1]}|mean)_ms|span\..+\.latency_{_PERCENTILE}_ms"
-    r"|tokens_per_trace|feedback\..+\.positive_rate|scorer\..+\.(mean|pass_rate))$"
+    r"|tokens_per_trace|feedback\..+\.positive_rate|scorer\..+\.(mean|pass_rate)"
+    r"|calibration\.[^.]+\.(agreement|kappa|correlation)(_rolling)?)$"
 )
 
 _FAMILIES = re.compile(
     rf"^(volume|quarantined|sampled|error_rate(\.[^.]+)?|latency_({_PERCENTILE[1:-1]}|mean)_ms"
     rf"|span\.[^.]+\.latency_{_PERCENTILE}_ms|tokens_(input|output|total)|tokens_per_trace|cost_usd"
     r"|cost_unpriced_traces|feedback\.[^.]+\.positive_rate|judge\.(error_rate|skipped_budget)"
-    r"|scorer\.(?P<scorer>[^.]+)\.(mean|pass_rate|n|errors))$"
+    r"|scorer\.(?P<scorer>[^.]+)\.(mean|pass_rate|n|errors)"
+    # The review DAG's judge calibration (genai_flywheel.review.calibration), beside the monitor's metrics.
+    r"|calibration\.labels(_rolling)?|calibration\.(?P<calibrated>[^.]+)\.(agreement|kappa|correlation)(_rolling)?)$"
 )
 
 EXAMPLES = (
     "volume, error_rate, error_rate.<ExceptionType>, latency_p95_ms, span.<SPAN_TYPE>.latency_p95_ms, "
     "tokens_total, cost_usd, feedback.<name>.positive_rate, scorer.<scorer>.pass_rate, scorer.<scorer>.mean, "
-    "judge.error_rate"
+    "judge.error_rate, calibration.<scorer>.agreement[_rolling]"
 )
 
 
@@ -45,7 +48,7 @@ def unknown_metric(metric: str, scorers: Iterable[str]) -> str | None:
     match = _FAMILIES.match(metric)
     if match is None:
         return f"{metric!r} is not a metric the monitor computes; use one of: {EXAMPLES}"
-    scorer = match.group("scorer")
+    scorer = match.group("scorer") or match.group("calibrated")
     known = sorted(scorers)
     if scorer is not None and scorer not in known:
         return f"{metric!r} names scorer {scorer!r}, which is not configured; the scorers are {known}"

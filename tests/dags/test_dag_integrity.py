@@ -87,6 +87,27 @@ def test_library_imports_no_airflow() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
+def test_curation_sends_selected_traces_to_review_when_queues_are_declared(dagbag) -> None:
+    from genai_flywheel.config import load_config
+
+    for app in load_config().applications:
+        dag = dagbag.dags[f"flywheel_curate_{app.name}"]
+        if app.review.queues:
+            assert "enqueue_review" in dag.get_task("select").downstream_task_ids
+        else:
+            assert "enqueue_review" not in dag.task_ids
+
+
+def test_one_review_dag_per_application_with_review_queues(dagbag) -> None:
+    from genai_flywheel.config import load_config
+
+    for app in load_config().applications:
+        dag = dagbag.dags.get(f"flywheel_review_{app.name}")
+        assert (dag is not None) == bool(app.review.queues)
+        if dag is not None:
+            assert dag.task_ids == ["collect"] and dag.max_active_runs == 1
+
+
 def test_every_task_notifies_its_applications_channels_when_it_fails(dagbag) -> None:
     from flywheel_airflow.notifiers import TaskFailureNotifier
 

@@ -71,6 +71,7 @@ def test_backfill_curation_and_asset_triggered_evaluation(topology: Topology) ->
     (curation,) = topology.wait_runs(curate, lambda r: r["run_id"] == run_id, 1, timeout_s=600)
     assert curation["state"] == "success", curation
     timings["curation"] = time.monotonic() - t
+    _check_review_queue(topology, run_id)
 
     t = time.monotonic()
     evaluations = topology.wait_runs(evaluate, lambda r: r["run_type"] == "asset_triggered", 1, timeout_s=600, api=True)
@@ -91,3 +92,24 @@ def test_backfill_curation_and_asset_triggered_evaluation(topology: Topology) ->
     timings["test"] = time.monotonic() - t0
     print("topology timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     print(f"per interval: {counts}; evaluation gate: {tasks['gate']}")
+
+
+def _check_review_queue(topology: Topology, curation_run: str) -> None:
+    """The curation run's enqueue_review task made the review queue on the mlflow server (PostgreSQL) and
+    attached items; an answer given through MLflow's API is read back as a label."""
+    from genai_flywheel.config import load_config
+    from genai_flywheel.loop import run_folder
+    from genai_flywheel.metrics.store import read_stage_json
+    from genai_flywheel.review.labels import collect_labels
+    from genai_flywheel.review.stages import QUEUE_FILE, mlflow_backend
+
+    app = load_config(topology.config).app(topology.app)
+    plan = read_stage_json(run_folder(topology.data_root, "curation", topology.app, curation_run) / QUEUE_FILE, "")
+    backend = mlflow_backend(app)
+    queue_id = plan["queues"][0]["queue_id"]
+    items = backend.queue_items(queue_id)
+    assert plan["added"] > 0 and len(items) == plan["added"], (plan["queues"], len(items))
+    trace_id = items[0].trace_id
+    backend.answer(queue_id, trace_id, "reviewer", {app.review.correct_schema: ("feedback", "incorrect")})
+    (label,) = [r for r in collect_labels(backend, app, 0, 2**62) if r.trace_id == trace_id]
+    assert label.correct is False and label.reviewer == "reviewer"
