@@ -34,6 +34,12 @@ EXAMPLES = (
 )
 
 
+def is_review_metric(metric: str) -> bool:
+    """True for the review DAG's judge-calibration metrics (``calibration.*``): the review DAG, not the monitor,
+    computes them and evaluates the alert rules on them."""
+    return metric.startswith("calibration.")
+
+
 def is_estimate(metric: str) -> bool:
     """True when ``metric`` is a statistical estimate with a CI (a null CI then means too few samples).
 

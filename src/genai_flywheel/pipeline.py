@@ -323,13 +323,14 @@ def store(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
 def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
     """Stage 8: evaluate the alert rules; returns the notifications this interval must send."""
     from genai_flywheel.alerts import process_interval
+    from genai_flywheel.metric_names import is_review_metric
 
     _, app, ws = _context(app_name, start, end, config)
     notifications = process_interval(
         ws.data_root,
         app.name,
         _read(ws.path("metrics.parquet"), "aggregate"),
-        list(app.alerts),
+        [rule for rule in app.alerts if not is_review_metric(rule.metric)],  # the review DAG's own
         ws.start,
         ws.end,
         timedelta(hours=app.notify.renotify_after_hours),

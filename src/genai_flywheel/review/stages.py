@@ -136,8 +136,9 @@ def collect_stage(
     rules on ``calibration.*`` metrics and returns their notifications.
     """
     from genai_flywheel.alerts import process_interval
+    from genai_flywheel.metric_names import is_review_metric
     from genai_flywheel.metrics.store import MetricsStore
-    from genai_flywheel.review.calibration import PREFIX, calibration_metrics, disagreements
+    from genai_flywheel.review.calibration import calibration_metrics, disagreements
     from genai_flywheel.review.labels import LabelStore, collect_labels
     from genai_flywheel.workspace import to_ms
 
@@ -150,7 +151,7 @@ def collect_stage(
     metrics_path = MetricsStore(root).write_partition(metrics)
     disagreeing = disagreements(app, window)
     atomic_write_json({"window_days": app.review.window_days, "traces": disagreeing}, run_dir / DISAGREEMENTS_FILE)
-    rules = [r for r in app.alerts if r.metric.startswith(f"{PREFIX}.")]
+    rules = [r for r in app.alerts if is_review_metric(r.metric)]
     notifications = []
     if rules:
         notifications = process_interval(

@@ -202,3 +202,27 @@ def test_config_validate_rejects_a_rule_on_an_unknown_metric(metric: str, messag
         parse_config(data)
     data["applications"][0]["alerts"][-1]["metric"] = "span.CHAT_MODEL.latency_p95_ms"
     assert parse_config(data).applications[0].alerts[-1].metric == "span.CHAT_MODEL.latency_p95_ms"
+
+
+def test_the_monitor_leaves_calibration_rules_to_the_review_dag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from genai_flywheel import pipeline
+    from genai_flywheel.alerts.state import AlertStore
+    from genai_flywheel.config import parse_config
+    from genai_flywheel.workspace import IntervalWorkspace, atomic_write_parquet
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[3] / "flywheel.yaml").read_text())
+    app = data["applications"][0]
+    app["alerts"].append(
+        {"name": "relevance_drift", "metric": "calibration.relevance.agreement", "op": "<", "threshold": 0.7}
+    )
+    monkeypatch.setenv("FLYWHEEL_DATA_ROOT", str(tmp_path))
+    cfg = parse_config(data)
+    ws = IntervalWorkspace.of(tmp_path, app["name"], T0, T0 + SIX)
+    atomic_write_parquet(metrics_schema().empty_table(), ws.path("metrics.parquet"))
+    pipeline.alert(app["name"], T0, T0 + SIX, config=cfg)
+    rules = {r.rule for record in AlertStore(tmp_path).load(app["name"]).records for r in record.evaluations}
+    assert "relevance_drift" not in rules and "error_rate" in rules
