@@ -252,13 +252,14 @@ def traces_in_window(tracking_uri: str, experiment: str, start: datetime, end: d
     """How many traces ``experiment`` holds in [start, end); 0 when the experiment does not exist."""
     from mlflow import MlflowClient
 
-    from genai_flywheel.traces.extract import count_traces, window_filter
+    from genai_flywheel.traces.extract import iter_window_traces
     from genai_flywheel.workspace import to_ms
 
     exp = MlflowClient(tracking_uri).get_experiment_by_name(experiment)
     if exp is None:
         return 0
-    return count_traces(tracking_uri, exp.experiment_id, window_filter(to_ms(start), to_ms(end)))
+    window = iter_window_traces(tracking_uri, exp.experiment_id, to_ms(start), to_ms(end), include_spans=False)
+    return sum(1 for _ in window)
 
 
 def ensure_traces(
