@@ -94,8 +94,8 @@ def review_latest_curation(
 ) -> dict[str, dict[str, int]]:
     """Answer the queues the newest curation run fed (its ``review_queue.json``); per MLflow queue, what the
     simulated reviewer did. The ground truth's Smart Sync traces are the wrong answers."""
-    from genai_flywheel.metrics.store import read_parquet, read_stage_json
     from genai_flywheel.review.stages import QUEUE_FILE, mlflow_backend
+    from genai_flywheel.workspace import read_parquet, read_stage_json
 
     runs = sorted((Path(data_root) / "curation" / f"app={app.name}").glob(f"*/{QUEUE_FILE}"), key=_mtime)
     if not runs:

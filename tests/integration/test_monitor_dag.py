@@ -89,8 +89,7 @@ def test_every_trace_is_counted_and_partitions_exist(monitored) -> None:
 
 
 def test_sampled_traces_carry_one_assessment_per_scorer(monitored) -> None:
-    from genai_flywheel.metrics.store import read_parquet
-    from genai_flywheel.workspace import IntervalWorkspace, to_ms
+    from genai_flywheel.workspace import IntervalWorkspace, read_parquet, to_ms
 
     start = monitored["starts"][2]
     ws = IntervalWorkspace.of(monitored["data_root"], "support-assistant", start, start + INTERVAL)

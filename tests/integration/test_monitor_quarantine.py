@@ -55,7 +55,7 @@ def _config(tmp_path: Path, uri: str, **app_overrides):
 
 def test_unfinished_trace_is_quarantined_with_its_reason(tmp_path: Path, store_with_bad_traces) -> None:
     from genai_flywheel import pipeline
-    from genai_flywheel.metrics.store import read_parquet
+    from genai_flywheel.workspace import read_parquet
 
     cfg = _config(tmp_path, store_with_bad_traces["uri"])
     extracted = pipeline.extract("support-assistant", START, END, config=cfg)

@@ -65,8 +65,8 @@ def test_reviews_flow_back_into_the_dataset_the_export_and_the_calibration(flow)
     from flywheel_demo.reviewer import review_queue
     from genai_flywheel import loop
     from genai_flywheel.curation.datasets import load_dataset_version
-    from genai_flywheel.metrics.store import read_parquet
     from genai_flywheel.review.stages import mlflow_backend
+    from genai_flywheel.workspace import read_parquet
 
     cfg, app = flow["cfg"], flow["app"]
     wrong = set(flow["truth"]["incidents"]["smart_sync_wrong_answers"]["trace_ids"])

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from genai_flywheel.metrics.intervals import iso
 from genai_flywheel.metrics.stats import CONFIDENCE
-from genai_flywheel.metrics.store import dumps_json
+from genai_flywheel.workspace import dumps_json
 
 if TYPE_CHECKING:
     from genai_flywheel.alerts.rules import AlertEvaluation

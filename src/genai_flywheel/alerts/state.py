@@ -52,13 +52,8 @@ from genai_flywheel.alerts.payload import Notification, NotificationState
 from genai_flywheel.alerts.rules import AlertEvaluation, evaluate_rules
 from genai_flywheel.exceptions import DataContractError, StoreError
 from genai_flywheel.metrics.intervals import iso, parse_iso, to_utc
-from genai_flywheel.metrics.store import (
-    atomic_write_json,
-    atomic_write_parquet,
-    check_name,
-    dumps_json,
-    read_parquet,
-)
+from genai_flywheel.metrics.store import check_name
+from genai_flywheel.workspace import atomic_write_json, atomic_write_parquet, dumps_json, read_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -105,7 +105,7 @@ def load_dataset_version(
     ``version=None`` loads the newest. The records' digest is checked against the manifest, so a modified
     snapshot fails loudly instead of silently changing an evaluation.
     """
-    from genai_flywheel.metrics.store import read_parquet
+    from genai_flywheel.workspace import read_parquet
 
     versions = list_versions(data_root, name)
     if not versions:
@@ -154,7 +154,7 @@ def commit_snapshot(data_root: Path | str, name: str, records: pa.Table, manifes
     ``manifest`` holds the caller's fields (dataset id, counts, rules, lineage); ``dataset``, ``version``,
     ``previous_version``, ``digest``, ``records``, ``schema_version`` and ``files`` are filled in here.
     """
-    from genai_flywheel.metrics.store import atomic_write_json, atomic_write_parquet
+    from genai_flywheel.workspace import atomic_write_json, atomic_write_parquet
 
     records = records.select(record_schema().names).cast(record_schema())
     records = records.sort_by("record_id")

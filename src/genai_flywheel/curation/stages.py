@@ -40,7 +40,7 @@ from genai_flywheel.curation.datasets import commit_snapshot, dataset_name, late
 from genai_flywheel.curation.records import build_records, deduplicate, merge_snapshot
 from genai_flywheel.curation.rules import effective_rules, select, selection_table
 from genai_flywheel.exceptions import StoreError
-from genai_flywheel.metrics.store import (
+from genai_flywheel.workspace import (
     atomic_write_json as _write_json,
     atomic_write_parquet as _write_parquet,
     read_stage_json as _read_json,

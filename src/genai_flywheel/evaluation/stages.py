@@ -42,7 +42,7 @@ from genai_flywheel.config import Application
 from genai_flywheel.evaluation.gate import enforce as enforce_gates, evaluate_gates, parse_gates
 from genai_flywheel.evaluation.stats import DEFAULT_EPSILON
 from genai_flywheel.exceptions import ConfigError, StoreError
-from genai_flywheel.metrics.store import (
+from genai_flywheel.workspace import (
     atomic_write_json as _write_json,
     atomic_write_parquet as _write_parquet,
     atomic_write_text as _write_text,

@@ -43,7 +43,7 @@ from genai_flywheel.export.finetune import (
     validate_chat_jsonl,
 )
 from genai_flywheel.export.pii import Redactor
-from genai_flywheel.metrics.store import (
+from genai_flywheel.workspace import (
     atomic_write_json as _write_json,
     atomic_write_text as _write_text,
     read_stage_json as _read_json,
@@ -150,7 +150,7 @@ def select_examples(
     min_score = p.min_score if p.min_score is not None else app.export.min_score
     options = SelectionOptions(min_score=min_score, quality_scorers=tuple(p.quality_scorers))
     selected, skipped = select_from_traces(matched.select(columns).to_pylist(), options)
-    from genai_flywheel.metrics.store import atomic_write_parquet
+    from genai_flywheel.workspace import atomic_write_parquet
 
     path = atomic_write_parquet(pa.Table.from_pylist(selected, schema=examples_schema()), run_dir / EXAMPLES_FILE)
     by_source: dict[str, int] = {}
@@ -200,7 +200,7 @@ def build_jsonl(run_dir: Path, app: Application) -> dict[str, Any]:
     written; an invalid line is a DataContractError (it would mean a bug here, never bad input: bad input is
     rejected into ``rejected.jsonl`` with its reason).
     """
-    from genai_flywheel.metrics.store import read_parquet
+    from genai_flywheel.workspace import read_parquet
 
     run_dir = Path(run_dir)
     selection = _read_json(run_dir / SELECTION_FILE, "select_examples")

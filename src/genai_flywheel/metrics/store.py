@@ -26,16 +26,7 @@ from typing import TYPE_CHECKING
 from genai_flywheel.exceptions import StoreError
 from genai_flywheel.metrics.aggregate import metrics_schema
 from genai_flywheel.metrics.intervals import interval_label, parse_interval_label, to_utc
-from genai_flywheel.workspace import (  # noqa: F401  (re-exported: the stage-file helpers live in workspace)
-    PARQUET_OPTIONS,
-    atomic_write_json,
-    atomic_write_parquet,
-    atomic_write_text,
-    dumps_json,
-    read_parquet,
-    read_stage_json,
-    read_stage_parquet,
-)
+from genai_flywheel.workspace import atomic_write_parquet, read_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -312,7 +312,7 @@ def render_report(
     and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
     clock, so the same inputs give the same bytes. The file is written atomically.
     """
-    from genai_flywheel.metrics.store import atomic_write_text
+    from genai_flywheel.workspace import atomic_write_text
 
     if not apps:
         raise ConfigError("render_report needs at least one application name; pass e.g. apps=['support']")

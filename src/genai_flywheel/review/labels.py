@@ -169,14 +169,15 @@ class LabelStore:
 
     def write(self, app: str, interval_start: datetime, rows: Iterable[LabelRow]) -> Path:
         """Replace the interval's partition (an empty one too: a re-run that finds nothing clears it)."""
-        from genai_flywheel.metrics.store import atomic_write_parquet
+        from genai_flywheel.workspace import atomic_write_parquet
 
         return atomic_write_parquet(labels_table(rows), self.path(app, interval_start))
 
     def read(self, app: str, start: datetime, end: datetime) -> list[LabelRow]:
         """The rows of the intervals starting in ``[start, end)``; a trace reviewed twice keeps its latest row."""
         from genai_flywheel.metrics.intervals import parse_interval_label, to_utc
-        from genai_flywheel.metrics.store import check_name, read_parquet
+        from genai_flywheel.metrics.store import check_name
+        from genai_flywheel.workspace import read_parquet
 
         base = self.root / "review" / "labels" / f"app={check_name(app)}"
         latest: dict[tuple[str, str], LabelRow] = {}

@@ -37,8 +37,9 @@ def _fmt(value: float | None) -> str:
 def calibration_section(data_root: Path, trace_url: Callable[[str], str] | None = None) -> Callable[[AppData], str]:
     """An ``extra_sections`` callable: the newest interval's ``calibration.*`` metrics with their CIs and the
     rolling window's disagreeing traces (linked through ``trace_url``); ``""`` for an app without reviews."""
-    from genai_flywheel.metrics.store import MetricsStore, read_stage_json
+    from genai_flywheel.metrics.store import MetricsStore
     from genai_flywheel.review.stages import DISAGREEMENTS_FILE, calibration_store_root
+    from genai_flywheel.workspace import read_stage_json
 
     def section(data: AppData) -> str:
         rows = MetricsStore(calibration_store_root(data_root)).read(data.app).to_pylist()

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import ConfigError
-from genai_flywheel.metrics.store import atomic_write_json, read_stage_json, read_stage_parquet
 from genai_flywheel.review.queue import enqueue
 from genai_flywheel.review.schemas import ensure_schemas
+from genai_flywheel.workspace import atomic_write_json, read_stage_json, read_stage_parquet
 
 if TYPE_CHECKING:
     from genai_flywheel.config import Application

@@ -321,8 +321,7 @@ class Topology:
 
         import pyarrow as pa
 
-        from genai_flywheel.metrics.store import read_parquet
-        from genai_flywheel.workspace import IntervalWorkspace
+        from genai_flywheel.workspace import IntervalWorkspace, read_parquet
 
         ws = IntervalWorkspace.of(self.data_root, self.app, start, end)
         sampled = set(read_parquet(ws.path("sample.parquet")).column("trace_id").to_pylist())

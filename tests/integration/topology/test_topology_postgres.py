@@ -99,9 +99,9 @@ def _check_review_queue(topology: Topology, curation_run: str) -> None:
     attached items; an answer given through MLflow's API is read back as a label."""
     from genai_flywheel.config import load_config
     from genai_flywheel.loop import run_folder
-    from genai_flywheel.metrics.store import read_stage_json
     from genai_flywheel.review.labels import collect_labels
     from genai_flywheel.review.stages import QUEUE_FILE, mlflow_backend
+    from genai_flywheel.workspace import read_stage_json
 
     app = load_config(topology.config).app(topology.app)
     plan = read_stage_json(run_folder(topology.data_root, "curation", topology.app, curation_run) / QUEUE_FILE, "")

@@ -25,6 +25,10 @@ from genai_flywheel import mlflow_compat
 ROOT = Path(__file__).resolve().parents[3]
 SEAM = ROOT / "src" / "genai_flywheel" / "mlflow_compat.py"
 SCANNED = ("src", "plugins", "benchmarks", "dags")
+# The benchmark's bulk loader writes MLflow's own tables row for row on purpose (a million traces in minutes);
+# tests/integration/test_bulkload.py compares its rows with MLflow's own writes, so an MLflow change that
+# breaks it fails there.
+EXEMPT = (ROOT / "benchmarks" / "bulkload.py",)
 
 #: MLflow's documented API modules (the Python API reference): names imported from them are public.
 PUBLIC_MODULES = frozenset(
@@ -455,7 +459,7 @@ def test_the_scan_finds_each_kind_of_private_reference() -> None:
 
 
 def test_no_module_but_the_seam_references_a_private_mlflow_name() -> None:
-    files = [p for folder in SCANNED for p in sorted((ROOT / folder).rglob("*.py")) if p != SEAM]
+    files = [p for folder in SCANNED for p in sorted((ROOT / folder).rglob("*.py")) if p != SEAM and p not in EXEMPT]
     trees = {p: _parse(p.read_text(encoding="utf-8")) for p in files}
     project_names = _project_names(list(trees.values()))
     offences = [

@@ -151,7 +151,7 @@ def _write_run(run_dir: Path, *, candidate_scores: list[float], gates: list[dict
     import pyarrow as pa
 
     from genai_flywheel.evaluation.run import outputs_schema, scores_schema
-    from genai_flywheel.metrics.store import atomic_write_json, atomic_write_parquet
+    from genai_flywheel.workspace import atomic_write_json, atomic_write_parquet
 
     records = [_record(f"r{i:02d}", f"Smart Sync {i}", "incident", {}) for i in range(len(candidate_scores))]
     scores, outputs = [], []

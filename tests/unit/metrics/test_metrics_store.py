@@ -12,12 +12,8 @@ import pytest
 
 from genai_flywheel.exceptions import StoreError
 from genai_flywheel.metrics.aggregate import metrics_schema
-from genai_flywheel.metrics.store import (
-    MetricsStore,
-    atomic_write_json,
-    atomic_write_parquet,
-    atomic_write_text,
-)
+from genai_flywheel.metrics.store import MetricsStore
+from genai_flywheel.workspace import atomic_write_json, atomic_write_parquet, atomic_write_text
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -118,7 +118,7 @@ def test_a_queue_mlflow_rejects_names_the_config_key() -> None:
 def test_enqueue_stage_reads_the_curation_run_and_records_the_items(tmp_path) -> None:
     import pyarrow.parquet as pq
 
-    from genai_flywheel.metrics.store import read_stage_json
+    from genai_flywheel.workspace import read_stage_json
 
     app = application()
     pq.write_table(_traces(), tmp_path / "traces.parquet")

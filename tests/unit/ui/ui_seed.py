@@ -119,8 +119,9 @@ def seed(root: Path, config_path: Path) -> Path:
     from genai_flywheel.alerts import process_interval
     from genai_flywheel.config import load_config
     from genai_flywheel.curation.datasets import commit_snapshot
-    from genai_flywheel.metrics import MetricsStore, atomic_write_json, atomic_write_parquet
+    from genai_flywheel.metrics import MetricsStore
     from genai_flywheel.metrics.intervals import interval_label
+    from genai_flywheel.workspace import atomic_write_json, atomic_write_parquet
 
     rules = load_config(config_path).app(APP).alerts
     store = MetricsStore(root)
