@@ -278,21 +278,35 @@ def review_collect(
     app_name: str,
     run_id: str,
     *,
-    interval_start: datetime | str,
-    interval_end: datetime | str,
+    interval_start: datetime | str | None,
+    interval_end: datetime | str | None,
     backend: ReviewBackend | None = None,
     config: FlywheelConfig | None = None,
 ) -> dict[str, Any]:
     """Collect the reviews completed in the interval and store the ``calibration.<scorer>.*`` metrics of the
-    interval and the rolling window; returns counts, the metric values and the calibration alerts' notifications."""
+    interval and the rolling window; returns counts, the metric values and the calibration alerts' notifications.
+
+    A run on demand has no data interval: it collects from the ``review.schedule`` tick before
+    ``interval_end`` (given as the run's ``interval_end`` param) up to it.
+    """
+    from croniter import croniter
+
     from genai_flywheel.review.stages import collect_stage, mlflow_backend
 
+    if interval_end is None:
+        raise ValueError(
+            "the review collect stage needs the interval end (data_interval_end or the interval_end param)"
+        )
     cfg, app, run_dir = _run("review", app_name, run_id, config)
+    end = to_utc(interval_end)
+    start = (
+        to_utc(interval_start) if interval_start is not None else croniter(app.review.schedule, end).get_prev(datetime)
+    )
     return collect_stage(
         app,
         backend or mlflow_backend(app),
         data_root=cfg.data_path(),
         run_dir=run_dir,
-        interval_start=to_utc(interval_start),
-        interval_end=to_utc(interval_end),
+        interval_start=start,
+        interval_end=end,
     )

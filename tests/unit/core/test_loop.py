@@ -167,3 +167,20 @@ def test_run_folder_is_safe_for_any_run_id(tmp_path: Path) -> None:
     path = loop.run_folder(tmp_path, "curation", "app", "manual__2026-11-26T07:37:03.468103+00:00")
     assert path.parent == tmp_path / "curation" / "app=app"
     assert "/" not in path.name and ":" not in path.name and "+" not in path.name
+
+
+def test_review_collect_on_demand_collects_from_the_schedule_tick_before_its_end(
+    config: FlywheelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genai_flywheel.review import stages as review_stages
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(review_stages, "collect_stage", lambda app, backend, **kw: seen.update(kw) or {"labels": 0})
+    end = datetime(2026, 11, 26, 17, 51, 7, tzinfo=UTC)
+    loop.review_collect(APP, RUN, interval_start=None, interval_end=end.isoformat(), backend=object(), config=config)
+    # review.schedule defaults to hourly: a manual run (no data interval) collects [17:00, 17:51:07).
+    assert (seen["interval_start"], seen["interval_end"]) == (datetime(2026, 11, 26, 17, tzinfo=UTC), end)
+    loop.review_collect(APP, RUN, interval_start=END, interval_end=end, backend=object(), config=config)
+    assert seen["interval_start"] == END
+    with pytest.raises(ValueError, match="needs the interval end"):
+        loop.review_collect(APP, RUN, interval_start=None, interval_end=None, backend=object(), config=config)
