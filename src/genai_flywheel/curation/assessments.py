@@ -7,9 +7,10 @@ by ``create_time_ms`` wins, with ``assessment_id`` breaking ties so the choice i
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from genai_flywheel.feedback_values import as_number
 
 HUMAN = "HUMAN"
 
@@ -61,24 +62,9 @@ def decode_value(text: str | None) -> Any:
 
 
 def to_number(value: Any) -> float | None:
-    """A feedback value as a number: bool -> 1/0, yes/no-like words -> 1/0, finite numbers as floats."""
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, str):
-        word = value.strip().casefold()
-        if word in _TRUE_WORDS:
-            return 1.0
-        if word in _FALSE_WORDS:
-            return 0.0
-        try:
-            number = float(word)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
+    """A feedback value as a number: bool -> 1/0, yes/no-like words -> 1/0, finite numbers (also written as
+    text) as floats."""
+    return as_number(value, true_words=_TRUE_WORDS, false_words=_FALSE_WORDS, numeric_text=True)
 
 
 def polarity(value: Any) -> int | None:

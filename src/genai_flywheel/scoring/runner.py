@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +20,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import DataContractError, ScorerError
+from genai_flywheel.feedback_values import as_number
 from genai_flywheel.scoring.budget import format_usd
 from genai_flywheel.scoring.judges import JudgeEndpoint, JudgeOutcome, call_judge, judge_environment
 
@@ -46,20 +46,7 @@ def assessment_id_for(trace_id: str, scorer: str, version: str) -> str:
 
 def to_numeric(value: Any) -> float | None:
     """A Feedback value as a number: bool -> 1/0, "yes"/"no" -> 1/0, int/float -> float, else None."""
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _YES:
-            return 1.0
-        if lowered in _NO:
-            return 0.0
-    return None
+    return as_number(value, true_words=_YES, false_words=_NO, numeric_text=False)
 
 
 def passed_for(value: Any, numeric: float | None, threshold: float | None, lower_is_better: bool) -> bool | None:
