@@ -165,58 +165,75 @@ def _evaluate_no_data(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvalu
     )  # fmt: skip
 
 
-def _evaluate_baseline(rule: AlertRule, row: dict[str, Any] | None, history: list[dict[str, Any]]) -> AlertEvaluation:
-    from genai_flywheel.alerts.baseline import compare
+@dataclass(frozen=True)
+class _Observed:
+    """One interval's row of a rule's metric, judged worth evaluating (present, valued, enough samples)."""
 
-    spec = rule.baseline_spec
+    rule: AlertRule
+    value: float
+    low: float | None
+    high: float | None
+    n: int
+
+    def result(self, state: EvaluationState, reason: str) -> AlertEvaluation:
+        return AlertEvaluation(
+            **_base(self.rule), state=state, value=self.value, ci_low=self.low, ci_high=self.high, n=self.n,
+            reason=reason,
+        )  # fmt: skip
+
+
+def _observe(rule: AlertRule, row: dict[str, Any] | None) -> _Observed | AlertEvaluation:
+    """The row to judge, or the ``insufficient_data`` evaluation when there is nothing to judge."""
     if row is None:
         return AlertEvaluation(
             **_base(rule), state="insufficient_data", value=None, ci_low=None, ci_high=None, n=0,
             reason=f"metric {rule.metric!r} was not computed for this interval (no data, or a misspelt name)",
         )  # fmt: skip
     value, low, high, n = _num(row["value"]), _num(row["ci_low"]), _num(row["ci_high"]), int(row["n"] or 0)
-
-    def result(state: EvaluationState, reason: str) -> AlertEvaluation:
-        return AlertEvaluation(**_base(rule), state=state, value=value, ci_low=low, ci_high=high, n=n, reason=reason)
-
+    if value is None:
+        return AlertEvaluation(
+            **_base(rule), state="insufficient_data", value=None, ci_low=low, ci_high=high, n=n,
+            reason=f"{rule.metric} has no value in this interval (n={n})",
+        )  # fmt: skip
+    observed = _Observed(rule, value, low, high, n)
     if n < rule.min_samples:
-        return result("insufficient_data", f"n={n} < min_samples={rule.min_samples}; not judged")
+        return observed.result("insufficient_data", f"n={n} < min_samples={rule.min_samples}; not judged")
+    return observed
+
+
+def _evaluate_baseline(rule: AlertRule, row: dict[str, Any] | None, history: list[dict[str, Any]]) -> AlertEvaluation:
+    from genai_flywheel.alerts.baseline import compare
+
+    observed = _observe(rule, row)
+    if isinstance(observed, AlertEvaluation):
+        return observed
+    assert row is not None
+    spec = rule.baseline_spec
     test = compare(rule, row, history)
     if test.p_value is None or test.baseline is None:
-        return result("insufficient_data", f"no baseline test: {test.reason}")
+        return observed.result("insufficient_data", f"no baseline test: {test.reason}")
     if test.intervals < spec.min_intervals:
-        return result(
+        return observed.result(
             "insufficient_data", f"baseline has {test.intervals} interval(s) < min_intervals={spec.min_intervals}"
         )
     worse = "higher" if rule.op in (">", ">=") else "lower"
     detail = (
-        f"{rule.metric} {_fmt(value)} vs baseline {_fmt(test.baseline)} over {test.intervals} interval(s): "
-        f"{_fmt(abs(test.effect or 0.0))} {worse if (test.effect or 0.0) > 0 else 'better or equal'}, one-sided "
-        f"p={test.p_value:.3g} ({test.reason})"
+        f"{rule.metric} {_fmt(observed.value)} vs baseline {_fmt(test.baseline)} over {test.intervals} "
+        f"interval(s): {_fmt(abs(test.effect or 0.0))} {worse if (test.effect or 0.0) > 0 else 'better or equal'}, "
+        f"one-sided p={test.p_value:.3g} ({test.reason})"
     )
     if test.p_value < spec.alpha and (test.effect or 0.0) >= spec.min_effect:
-        return result("firing", f"significantly {worse} than its baseline: {detail}")
-    return result("ok", f"not significantly {worse} by at least {_fmt(spec.min_effect)}: {detail}")
+        return observed.result("firing", f"significantly {worse} than its baseline: {detail}")
+    return observed.result("ok", f"not significantly {worse} by at least {_fmt(spec.min_effect)}: {detail}")
 
 
 def _evaluate_threshold(rule: AlertRule, row: dict[str, Any] | None) -> AlertEvaluation:
-    base = _base(rule)
-    if row is None:
-        return AlertEvaluation(
-            **base, state="insufficient_data", value=None, ci_low=None, ci_high=None, n=0,
-            reason=f"metric {rule.metric!r} was not computed for this interval (no data, or a misspelt name)",
-        )  # fmt: skip
-    value, low, high, n = _num(row["value"]), _num(row["ci_low"]), _num(row["ci_high"]), int(row["n"] or 0)
-
-    def result(state: EvaluationState, reason: str) -> AlertEvaluation:
-        return AlertEvaluation(**base, state=state, value=value, ci_low=low, ci_high=high, n=n, reason=reason)
-
+    observed = _observe(rule, row)
+    if isinstance(observed, AlertEvaluation):
+        return observed
+    value, low, high, n, result = observed.value, observed.low, observed.high, observed.n, observed.result
     compare = _OPS[rule.op]
     condition = f"{rule.metric} {rule.op} {_fmt(rule.threshold)}"
-    if value is None:
-        return result("insufficient_data", f"{rule.metric} has no value in this interval (n={n})")
-    if n < rule.min_samples:
-        return result("insufficient_data", f"n={n} < min_samples={rule.min_samples}; not judged")
     if low is None or high is None:
         if is_estimate(rule.metric):
             return result(
