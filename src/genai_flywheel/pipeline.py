@@ -236,36 +236,59 @@ def score_shard(
     }
 
 
-def _scores(ws: IntervalWorkspace) -> pa.Table:
+def _scores(ws: IntervalWorkspace, columns: list[str] | None = None) -> pa.Table:
+    """Every score row of the interval (only ``columns`` when given), sorted by (trace_id, scorer)."""
     import pyarrow as pa
 
     from genai_flywheel.traces.schema import SCORE_SCHEMA
 
+    schema = pa.schema([SCORE_SCHEMA.field(c) for c in columns]) if columns else SCORE_SCHEMA
     files = ws.parts("scores")
     if not files:
-        return SCORE_SCHEMA.empty_table()
-    table = pa.concat_tables([_read(f, "score").cast(SCORE_SCHEMA) for f in files])
+        return schema.empty_table()
+    table = pa.concat_tables([_read(f, "score", columns).cast(schema) for f in files])
     return table.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
 
 
 def write_back(
     app_name: str, start: Any, end: Any, *, run_id: str | None = None, config: FlywheelConfig | None = None
 ) -> dict:
-    """Stage 5: the scores as assessments on the traces, each exactly once."""
-    from genai_flywheel.traces.writeback import HTTP_WORKERS, existing_assessment_ids, write_back as _write_back
-    from genai_flywheel.workspace import atomic_write_json
+    """Stage 5: the scores as assessments on the traces, each exactly once, a batch of score rows at a time
+    (memory holds one batch, never the window's scores)."""
+    import pyarrow as pa
+
+    from genai_flywheel.traces.writeback import (
+        HTTP_WORKERS,
+        WriteBackResult,
+        existing_assessment_ids,
+        write_back as _write_back,
+    )
+    from genai_flywheel.workspace import atomic_write_json, iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
     uri = app.mlflow.tracking_uri
-    scores = _scores(ws)
-    existing = existing_assessment_ids(uri, scores.column("trace_id").to_pylist())
     run_context = {"flywheel.app": app.name, "flywheel.interval": ws.key}
     if run_id:
         run_context["airflow.run_id"] = run_id
     workers = HTTP_WORKERS if uri.startswith(("http://", "https://")) else 1  # SQLite takes one writer at a time
-    result = _write_back(uri, scores, existing_ids=existing, run_context=run_context, workers=workers)
+    result = WriteBackResult()
+    # A trace's rows all sit in its shard file, sorted by trace: a batch holds whole traces but for its edges,
+    # and the existing-id check reads the batch's own traces.
+    for batch in iter_parquet_batches(ws.parts("scores"), batch_rows=WRITE_BACK_BATCH):
+        scores = pa.Table.from_batches([batch])
+        existing = existing_assessment_ids(uri, scores.column("trace_id").to_pylist())
+        result.add(
+            _write_back(
+                uri, scores, existing_ids=existing, run_context=run_context, workers=workers, raise_on_failure=False
+            )
+        )
     atomic_write_json(result.as_dict(), ws.path("writeback.json"))
+    result.raise_for_failures()
     return result.as_dict()
+
+
+#: Score rows per write-back batch: a few MB of rows and MLflow Feedback objects at a time.
+WRITE_BACK_BATCH = 20_000
 
 
 def aggregate(
@@ -273,7 +296,7 @@ def aggregate(
 ) -> dict:
     """Stage 6: operational and quality metrics of the interval into ``metrics.parquet``, streaming over the
     valid trace infos and the fetched sample (see :func:`genai_flywheel.metrics.aggregate_window`)."""
-    from genai_flywheel.metrics.aggregate import INFO_TRACE_COLUMNS, aggregate_window
+    from genai_flywheel.metrics.aggregate import INFO_TRACE_COLUMNS, SCORE_COLUMNS, aggregate_window
     from genai_flywheel.workspace import iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
@@ -283,7 +306,7 @@ def aggregate(
     metrics = aggregate_window(
         iter_parquet_batches([ws.path("valid.parquet")], columns=list(INFO_TRACE_COLUMNS)),
         iter_parquet_batches(ws.parts("fetched")),
-        _scores(ws),
+        _scores(ws, [*SCORE_COLUMNS, "source_type"]),  # the scores' text (values, rationales) is not read
         app=app.name,
         interval_start=ws.start,
         interval_end=ws.end,

@@ -509,10 +509,16 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
             ("assessment_id", "ascending"),
         ]
     )
-    trace_ids = np.asarray(scores.column("trace_id").to_pylist(), dtype=object)
-    scorers = np.asarray(scores.column("scorer").to_pylist(), dtype=object)
-    first = np.ones(scores.num_rows, dtype=bool)
-    first[1:] = (trace_ids[1:] != trace_ids[:-1]) | (scorers[1:] != scorers[:-1])
+    # Arrow columns and integer codes, not Python strings: a million score rows stay a few MB.
+    trace_ids = scores.column("trace_id").combine_chunks()
+    encoded = pc.dictionary_encode(scores.column("scorer").combine_chunks())
+    scorer_names = encoded.dictionary.to_pylist()
+    scorer_codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    n_rows = scores.num_rows
+    first = np.ones(n_rows, dtype=bool)
+    if n_rows > 1:
+        same_trace = pc.equal(trace_ids.slice(1), trace_ids.slice(0, n_rows - 1)).to_numpy(zero_copy_only=False)
+        first[1:] = ~same_trace | (scorer_codes[1:] != scorer_codes[:-1])
     if not first.all():
         log.warning("score table holds %d duplicate (trace, scorer) row(s); counted once", int((~first).sum()))
     errored = np.asarray(scores.column("_errored").to_numpy(), dtype=bool)
@@ -524,13 +530,14 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataContractError(
-            f"scorer {scorers[i]!r}, trace {trace_ids[i]!r}: inclusion weight {float(weight[i])!r} is not "
+            f"scorer {scorer_names[scorer_codes[i]]!r}, trace {trace_ids[i].as_py()!r}: inclusion weight "
+            f"{float(weight[i])!r} is not "
             "a positive number; the sample stage must set weight = 1 / sample_rate with 0 < rate <= 1"
         )
-    sampled = len(set(trace_ids[first].tolist()))
+    sampled = pc.count_distinct(pc.filter(trace_ids, pa.array(first))).as_py()
     rows = [_Row("sampled", float(sampled), sampled)]
-    for scorer in sorted(set(scorers.tolist())):
-        mine = first & (scorers == scorer)
+    for code, scorer in sorted(enumerate(scorer_names), key=lambda item: item[1]):
+        mine = first & (scorer_codes == code)
         scored = mine & ~errored
         has_value = scored & np.isfinite(numeric)
         has_pass = scored & ~np.isnan(passed)
@@ -554,12 +561,14 @@ def _judge_rows(scores: pa.Table, first: Any, errored: Any) -> list[_Row]:
     """``judge.error_rate`` over the judge calls made (a judge outage is alertable with its CI) and
     ``judge.skipped_budget``, the judge calls the per-run budget did not allow."""
     import numpy as np
+    import pyarrow.compute as pc
 
-    judge = first & (np.asarray(scores.column("source_type").to_pylist(), dtype=object) == "LLM_JUDGE")
+    is_judge = pc.fill_null(pc.equal(scores.column("source_type"), "LLM_JUDGE"), False)
+    judge = first & np.asarray(is_judge.to_numpy(zero_copy_only=False), dtype=bool)
     if not judge.any():
         return []
-    errors = [e or "" for e in scores.column("error").to_pylist()]
-    skipped = judge & np.asarray([e.startswith(BUDGET_SKIP_PREFIX) for e in errors], dtype=bool)
+    budget_skip = pc.fill_null(pc.starts_with(scores.column("error"), BUDGET_SKIP_PREFIX), False)
+    skipped = judge & np.asarray(budget_skip.to_numpy(zero_copy_only=False), dtype=bool)
     attempted = judge & ~skipped
     failed = int((attempted & errored).sum())
     n = int(attempted.sum())

@@ -56,6 +56,23 @@ class WriteBackResult:
     already_present: int = 0
     not_written: int = 0  # rows that carry nothing to write (budget skips)
     failed: list[str] = field(default_factory=list)
+    attempted: int = 0  # rows there was something to write for
+
+    def add(self, other: WriteBackResult) -> None:
+        """Count another batch's result in this one."""
+        self.written += other.written
+        self.already_present += other.already_present
+        self.not_written += other.not_written
+        self.failed.extend(other.failed)
+        self.attempted += other.attempted
+
+    def raise_for_failures(self) -> None:
+        """StoreError naming the first failed write, if any (the task retry writes only the missing ones)."""
+        if self.failed:
+            raise StoreError(
+                f"{len(self.failed)} of {self.attempted} assessments could not be written (first: "
+                f"{self.failed[0]}); the task retry writes only the missing ones"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -119,12 +136,14 @@ def write_back(
     existing_ids: set[str],
     run_context: dict[str, str],
     workers: int = 1,
+    raise_on_failure: bool = True,
 ) -> WriteBackResult:
     """Log every score row whose assessment id is not in ``existing_ids``.
 
     Budget skips are not written (they are facts about this run's budget, not about the trace). A write
     that fails is collected; if any failed, StoreError is raised after the others were written, so the
-    task's retry writes only what is still missing.
+    task's retry writes only what is still missing (with ``raise_on_failure=False`` the caller raises, e.g.
+    after its other batches, through ``result.raise_for_failures()``).
     """
     client = tracing_client(tracking_uri)
     result = WriteBackResult()
@@ -165,12 +184,10 @@ def write_back(
             result.written += 1
         else:
             result.failed.append(outcome)
+    result.attempted = len(todo)
     log.info("write-back: %s", result.as_dict())
-    if result.failed:
-        raise StoreError(
-            f"{len(result.failed)} of {len(todo)} assessments could not be written (first: "
-            f"{result.failed[0]}); the task retry writes only the missing ones"
-        )
+    if raise_on_failure:
+        result.raise_for_failures()
     return result
 
 
