@@ -157,8 +157,3 @@ FETCHED_SCHEMA = pa.schema(
         pa.field("weight", pa.float64(), nullable=False),  # trace-level inclusion weight 1 / pi
     ]
 )
-
-
-def empty_infos() -> pa.Table:
-    """A zero-row table with the pass-one (trace info) schema."""
-    return INFO_SCHEMA.empty_table()
