@@ -255,7 +255,6 @@ def write_back(
 ) -> dict:
     """Stage 5: the scores as assessments on the traces, each exactly once, a batch of score rows at a time
     (memory holds one batch, never the window's scores)."""
-    import pyarrow as pa
 
     from genai_flywheel.traces.writeback import (
         HTTP_WORKERS,
@@ -275,7 +274,7 @@ def write_back(
     # A trace's rows all sit in its shard file, sorted by trace: a batch holds whole traces but for its edges,
     # and the existing-id check reads the batch's own traces.
     for batch in iter_parquet_batches(ws.parts("scores"), batch_rows=WRITE_BACK_BATCH):
-        scores = pa.Table.from_batches([batch])
+        scores = _table(batch)
         existing = existing_assessment_ids(uri, scores.column("trace_id").to_pylist())
         result.add(
             _write_back(

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from genai_flywheel import mlflow_compat
 from genai_flywheel.scoring.runner import assessment_id_for
 from genai_flywheel.traces import writeback
 from genai_flywheel.traces.schema import SCORE_SCHEMA
@@ -202,4 +203,4 @@ def test_batched_rows_fill_every_assessments_column() -> None:
 
     fb = Feedback(name="relevance", value=0.5, source=AssessmentSource(source_type="CODE", source_id="x"))
     fb.trace_id = "tr-1"
-    assert set(writeback._assessment_row(fb, 1, 2)) == {c.name for c in SqlAssessments.__table__.columns}
+    assert set(mlflow_compat.assessment_row(fb, 1, 2)) == {c.name for c in SqlAssessments.__table__.columns}

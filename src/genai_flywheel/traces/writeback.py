@@ -26,7 +26,6 @@ import pyarrow as pa
 
 from genai_flywheel.exceptions import StoreError
 from genai_flywheel.mlflow_compat import (
-    assessment_row,
     insert_feedbacks,
     size_http_pool,
     sql_store,
@@ -189,7 +188,3 @@ def write_back(
     if raise_on_failure:
         result.raise_for_failures()
     return result
-
-
-#: The ``assessments`` row of one Feedback (kept under this name for the write-back's column test).
-_assessment_row = assessment_row
