@@ -267,6 +267,68 @@ class AlertRule(_Model):
         return self.baseline or Baseline()
 
 
+class QueryClusters(_Model):
+    """How the ``query_cluster`` dimension's clusters are learned: on a reference window, refreshed on a
+    schedule, so a cluster keeps its id from one interval to the next (see genai_flywheel.segments.clusters).
+
+    The model of an interval is learned from the ``reference_days`` before the start of its refresh period
+    (``refresh_hours``, aligned to the Unix epoch), reading at most ``per_hour`` trace infos of every hour;
+    each interval's queries are assigned to the nearest cluster (Jaccard similarity of their content terms
+    at least ``threshold``) or counted as new.
+    """
+
+    reference_days: int = Field(default=7, ge=1, le=90, description="Days of traffic the clusters are learned on")
+    refresh_hours: int = Field(default=24, ge=1, le=24 * 90, description="How often the clusters are re-learned")
+    per_hour: int = Field(default=200, ge=1, le=5000, description="Reference trace infos read per hour at most")
+    threshold: float = Field(default=0.34, gt=0.0, le=1.0, description="Jaccard similarity to join a cluster")
+    min_size: int = Field(default=3, ge=1, le=100_000, description="Reference queries a cluster needs")
+    max_clusters: int = Field(default=50, ge=1, le=1000, description="Largest clusters kept in the model")
+
+
+_DIMENSION_SOURCE = r"^((tags|metadata)\.[A-Za-z0-9_.:/-]{1,128}|model|query_cluster)$"
+
+
+class SegmentDimension(_Model):
+    """A dimension the monitor breaks its metrics down by: a trace tag (``tags.<key>``), a request-metadata
+    key (``metadata.<key>``), the trace's ``model``, or the ``query_cluster`` of the user's question."""
+
+    name: str = Field(pattern=_NAME, description="How rules and charts name the dimension, e.g. app_version")
+    source: str = Field(
+        pattern=_DIMENSION_SOURCE, description="tags.<key>, metadata.<key>, model or query_cluster"
+    )
+    top_k: int | None = Field(default=None, ge=1, le=200, description="Segments kept (default: segments.top_k)")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == "scorer":
+            # drift.scorer.<name>.psi is the drift of a scorer's values.
+            raise ValueError("'scorer' is reserved (drift.scorer.<name>.psi); name the dimension otherwise")
+        return value
+
+
+class Segments(_Model):
+    """Metrics per segment, beside the application-level ones: for each dimension the ``top_k`` values by
+    volume in the interval, the rest pooled as ``other`` (so the metrics store stays small)."""
+
+    dimensions: list[SegmentDimension] = Field(default_factory=list)
+    top_k: int = Field(default=10, ge=1, le=200, description="Segments kept per dimension, by volume")
+    clusters: QueryClusters = Field(default_factory=QueryClusters)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _unique_dimensions(cls, dimensions: list[SegmentDimension]) -> list[SegmentDimension]:
+        for label, values in (("names", [d.name for d in dimensions]), ("sources", [d.source for d in dimensions])):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"segment dimension {label} must be unique; repeated: {dupes}")
+        return dimensions
+
+    def dimension(self, name: str) -> SegmentDimension | None:
+        """The dimension called ``name``, if declared."""
+        return next((d for d in self.dimensions if d.name == name), None)
+
+
 class Notify(_Model):
     """Where alert transitions and failed tasks are sent: a webhook (an Airflow HTTP Connection), Slack and
     e-mail. ``webhook_url`` is the deprecated form of the webhook: the URL in the file, no secret header."""
@@ -492,6 +554,7 @@ class Application(_Model):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     export: Export = Field(default_factory=Export)
     review: Review = Field(default_factory=Review)
+    segments: Segments = Field(default_factory=Segments)
 
     @field_validator("start_date", mode="after")
     @classmethod
@@ -521,7 +584,11 @@ class Application(_Model):
         from genai_flywheel.metric_names import unknown_metric
 
         for i, rule in enumerate(self.alerts):
-            problem = unknown_metric(rule.metric, (s.name for s in self.scorers)) if rule.kind != "stale" else None
+            problem = (
+                unknown_metric(rule.metric, (s.name for s in self.scorers), (d.name for d in self.segments.dimensions))
+                if rule.kind != "stale"
+                else None
+            )
             if problem:
                 raise ValueError(f"alerts[{i}].metric (rule {rule.name!r}): {problem}")
         return self

@@ -24,8 +24,17 @@ _FAMILIES = re.compile(
     r"|cost_unpriced_traces|feedback\.[^.]+\.positive_rate|judge\.(error_rate|skipped_budget)"
     r"|scorer\.(?P<scorer>[^.]+)\.(mean|pass_rate|n|errors)"
     # The review DAG's judge calibration (genai_flywheel.review.calibration), beside the monitor's metrics.
-    r"|calibration\.labels(_rolling)?|calibration\.(?P<calibrated>[^.]+)\.(agreement|kappa|correlation)(_rolling)?)$"
+    r"|calibration\.labels(_rolling)?|calibration\.(?P<calibrated>[^.]+)\.(agreement|kappa|correlation)(_rolling)?"
+    # Drift of the traffic's mix and of the scores against the reference window (genai_flywheel.segments.drift).
+    r"|drift\.scorer\.(?P<drifted>[^.]+)\.psi|drift\.(?P<dimension>[^.]+)\.(psi|new_share|new_clusters))$"
 )
+
+#: The metrics computed per segment (genai_flywheel.segments.schema); all but volume are estimates.
+_SEGMENT_FAMILIES = re.compile(
+    r"^(volume|share|error_rate|latency_p50_ms|latency_p95_ms|feedback\.[^.]+\.positive_rate"
+    r"|scorer\.(?P<scorer>[^.]+)\.(pass_rate|mean))$"
+)
+SEGMENT_EXAMPLES = "volume, share, error_rate, latency_p95_ms, feedback.<name>.positive_rate, scorer.<scorer>.pass_rate"
 
 EXAMPLES = (
     "volume, error_rate, error_rate.<ExceptionType>, latency_p95_ms, span.<SPAN_TYPE>.latency_p95_ms, "
@@ -49,12 +58,32 @@ def is_estimate(metric: str) -> bool:
     return bool(_ESTIMATE.match(metric))
 
 
-def unknown_metric(metric: str, scorers: Iterable[str]) -> str | None:
-    """Why ``metric`` is not a metric the monitor writes for an app with ``scorers``, or None if it is."""
+def unknown_metric(metric: str, scorers: Iterable[str], dimensions: Iterable[str] = ()) -> str | None:
+    """Why ``metric`` is not a metric the monitor writes for an app with ``scorers`` and segment
+    ``dimensions``, or None if it is."""
     match = _FAMILIES.match(metric)
     if match is None:
         return f"{metric!r} is not a metric the monitor computes; use one of: {EXAMPLES}"
-    scorer = match.group("scorer") or match.group("calibrated")
+    scorer = match.group("scorer") or match.group("calibrated") or match.group("drifted")
+    known = sorted(scorers)
+    if scorer is not None and scorer not in known:
+        return f"{metric!r} names scorer {scorer!r}, which is not configured; the scorers are {known}"
+    dimension = match.group("dimension")
+    declared = sorted(dimensions)
+    if dimension is not None and dimension not in declared:
+        return (
+            f"{metric!r} names segment dimension {dimension!r}, which is not declared; declare it under "
+            f"segments.dimensions (declared: {declared})"
+        )
+    return None
+
+
+def unknown_segment_metric(metric: str, scorers: Iterable[str]) -> str | None:
+    """Why ``metric`` is not a metric computed per segment for an app with ``scorers``, or None if it is."""
+    match = _SEGMENT_FAMILIES.match(metric)
+    if match is None:
+        return f"{metric!r} is not computed per segment; use one of: {SEGMENT_EXAMPLES}"
+    scorer = match.group("scorer")
     known = sorted(scorers)
     if scorer is not None and scorer not in known:
         return f"{metric!r} names scorer {scorer!r}, which is not configured; the scorers are {known}"

@@ -3,6 +3,7 @@
 Layout under the data root::
 
     metrics/app=<app>/interval=<2026-11-20T00-00-00Z>/part.parquet
+    metrics/app=<app>/interval=<2026-11-20T00-00-00Z>/segments.parquet   (segment metrics, if configured)
 
 One file per (application, interval), replaced atomically, so re-running an interval overwrites its
 partition instead of duplicating rows, and a reader never sees a half-written file. Note the ``app`` and
@@ -91,6 +92,104 @@ class MetricsStore:
         atomic_write_parquet(table, path)
         log.info("wrote %d metrics to %s", table.num_rows, path)
         return path
+
+    def segments_path(self, app: str, interval_start: datetime) -> Path:
+        """Where the segment metrics of ``app`` for the interval starting at ``interval_start`` live."""
+        from genai_flywheel.segments.schema import SEGMENT_FILE
+
+        return self.partition_path(app, interval_start).with_name(SEGMENT_FILE)
+
+    def write_segments(self, table: pa.Table, *, app: str, interval_start: datetime) -> Path:
+        """Write one interval's segment metrics (``segments_schema``) beside its metrics partition, atomically.
+
+        Rows are sorted by (dimension, segment, metric); an empty table is written too (a re-run of an interval
+        whose segments vanished must not leave the old ones behind).
+        """
+        import pyarrow.compute as pc
+
+        table = self._conform_segments(table, "the segment table to write")
+        for name, expected in (("app", app), ("interval_start", to_utc(interval_start))):
+            values = pc.unique(table.column(name)).to_pylist()
+            if values and values != [expected]:
+                raise StoreError(f"segment table rows hold {name} {values}, expected only {expected!r}")
+        keys = table.select(["dimension", "segment", "metric"]).to_pylist()
+        seen: set[tuple[str, str, str]] = set()
+        for row in keys:
+            key = (row["dimension"], row["segment"], row["metric"])
+            if key in seen:
+                raise StoreError(f"segment metric {key} appears twice in one interval; aggregate once")
+            seen.add(key)
+        table = table.sort_by([("dimension", "ascending"), ("segment", "ascending"), ("metric", "ascending")])
+        path = self.segments_path(app, interval_start)
+        atomic_write_parquet(table, path)
+        log.info("wrote %d segment metrics to %s", table.num_rows, path)
+        return path
+
+    def read_segments(
+        self,
+        app: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        dimension: str | None = None,
+        segment: str | None = None,
+        metrics: list[str] | None = None,
+    ) -> pa.Table:
+        """The stored segment metrics of ``app`` for intervals starting in ``[start, end)``, optionally of one
+        ``dimension``/``segment`` and only the named ``metrics``, sorted by (interval_start, dimension,
+        segment, metric). Intervals without a segment file give no rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from genai_flywheel.segments.schema import segments_schema
+
+        lo = to_utc(start) if start is not None else None
+        hi = to_utc(end) if end is not None else None
+        # Filters are pushed into the Parquet reader (row-group statistics), so a segment's history over
+        # months of partitions reads only what it needs.
+        filters = [
+            pc.field(name) == value for name, value in (("dimension", dimension), ("segment", segment)) if value
+        ]
+        if metrics is not None:
+            filters.append(pc.field("metric").isin(metrics))
+        expression = None
+        for f in filters:
+            expression = f if expression is None else expression & f
+        tables = []
+        for interval_start, part in self._partitions(app):
+            if (lo is not None and interval_start < lo) or (hi is not None and interval_start >= hi):
+                continue
+            path = part.with_name(self.segments_path(app, interval_start).name)
+            if not path.is_file():
+                continue
+            try:
+                table = pq.read_table(path, filters=expression, partitioning=None)
+            except (OSError, pa.ArrowException) as err:
+                raise StoreError(
+                    f"cannot read segment metrics {path}: {err}; delete it and re-run that interval"
+                ) from err
+            tables.append(self._conform_segments(table, str(path)))
+        if not tables:
+            return segments_schema().empty_table()
+        return pa.concat_tables(tables).sort_by(
+            [("interval_start", "ascending"), ("dimension", "ascending"), ("segment", "ascending"), ("metric", "ascending")]
+        )
+
+    @staticmethod
+    def _conform_segments(table: pa.Table, label: str) -> pa.Table:
+        import pyarrow as pa
+
+        from genai_flywheel.segments.schema import segments_schema
+
+        schema = segments_schema()
+        missing = [name for name in schema.names if name not in table.column_names]
+        if missing:
+            raise StoreError(f"{label} lacks segment column(s) {missing}; it must follow segments_schema()")
+        try:
+            return table.select(schema.names).cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as err:
+            raise StoreError(f"{label} does not match segments_schema(): {err}") from err
 
     def _partitions(self, app: str) -> Iterator[tuple[datetime, Path]]:
         directory = self.app_dir(app)
