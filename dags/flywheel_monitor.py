@@ -1,9 +1,10 @@
 """Production monitor: one DAG per application in flywheel.yaml, one task per stage, per schedule interval.
 
 extract (mapped over time slices) -> validate -> sample -> score (mapped over shards) -> write_back -> aggregate
--> store -> alert. extract lists the trace infos of its slice (no spans); score reads its shard's sampled
-traces in full, checks, scores and summarises them. Each task makes one call into ``genai_flywheel.pipeline``
-and returns paths and counts, never data.
+-> store -> alert, and reference -> aggregate. extract lists the trace infos of its slice (no spans); score
+reads its shard's sampled traces in full, checks, scores and summarises them; reference learns the query
+clusters and the reference mix the segment and drift metrics use (once per refresh period). Each task makes
+one call into ``genai_flywheel.pipeline`` and returns paths and counts, never data.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def build_monitor(app_name: str) -> None:
                 app_name, data_interval_start, data_interval_end, shard, judge=judge_endpoint(app)
             )
 
+        @task
+        def reference(data_interval_start=None, data_interval_end=None) -> dict:
+            from genai_flywheel import pipeline
+
+            return pipeline.reference(app_name, data_interval_start, data_interval_end)
+
         @task(trigger_rule="none_failed")  # an interval with nothing sampled still gets its metrics
         def write_back(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
             from genai_flywheel import pipeline
@@ -89,7 +96,10 @@ def build_monitor(app_name: str) -> None:
         slices = extract.expand(slice_index=list(range(app.extract.slices)))
         shards = slices >> validate() >> sample()
         scored = score.expand(shard=shards)
-        scored >> write_back() >> aggregate() >> store() >> alert()
+        aggregated = aggregate()
+        scored >> write_back() >> aggregated
+        reference() >> aggregated
+        aggregated >> store() >> alert()
 
     monitor()
 

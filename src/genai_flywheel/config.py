@@ -293,9 +293,7 @@ class SegmentDimension(_Model):
     key (``metadata.<key>``), the trace's ``model``, or the ``query_cluster`` of the user's question."""
 
     name: str = Field(pattern=_NAME, description="How rules and charts name the dimension, e.g. app_version")
-    source: str = Field(
-        pattern=_DIMENSION_SOURCE, description="tags.<key>, metadata.<key>, model or query_cluster"
-    )
+    source: str = Field(pattern=_DIMENSION_SOURCE, description="tags.<key>, metadata.<key>, model or query_cluster")
     top_k: int | None = Field(default=None, ge=1, le=200, description="Segments kept (default: segments.top_k)")
 
     @field_validator("name")

@@ -29,7 +29,7 @@ _FAMILIES = re.compile(
     r"|drift\.scorer\.(?P<drifted>[^.]+)\.psi|drift\.(?P<dimension>[^.]+)\.(psi|new_share|new_clusters))$"
 )
 
-#: The metrics computed per segment (genai_flywheel.segments.schema); all but volume are estimates.
+#: The metrics computed per segment (genai_flywheel.metrics.segment_schema); all but volume are estimates.
 _SEGMENT_FAMILIES = re.compile(
     r"^(volume|share|error_rate|latency_p50_ms|latency_p95_ms|feedback\.[^.]+\.positive_rate"
     r"|scorer\.(?P<scorer>[^.]+)\.(pass_rate|mean))$"

@@ -93,6 +93,17 @@ def extract(
     return {"path": str(path), "traces": total}
 
 
+def reference(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
+    """The reference profile the interval's segment and drift metrics use (query clusters, the reference mix
+    and scores), learned from MLflow's trace infos once per refresh period; a no-op without segments."""
+    _, app, ws = _context(app_name, start, end, config)
+    if not app.segments.dimensions:
+        return {"path": None}
+    from genai_flywheel.segments.stage import ensure_profile
+
+    return {"path": str(ensure_profile(app, ws.data_root, ws.start, ws.end))}
+
+
 def validate(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
     """Stage 2: the trace data contract, batch by batch over the slices. Bad rows go to
     ``quarantine.parquet`` with reasons, good ones to ``valid.parquet``."""
@@ -302,19 +313,37 @@ def aggregate(
     quarantined = _read(ws.path("quarantine.parquet"), "validate", ["trace_id"]).num_rows
     quarantined += sum(_read(p, "score", ["trace_id"]).num_rows for p in ws.parts("quarantine"))
     _exists(ws, "valid.parquet", "validate")
+    scores = _scores(ws, [*SCORE_COLUMNS, "source_type"])  # the scores' text (values, rationales) is not read
+    drift: list = []
+    segment_rows = 0
+    if app.segments.dimensions:
+        from genai_flywheel.segments.accumulate import columns_for
+        from genai_flywheel.segments.stage import segment_metrics, stored_profile
+
+        segments, drift = segment_metrics(
+            app,
+            stored_profile(app, ws.data_root, ws.start),
+            iter_parquet_batches([ws.path("valid.parquet")], columns=columns_for(app.segments)),
+            scores,
+            ws.start,
+            ws.end,
+        )
+        _write(segments, ws.path("segments.parquet"))
+        segment_rows = segments.num_rows
     metrics = aggregate_window(
         iter_parquet_batches([ws.path("valid.parquet")], columns=list(INFO_TRACE_COLUMNS)),
         iter_parquet_batches(ws.parts("fetched")),
-        _scores(ws, [*SCORE_COLUMNS, "source_type"]),  # the scores' text (values, rationales) is not read
+        scores,
         app=app.name,
         interval_start=ws.start,
         interval_end=ws.end,
         prices=app.prices,
         quarantined=quarantined,
         run_id=run_id,
+        extra_rows=drift,
     )
     path = _write(metrics, ws.path("metrics.parquet"))
-    return {"path": str(path), "metrics": metrics.num_rows}
+    return {"path": str(path), "metrics": metrics.num_rows, "segment_metrics": segment_rows}
 
 
 HEADLINE_METRICS = (
@@ -337,7 +366,12 @@ def store(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
 
     _, app, ws = _context(app_name, start, end, config)
     metrics = _read(ws.path("metrics.parquet"), "aggregate")
-    path = MetricsStore(ws.data_root).write_partition(metrics)
+    store = MetricsStore(ws.data_root)
+    path = store.write_partition(metrics)
+    if app.segments.dimensions:
+        store.write_segments(_read(ws.path("segments.parquet"), "aggregate"), app=app.name, interval_start=ws.start)
+    elif store.segments_path(app.name, ws.start).is_file():
+        store.segments_path(app.name, ws.start).unlink()  # segments no longer configured: none stored
     run_id = log_interval_metrics(app, ws.start, metrics, HEADLINE_METRICS)
     return {"partition": str(path), "mlflow_run_id": run_id}
 
@@ -396,6 +430,7 @@ def run_monitor_interval(
     """All monitor stages of one interval in this process (what the DAG does, without Airflow)."""
     cfg = config or load_config()
     out: dict[str, Any] = {"extract": extract(app_name, start, end, config=cfg)}  # every slice in turn
+    out["reference"] = reference(app_name, start, end, config=cfg)
     out["validate"] = validate(app_name, start, end, config=cfg)
     out["sample"] = sample(app_name, start, end, config=cfg)
     out["score"] = [score_shard(app_name, start, end, s, judge=judge, config=cfg) for s in out["sample"]["shards"]]

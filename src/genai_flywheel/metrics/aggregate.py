@@ -440,19 +440,15 @@ def feedback_polarity(raw: str | None) -> bool | None:
     return None
 
 
-def _feedback_counts(traces: pa.Table) -> tuple[Counter[str], Counter[str]]:
-    """Per feedback name: traces whose latest HUMAN feedback is positive, and traces with such feedback.
-
-    A trace's assessments all sit on its row, so batches of whole rows can be counted one by one.
-    """
+def latest_feedback(traces: pa.Table) -> dict[tuple[int, str], bool]:
+    """Per (row of ``traces``, feedback name): the polarity of the row's latest HUMAN feedback of that name,
+    for feedback whose value has one (see :func:`feedback_polarity`)."""
     import pyarrow.compute as pc
 
-    positives: Counter[str] = Counter()
-    counted: Counter[str] = Counter()
     assessments = traces.column("assessments").combine_chunks()
     flat = pc.list_flatten(assessments)
     if len(flat) == 0:
-        return positives, counted
+        return {}
     parents = pc.list_parent_indices(assessments)
 
     def field(name: str) -> Any:
@@ -484,11 +480,24 @@ def _feedback_counts(traces: pa.Table) -> tuple[Counter[str], Counter[str]]:
         )
         if key not in latest or candidate[:2] > latest[key][:2]:
             latest[key] = candidate
-    for (_, name), (_, _, value) in latest.items():
+    out = {}
+    for key, (_, _, value) in latest.items():
         polarity = feedback_polarity(value)
         if polarity is not None:
-            counted[name] += 1
-            positives[name] += int(polarity)
+            out[key] = polarity
+    return out
+
+
+def _feedback_counts(traces: pa.Table) -> tuple[Counter[str], Counter[str]]:
+    """Per feedback name: traces whose latest HUMAN feedback is positive, and traces with such feedback.
+
+    A trace's assessments all sit on its row, so batches of whole rows can be counted one by one.
+    """
+    positives: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
+    for (_, name), polarity in latest_feedback(traces).items():
+        counted[name] += 1
+        positives[name] += int(polarity)
     return positives, counted
 
 
@@ -624,6 +633,7 @@ def aggregate_window(
     prices: Mapping[str, Price],
     quarantined: int = 0,
     run_id: str | None = None,
+    extra_rows: Iterable[_Row] = (),
 ) -> pa.Table:
     """Compute every metric of one application's interval ``[interval_start, interval_end)``, streaming.
 
@@ -631,7 +641,8 @@ def aggregate_window(
     the sampled traces read in full (``FETCHED_COLUMNS``), ``scores`` the score table of the sample,
     ``prices`` the application's USD-per-1k-token table by model name and ``quarantined`` the number of
     rows the contracts set aside. ``run_id`` only labels log lines: it is not stored, so a re-run produces
-    identical bytes. Returns a :data:`METRICS_SCHEMA` table sorted by metric (see the module docstring for
+    identical bytes. ``extra_rows`` are metric rows computed elsewhere (the segment stage's drift metrics).
+    Returns a :data:`METRICS_SCHEMA` table sorted by metric (see the module docstring for
     the names). An empty window gives ``volume`` 0 and null estimates, never an error.
 
     Exact: volume, quarantined, error_rate, latency percentiles and mean, tokens, cost, feedback rates,
@@ -653,7 +664,7 @@ def aggregate_window(
         acc.add_traces(batch)
     for batch in fetched:
         acc.add_fetched(batch)
-    rows = acc.rows(scores, quarantined)
+    rows = acc.rows(scores, quarantined) + list(extra_rows)
 
     rows.sort(key=lambda r: r.metric)
     names = [r.metric for r in rows]

@@ -95,7 +95,7 @@ class MetricsStore:
 
     def segments_path(self, app: str, interval_start: datetime) -> Path:
         """Where the segment metrics of ``app`` for the interval starting at ``interval_start`` live."""
-        from genai_flywheel.segments.schema import SEGMENT_FILE
+        from genai_flywheel.metrics.segment_schema import SEGMENT_FILE
 
         return self.partition_path(app, interval_start).with_name(SEGMENT_FILE)
 
@@ -142,15 +142,13 @@ class MetricsStore:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        from genai_flywheel.segments.schema import segments_schema
+        from genai_flywheel.metrics.segment_schema import segments_schema
 
         lo = to_utc(start) if start is not None else None
         hi = to_utc(end) if end is not None else None
         # Filters are pushed into the Parquet reader (row-group statistics), so a segment's history over
         # months of partitions reads only what it needs.
-        filters = [
-            pc.field(name) == value for name, value in (("dimension", dimension), ("segment", segment)) if value
-        ]
+        filters = [pc.field(name) == value for name, value in (("dimension", dimension), ("segment", segment)) if value]
         if metrics is not None:
             filters.append(pc.field("metric").isin(metrics))
         expression = None
@@ -172,15 +170,14 @@ class MetricsStore:
             tables.append(self._conform_segments(table, str(path)))
         if not tables:
             return segments_schema().empty_table()
-        return pa.concat_tables(tables).sort_by(
-            [("interval_start", "ascending"), ("dimension", "ascending"), ("segment", "ascending"), ("metric", "ascending")]
-        )
+        order = ("interval_start", "dimension", "segment", "metric")
+        return pa.concat_tables(tables).sort_by([(name, "ascending") for name in order])
 
     @staticmethod
     def _conform_segments(table: pa.Table, label: str) -> pa.Table:
         import pyarrow as pa
 
-        from genai_flywheel.segments.schema import segments_schema
+        from genai_flywheel.metrics.segment_schema import segments_schema
 
         schema = segments_schema()
         missing = [name for name in schema.names if name not in table.column_names]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -421,7 +422,35 @@ def info_to_row(info: TraceInfo, *, app: str) -> dict[str, Any]:
         "tags": _dumps(tags),
         "metadata": _dumps(metadata),
         "assessments": _assessment_rows(info.assessments),
+        "query": preview_query(info.request_preview),
     }
+
+
+# The value of a question key in JSON text that may be cut short: the string up to its closing quote, or up
+# to the cut when the preview ends inside it.
+_PREVIEW_KEY = re.compile(r'"(?:query|question|input|prompt)"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
+def preview_query(preview: str | None) -> str | None:
+    """The user's question in a trace info's request preview (JSON text of the root inputs, possibly cut
+    short by MLflow): :func:`query_text` of the parsed inputs, else the ``query``/``question``/``input``/
+    ``prompt`` string as far as the preview holds it, else None."""
+    if not preview:
+        return None
+    try:
+        return query_text(json.loads(preview))
+    except (TypeError, ValueError):
+        pass
+    match = _PREVIEW_KEY.search(preview)
+    if match is None:
+        return None
+    raw = match.group(1)
+    if raw.endswith("\\") and not raw.endswith("\\\\"):
+        raw = raw[:-1]  # an escape cut in half
+    try:
+        return json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
 
 
 def trace_to_row(trace: Trace, *, app: str) -> dict[str, Any]:

@@ -35,7 +35,9 @@ trace_json          string                   the whole MLflow trace (``Trace.to_
 Text columns hold JSON rather than Arrow maps so they survive Parquet, pandas and Python untouched.
 
 The monitor reads a window in two passes. Pass one lists trace infos only (no spans): its rows have the
-:data:`INFO_COLUMNS` (:data:`INFO_SCHEMA`), every one of which MLflow keeps on the trace info. Pass two
+:data:`INFO_COLUMNS` (:data:`INFO_SCHEMA`), every one of which MLflow keeps on the trace info. There the
+``query`` comes from the trace info's request preview (the root inputs as JSON text, which MLflow cuts
+short for long requests): the question of a cut-short preview is read up to the cut, or is null. Pass two
 fetches full traces for the sampled traces only and builds complete ``TRACE_SCHEMA`` rows for them.
 """
 
@@ -112,6 +114,7 @@ INFO_COLUMNS = (
     "tags",
     "metadata",
     "assessments",
+    "query",
 )
 INFO_SCHEMA = pa.schema([TRACE_SCHEMA.field(name) for name in INFO_COLUMNS])
 

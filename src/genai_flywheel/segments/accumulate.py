@@ -1,0 +1,339 @@
+"""Segment metrics of one application's interval, accumulated batch by batch over its trace infos.
+
+For every configured dimension each trace gets a segment key (:mod:`genai_flywheel.segments.dimensions`);
+the ``top_k`` keys by volume in the interval (ties: the smaller key) are segments of their own, the rest are
+pooled as ``other``; ``(none)`` and ``new`` are never pooled (a missing value and a question no cluster takes
+are findings in themselves). The metrics of a segment are those of :mod:`genai_flywheel.metrics.segment_schema`,
+computed with the app-level statistics: exact counts and shares, Wilson intervals for shares, order-statistic
+intervals for latency percentiles, and for the scorers the app-level weighted estimators
+(:func:`genai_flywheel.metrics.aggregate._scorer_rows`) over the segment's sampled traces.
+
+Memory: per trace and dimension a 4-byte segment code, plus a latency, an error flag and a feedback
+polarity per feedback name (about 20 bytes per trace for three dimensions: 20 MB per million traces),
+and the ids of the scored traces; never the traces themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.metrics import stats
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from genai_flywheel.config import SegmentDimension, Segments
+    from genai_flywheel.segments.reference import ReferenceProfile
+
+log = logging.getLogger(__name__)
+
+#: What :meth:`SegmentAccumulator.add_traces` reads besides each dimension's source column.
+BASE_COLUMNS = ("trace_id", "status", "execution_time_ms", "assessments")
+#: Segment metrics taken from the app-level scorer rows.
+_SCORER_METRICS = (".mean", ".pass_rate")
+_PERCENTILES = (("latency_p50_ms", 0.50), ("latency_p95_ms", 0.95))
+
+
+def columns_for(segments: Segments) -> list[str]:
+    """The pass-one columns the segment metrics of ``segments`` read."""
+    from genai_flywheel.segments.dimensions import source_column
+
+    return list(dict.fromkeys([*BASE_COLUMNS, *(source_column(d) for d in segments.dimensions)]))
+
+
+class _Dimension:
+    """One dimension's running state: the code of every key seen, and every trace's code."""
+
+    def __init__(self, dim: SegmentDimension, top_k: int) -> None:
+        self.dim = dim
+        self.top_k = dim.top_k or top_k
+        self.codes: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.parts: list[np.ndarray] = []
+        self.examples: dict[int, list[str]] = {}
+
+    def add(self, keys: list[str], trace_ids: list[str]) -> np.ndarray:
+        import numpy as np
+
+        codes = np.empty(len(keys), dtype=np.int32)
+        for i, key in enumerate(keys):
+            code = self.codes.get(key)
+            if code is None:
+                code = self.codes[key] = len(self.keys)
+                self.keys.append(key)
+            codes[i] = code
+        self.parts.append(codes)
+        # The smallest trace ids of each key: examples that do not depend on the order of the batches.
+        from genai_flywheel.metrics.segment_schema import EXAMPLES
+
+        for code, trace_id in zip(codes.tolist(), trace_ids, strict=True):
+            kept = self.examples.setdefault(code, [])
+            if len(kept) < EXAMPLES:
+                kept.append(trace_id)
+                kept.sort()
+            elif trace_id < kept[-1]:
+                kept[-1] = trace_id
+                kept.sort()
+        return codes
+
+
+class SegmentAccumulator:
+    """The segment metrics of one interval: :meth:`add_traces` per batch of valid trace infos, then
+    :meth:`table` with the interval's score table."""
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        segments: Segments,
+        profile: ReferenceProfile | None,
+        scored_ids: pa.Array | None = None,
+    ) -> None:
+        import pyarrow as pa
+
+        self.app = app
+        self.segments = segments
+        self.profile = profile
+        self.assigner = profile.assigner() if profile is not None else None
+        if self.assigner is None and any(d.source == "query_cluster" for d in segments.dimensions):
+            raise DataContractError(f"app {app!r}: the query_cluster dimension needs a reference profile")
+        self.dims = [_Dimension(d, segments.top_k) for d in segments.dimensions]
+        self.scored_ids = scored_ids if scored_ids is not None else pa.array([], pa.string())
+        self.volume = 0
+        self._errors: list[np.ndarray] = []
+        self._latency: list[np.ndarray] = []
+        self._feedback: dict[str, list[tuple[int, np.ndarray]]] = {}  # name -> (batch offset, polarity per row)
+        self._scored: list[pa.Table] = []
+        self.new_terms: list[tuple[str, ...]] = []
+
+    def add_traces(self, batch: pa.Table | pa.RecordBatch) -> None:
+        """Count one batch of the interval's valid trace infos (:func:`columns_for` columns)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from genai_flywheel.metrics.aggregate import latest_feedback
+        from genai_flywheel.segments.dimensions import dimension_keys
+        from genai_flywheel.metrics.segment_schema import NEW
+
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if table.num_rows == 0:
+            return
+        trace_ids = table.column("trace_id").to_pylist()
+        codes = {}
+        for state in self.dims:
+            keys = dimension_keys(table, state.dim, self.assigner)
+            codes[state.dim.name] = state.add(keys, trace_ids)
+            if state.dim.source == "query_cluster" and len(self.new_terms) < MAX_NEW_QUESTIONS:
+                from genai_flywheel.curation.text import query_terms
+
+                queries = table.column("query").to_pylist()
+                self.new_terms.extend(query_terms(queries[i]) for i, key in enumerate(keys) if key == NEW)
+                del self.new_terms[MAX_NEW_QUESTIONS:]
+        is_error = pc.fill_null(pc.equal(pc.utf8_upper(table.column("status")), "ERROR"), False)
+        self._errors.append(np.asarray(is_error.to_numpy(zero_copy_only=False), dtype=bool))
+        latency = pc.cast(table.column("execution_time_ms"), pa.float64()).to_numpy(zero_copy_only=False)
+        self._latency.append(np.asarray(latency, dtype=np.float64))
+        polarities: dict[str, np.ndarray] = {}
+        for (row, name), positive in latest_feedback(table).items():
+            if name not in polarities:
+                polarities[name] = np.full(table.num_rows, -1, dtype=np.int8)
+            polarities[name][row] = int(positive)
+        for name, values in polarities.items():
+            self._feedback.setdefault(name, []).append((self.volume, values))
+        scored = pc.is_in(table.column("trace_id"), value_set=self.scored_ids)
+        if pc.any(scored).as_py():
+            mask = np.asarray(scored.to_numpy(zero_copy_only=False), dtype=bool)
+            self._scored.append(
+                pa.table(
+                    {
+                        "trace_id": pc.filter(table.column("trace_id"), scored),
+                        **{name: pa.array(c[mask], pa.int32()) for name, c in codes.items()},
+                    }
+                )
+            )
+        self.volume += table.num_rows
+
+    def _feedback_arrays(self) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        out = {}
+        for name, parts in sorted(self._feedback.items()):
+            values = np.full(self.volume, -1, dtype=np.int8)
+            for offset, polarity in parts:
+                values[offset : offset + polarity.size] = polarity
+            out[name] = values
+        return out
+
+    def segment_codes(self, state: _Dimension) -> tuple[np.ndarray, list[str]]:
+        """The segment index of every key code of the dimension, and the segment keys (top-K and the specials
+        in key order, then ``other`` when values were pooled)."""
+        import numpy as np
+
+        from genai_flywheel.metrics.segment_schema import MISSING, NEW, OTHER
+
+        codes = np.concatenate(state.parts) if state.parts else np.empty(0, dtype=np.int32)
+        volume = np.bincount(codes, minlength=len(state.keys))
+        special = [c for c, key in enumerate(state.keys) if key in (MISSING, NEW)]
+        ordinary = sorted(
+            (c for c, key in enumerate(state.keys) if key not in (MISSING, NEW)),
+            key=lambda c: (-int(volume[c]), state.keys[c]),
+        )
+        kept = sorted(ordinary[: state.top_k] + special, key=lambda c: state.keys[c])
+        segment_keys = [state.keys[c] for c in kept]
+        mapping = np.full(len(state.keys), len(kept), dtype=np.int32)  # default: other
+        for index, code in enumerate(kept):
+            mapping[code] = index
+        if len(ordinary) > state.top_k:
+            segment_keys.append(OTHER)
+        return mapping, segment_keys
+
+    def _traces_by_segment(self, state: _Dimension, mapping: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        codes = np.concatenate(state.parts) if state.parts else np.empty(0, dtype=np.int32)
+        return mapping[codes] if codes.size else codes
+
+    def label(self, state: _Dimension, key: str, pooled: int) -> str:
+        """What a person reads for a segment key."""
+        from genai_flywheel.metrics.segment_schema import MISSING, NEW, OTHER
+
+        if key == OTHER:
+            return f"other ({pooled} values)"
+        if key == NEW:
+            return "new questions (no reference cluster)"
+        if key == MISSING:
+            return "(none)" if state.dim.source != "query_cluster" else "(no question terms)"
+        if state.dim.source == "query_cluster" and self.assigner is not None:
+            return self.assigner.labels.get(key, key)
+        return key
+
+    def rows(self, scores: pa.Table) -> list[dict[str, Any]]:
+        """Every segment metric row (dimension, segment, label, metric, value, n, ci_low, ci_high, examples)."""
+        import numpy as np
+        import pyarrow as pa
+
+        from genai_flywheel.metrics.segment_schema import EXAMPLES, OTHER
+
+        columns = {
+            "errors": np.concatenate(self._errors) if self._errors else np.empty(0, dtype=bool),
+            "latency": np.concatenate(self._latency) if self._latency else np.empty(0),
+        }
+        feedback = self._feedback_arrays()
+        scored = pa.concat_tables(self._scored) if self._scored else None
+        joined = scores.join(scored, "trace_id", join_type="inner") if scored is not None else None
+        if joined is not None:
+            joined = joined.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
+        out: list[dict[str, Any]] = []
+        for state in self.dims:
+            mapping, keys = self.segment_codes(state)
+            seg = self._traces_by_segment(state, mapping)
+            pooled = len(state.keys) - (len(keys) - (1 if keys and keys[-1] == OTHER else 0))
+            scored_segment = (
+                np.asarray(mapping[joined.column(state.dim.name).to_numpy()], dtype=np.int32)
+                if joined is not None and joined.num_rows
+                else None
+            )
+            for index, key in enumerate(keys):
+                mask = seg == index
+                if not mask.any():
+                    continue
+                examples = sorted(t for c, ids in state.examples.items() if mapping[c] == index for t in ids)
+                head = {"dimension": state.dim.name, "segment": key, "label": self.label(state, key, pooled)}
+                mine = joined.filter(pa.array(scored_segment == index)) if scored_segment is not None else None
+                for i, (metric, value, n, low, high) in enumerate(self._metrics(mask, columns, feedback, mine)):
+                    out.append(
+                        {
+                            **head,
+                            "metric": metric,
+                            "value": value,
+                            "n": n,
+                            "ci_low": low,
+                            "ci_high": high,
+                            "examples": examples[:EXAMPLES] if i == 0 else None,  # the volume row
+                        }
+                    )
+        return out
+
+    def _metrics(
+        self,
+        mask: np.ndarray,
+        columns: dict[str, np.ndarray],
+        feedback: dict[str, np.ndarray],
+        scores: pa.Table | None,
+    ) -> list[tuple[str, float | None, int, float | None, float | None]]:
+        """One segment's metrics (``volume`` first) from the traces in ``mask`` and its scored rows."""
+        import numpy as np
+
+        from genai_flywheel.metrics.aggregate import _scorer_rows
+
+        volume = int(mask.sum())
+        failed = int(columns["errors"][mask].sum())
+        out = [
+            ("volume", float(volume), volume, None, None),
+            ("share", volume / self.volume, self.volume, *stats.wilson_interval(volume, self.volume)),
+            ("error_rate", failed / volume, volume, *stats.wilson_interval(failed, volume)),
+        ]
+        latency = columns["latency"]
+        values = np.sort(latency[mask & ~np.isnan(latency)])
+        for metric, q in _PERCENTILES:
+            value = float(stats.quantile(values, q)) if values.size else None
+            out.append((metric, value, int(values.size), *stats.quantile_ci(values, q)))
+        for name, polarity in feedback.items():
+            counted = mask & (polarity >= 0)
+            n = int(counted.sum())
+            if n:
+                positive = int((polarity[counted] == 1).sum())
+                out.append((f"feedback.{name}.positive_rate", positive / n, n, *stats.wilson_interval(positive, n)))
+        if scores is not None and scores.num_rows:
+            # The app-level estimators (weights, de-duplication, CIs) over the segment's scored traces.
+            rows = _scorer_rows(scores.drop_columns([d.dim.name for d in self.dims]))
+            out += [
+                (r.metric, r.value, r.n, r.ci_low, r.ci_high)
+                for r in rows
+                if r.metric.startswith("scorer.") and r.metric.endswith(_SCORER_METRICS)
+            ]
+        return out
+
+    def table(self, scores: pa.Table, *, interval_start: datetime, interval_end: datetime) -> pa.Table:
+        """The interval's segment metrics table (``segments_schema``), sorted by (dimension, segment, metric)."""
+        import math
+
+        import pyarrow as pa
+
+        from genai_flywheel.metrics.intervals import to_utc
+        from genai_flywheel.metrics.segment_schema import segments_schema
+
+        rows = self.rows(scores)
+        schema = segments_schema()
+        start, end = to_utc(interval_start), to_utc(interval_end)
+
+        def finite(x: Any) -> float | None:
+            return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+        for row in rows:
+            row.update(app=self.app, interval_start=start, interval_end=end)
+            for key in ("value", "ci_low", "ci_high"):
+                row[key] = finite(row[key])
+        table = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+        return table.sort_by([("dimension", "ascending"), ("segment", "ascending"), ("metric", "ascending")])
+
+    def dimension_volumes(self) -> dict[str, dict[str, int]]:
+        """Per dimension: traces per segment key of the interval, pooled as in :meth:`segment_codes`."""
+        import numpy as np
+
+        out = {}
+        for state in self.dims:
+            mapping, keys = self.segment_codes(state)
+            seg = self._traces_by_segment(state, mapping)
+            counts = np.bincount(seg, minlength=len(keys)) if seg.size else np.zeros(len(keys), dtype=np.int64)
+            out[state.dim.name] = {key: int(counts[i]) for i, key in enumerate(keys)}
+        return out
+
+
+#: Questions without a cluster kept to count the new patterns among them (the first ones of the interval).
+MAX_NEW_QUESTIONS = 20_000
