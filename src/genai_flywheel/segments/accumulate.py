@@ -117,8 +117,8 @@ class SegmentAccumulator:
         import pyarrow.compute as pc
 
         from genai_flywheel.metrics.aggregate import latest_feedback
-        from genai_flywheel.segments.dimensions import dimension_keys
         from genai_flywheel.metrics.segment_schema import NEW
+        from genai_flywheel.segments.dimensions import dimension_keys
 
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         if table.num_rows == 0:

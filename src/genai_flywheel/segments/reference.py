@@ -174,8 +174,8 @@ def learn_profile(
 
     from genai_flywheel.curation.clusters import cluster_signatures
     from genai_flywheel.curation.text import query_terms
-    from genai_flywheel.segments.dimensions import dimension_keys
     from genai_flywheel.metrics.segment_schema import MISSING
+    from genai_flywheel.segments.dimensions import dimension_keys
 
     spec = segments.clusters
     plain = [d for d in segments.dimensions if d.source != "query_cluster"]
