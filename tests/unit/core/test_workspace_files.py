@@ -114,3 +114,22 @@ def test_rebatch_cuts_a_stream_into_equal_tables_however_it_was_batched() -> Non
     assert list(rebatch([], 4, SCHEMA)) == []
     with pytest.raises(ValueError, match="rows must be >= 1"):
         list(rebatch(parts, 0, SCHEMA))
+
+
+def test_streaming_a_file_holds_a_row_group_not_the_file(tmp_path: Path) -> None:
+    import os
+
+    def peak(row_groups: int) -> int:
+        path = tmp_path / f"rg{row_groups}.parquet"
+        noise = pa.schema([("blob", pa.binary())])
+        with ParquetPartWriter(path, noise, row_group_rows=1_000) as w:
+            for _ in range(row_groups):  # incompressible: the file is as large as its rows
+                w.write(pa.table({"blob": [os.urandom(1_000) for _ in range(1_000)]}, schema=noise))
+        top = 0
+        for _ in iter_parquet_batches([path], batch_rows=500):
+            top = max(top, pa.total_allocated_bytes())
+        return top
+
+    small, large = peak(2), peak(40)
+    # Pre-buffering fetches every row group of the file before the first batch: 40 MB here.
+    assert large < small + 5_000_000, (small, large)
