@@ -199,7 +199,6 @@ def score_shard(
     A score already written back to a trace in an earlier run (same deterministic assessment id) is
     reused, not recomputed: re-runs give identical results and do not pay for a judge twice.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     from genai_flywheel.quality.contract import validate_trace_content
@@ -208,13 +207,12 @@ def score_shard(
     from genai_flywheel.traces.fetch import content_quarantine_schema, fetch_sampled
     from genai_flywheel.traces.sampling import sample_schema
     from genai_flywheel.traces.schema import FETCHED_SCHEMA, SCORE_SCHEMA
-    from genai_flywheel.workspace import ParquetPartWriter, iter_parquet_batches
+    from genai_flywheel.workspace import ParquetPartWriter, iter_parquet_batches, rebatch
 
     _, app, ws = _context(app_name, start, end, config)
     _exists(ws, "sample.parquet", "sample")
-    # Only this shard's rows are kept: the sample of the whole window is never held.
-    mine = [b.filter(pc.equal(b.column("shard"), shard)) for b in iter_parquet_batches([ws.path("sample.parquet")])]
-    rows = pa.Table.from_batches(mine, schema=sample_schema())
+    # This shard's rows, streamed: neither the window's sample nor the shard's is ever held.
+    mine = (b.filter(pc.equal(b.column("shard"), shard)) for b in iter_parquet_batches([ws.path("sample.parquet")]))
     specs = {s.name: s for s in app.scorers}
     loaded = load_scorers(app, judge)
     # The per-run judge budget is split evenly over the shards, which run in parallel.
@@ -226,7 +224,8 @@ def score_shard(
         ParquetPartWriter(ws.shard_path(shard, "fetched"), FETCHED_SCHEMA) as fetched,
         ParquetPartWriter(ws.shard_path(shard, "quarantine"), content_quarantine_schema()) as quarantine,
     ):
-        batches = fetch_sampled(app.mlflow.tracking_uri, rows, app=app.name, batch=app.extract.fetch_batch)
+        chunks = rebatch(mine, app.extract.fetch_batch, sample_schema())
+        batches = fetch_sampled(app.mlflow.tracking_uri, chunks, app=app.name, batch=app.extract.fetch_batch)
         for batch in batches:
             quarantine.write(batch.unreadable)
             content = validate_trace_content(batch.rows)
@@ -248,7 +247,8 @@ def score_shard(
 
 
 def _scores(ws: IntervalWorkspace, columns: list[str] | None = None) -> pa.Table:
-    """Every score row of the interval (only ``columns`` when given), sorted by (trace_id, scorer)."""
+    """Every score row of the interval (only ``columns`` when given), shard file after shard file (the
+    aggregate orders them itself; a sorted copy here would double the table's memory)."""
     import pyarrow as pa
 
     from genai_flywheel.traces.schema import SCORE_SCHEMA
@@ -257,8 +257,7 @@ def _scores(ws: IntervalWorkspace, columns: list[str] | None = None) -> pa.Table
     files = ws.parts("scores")
     if not files:
         return schema.empty_table()
-    table = pa.concat_tables([_read(f, "score", columns).cast(schema) for f in files])
-    return table.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
+    return pa.concat_tables([_read(f, "score", columns).cast(schema) for f in files])
 
 
 def write_back(

@@ -509,41 +509,48 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
     if scores.num_rows == 0:
         return [_Row("sampled", 0.0, 0)]
     # One row per (trace, scorer): a retried shard may have written a trace twice. Sorting puts scored rows
-    # before error rows, then the lowest assessment id, and the first row of each key is kept.
-    scores = scores.append_column("_errored", pc.is_valid(scores.column("error"))).sort_by(
-        [
+    # before error rows, then the lowest assessment id, and the first row of each key is kept. Only the sort
+    # order is computed (8 bytes a row), never a sorted copy of the score table; each column is read through
+    # it as a NumPy array or as integer codes, not as Python strings: a million score rows stay a few MB.
+    errored_column = pc.is_valid(scores.column("error"))
+    order = pc.sort_indices(
+        scores.append_column("_errored", errored_column),
+        sort_keys=[
             ("trace_id", "ascending"),
             ("scorer", "ascending"),
             ("_errored", "ascending"),
             ("assessment_id", "ascending"),
-        ]
-    )
-    # Arrow columns and integer codes, not Python strings: a million score rows stay a few MB.
-    trace_ids = scores.column("trace_id").combine_chunks()
+        ],
+    ).to_numpy()
+
+    def in_order(values: Any, dtype: Any = float) -> np.ndarray:
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=dtype)[order]
+
+    traces = pc.dictionary_encode(scores.column("trace_id").combine_chunks())
     encoded = pc.dictionary_encode(scores.column("scorer").combine_chunks())
     scorer_names = encoded.dictionary.to_pylist()
-    scorer_codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    trace_codes, scorer_codes = in_order(traces.indices, np.int64), in_order(encoded.indices, np.int64)
     n_rows = scores.num_rows
     first = np.ones(n_rows, dtype=bool)
     if n_rows > 1:
-        same_trace = pc.equal(trace_ids.slice(1), trace_ids.slice(0, n_rows - 1)).to_numpy(zero_copy_only=False)
-        first[1:] = ~same_trace | (scorer_codes[1:] != scorer_codes[:-1])
+        first[1:] = (trace_codes[1:] != trace_codes[:-1]) | (scorer_codes[1:] != scorer_codes[:-1])
     if not first.all():
         log.warning("score table holds %d duplicate (trace, scorer) row(s); counted once", int((~first).sum()))
-    errored = np.asarray(scores.column("_errored").to_numpy(), dtype=bool)
-    numeric = np.asarray(pc.cast(scores.column("numeric"), pa.float64()).to_numpy(), dtype=float)
-    passed = np.asarray(pc.cast(scores.column("passed"), pa.float64()).to_numpy(), dtype=float)
-    weight = np.asarray(pc.fill_null(pc.cast(scores.column("weight"), pa.float64()), 1.0).to_numpy(), dtype=float)
+
+    errored = in_order(errored_column, bool)
+    numeric = in_order(pc.cast(scores.column("numeric"), pa.float64()))
+    passed = in_order(pc.cast(scores.column("passed"), pa.float64()))
+    weight = in_order(pc.fill_null(pc.cast(scores.column("weight"), pa.float64()), 1.0))
     # A null weight means the rows did not go through the sample stage: each counts once.
     bad = first & ~errored & ~(np.isfinite(weight) & (weight > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataContractError(
-            f"scorer {scorer_names[scorer_codes[i]]!r}, trace {trace_ids[i].as_py()!r}: inclusion weight "
-            f"{float(weight[i])!r} is not "
+            f"scorer {scorer_names[scorer_codes[i]]!r}, trace {traces.dictionary[int(trace_codes[i])].as_py()!r}: "
+            f"inclusion weight {float(weight[i])!r} is not "
             "a positive number; the sample stage must set weight = 1 / sample_rate with 0 < rate <= 1"
         )
-    sampled = pc.count_distinct(pc.filter(trace_ids, pa.array(first))).as_py()
+    sampled = len(np.unique(trace_codes[first]))
     rows = [_Row("sampled", float(sampled), sampled)]
     for code, scorer in sorted(enumerate(scorer_names), key=lambda item: item[1]):
         mine = first & (scorer_codes == code)
@@ -562,22 +569,23 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
             rows.append(_Row(f"scorer.{scorer}.pass_rate", None, 0))
         rows.append(_Row(f"scorer.{scorer}.n", float(scored.sum()), int(scored.sum())))
         rows.append(_Row(f"scorer.{scorer}.errors", float((mine & errored).sum()), int(mine.sum())))
-    rows.extend(_judge_rows(scores, first, errored))
+    rows.extend(_judge_rows(scores, order, first, errored))
     return rows
 
 
-def _judge_rows(scores: pa.Table, first: Any, errored: Any) -> list[_Row]:
+def _judge_rows(scores: pa.Table, order: Any, first: Any, errored: Any) -> list[_Row]:
     """``judge.error_rate`` over the judge calls made (a judge outage is alertable with its CI) and
-    ``judge.skipped_budget``, the judge calls the per-run budget did not allow."""
+    ``judge.skipped_budget``, the judge calls the per-run budget did not allow. ``order`` is the sort order
+    of the score rows that ``first`` and ``errored`` are in."""
     import numpy as np
     import pyarrow.compute as pc
 
     is_judge = pc.fill_null(pc.equal(scores.column("source_type"), "LLM_JUDGE"), False)
-    judge = first & np.asarray(is_judge.to_numpy(zero_copy_only=False), dtype=bool)
+    judge = first & np.asarray(is_judge.to_numpy(zero_copy_only=False), dtype=bool)[order]
     if not judge.any():
         return []
     budget_skip = pc.fill_null(pc.starts_with(scores.column("error"), BUDGET_SKIP_PREFIX), False)
-    skipped = judge & np.asarray(budget_skip.to_numpy(zero_copy_only=False), dtype=bool)
+    skipped = judge & np.asarray(budget_skip.to_numpy(zero_copy_only=False), dtype=bool)[order]
     attempted = judge & ~skipped
     failed = int((attempted & errored).sum())
     n = int(attempted.sum())

@@ -210,20 +210,39 @@ def extract_infos(
 
     if end_ms <= start_ms:
         raise ValueError(f"empty window: start_ms={start_ms} must be before end_ms={end_ms}")
-    seen: set[str] = set()
+    written = 0
     page: list[dict[str, Any]] = []
-    for trace in iter_window_traces(
-        tracking_uri, experiment_id, start_ms, end_ms, include_spans=False, page_size=page_size
+    for info in distinct_infos(
+        iter_window_traces(tracking_uri, experiment_id, start_ms, end_ms, include_spans=False, page_size=page_size)
     ):
-        if trace.info.trace_id in seen:  # OFFSET paging over a window a late trace was written into
-            continue
-        seen.add(trace.info.trace_id)
-        page.append(info_to_row(trace.info, app=app))
+        page.append(info_to_row(info, app=app))
+        written += 1
         if len(page) >= page_size:
             writer.write(pa.Table.from_pylist(page, schema=INFO_SCHEMA))
             page = []
     writer.write(pa.Table.from_pylist(page, schema=INFO_SCHEMA))
-    return len(seen)
+    return written
+
+
+def distinct_infos(traces: Iterable[Trace]) -> Iterator[TraceInfo]:
+    """The infos of ``traces`` (in (timestamp_ms, request_id) order, as :func:`iter_window_traces` yields
+    them), each trace id once.
+
+    A trace can only come back at the millisecond being read: OFFSET paging within one millisecond that a late
+    trace was written into repeats a row of that millisecond, and keyset paging never goes back in time. So
+    only the ids of the current millisecond are kept, never the window's: memory does not grow with the window.
+    """
+    current: int | None = None
+    seen_now: set[str] = set()
+    for trace in traces:
+        info = trace.info
+        stamp = int(info.request_time)
+        if stamp != current:
+            current, seen_now = stamp, set()
+        elif info.trace_id in seen_now:
+            continue
+        seen_now.add(info.trace_id)
+        yield info
 
 
 def fetch_traces(tracking_uri: str, trace_ids: list[str]) -> dict[str, Trace]:

@@ -10,7 +10,7 @@ is not dropped: it comes back among the ``unreadable`` rows, with its reason, fo
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,30 +49,43 @@ class FetchedBatch:
     unreadable: pa.Table  # content_quarantine_schema(), in the sample's order
 
 
-def fetch_sampled(tracking_uri: str, sampled: pa.Table, *, app: str, batch: int) -> Iterator[FetchedBatch]:
+def fetch_sampled(
+    tracking_uri: str, sampled: pa.Table | Iterable[pa.Table], *, app: str, batch: int
+) -> Iterator[FetchedBatch]:
     """The sampled rows (pass-one infos + sample columns) read in full, ``batch`` traces per MLflow call.
 
-    Memory holds one batch of traces. The order of ``sampled`` is kept, so a re-run gives the same rows.
+    ``sampled`` is a table or a stream of tables (each cut into calls of ``batch`` rows: a stream of
+    ``batch``-row tables, as :func:`genai_flywheel.workspace.rebatch` gives, makes the same calls as the
+    whole table). Memory holds one batch of traces. The order of ``sampled`` is kept, so a re-run gives the
+    same rows.
     """
     import pyarrow as pa
 
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch!r}")
+    tables = [sampled] if isinstance(sampled, pa.Table) else sampled
+    for table in tables:
+        for offset in range(0, table.num_rows, batch):
+            yield _fetch_batch(tracking_uri, table.slice(offset, batch), app)
+
+
+def _fetch_batch(tracking_uri: str, chunk: pa.Table, app: str) -> FetchedBatch:
+    """One MLflow call: ``chunk``'s traces read in full, and those it could not return."""
+    import pyarrow as pa
+
     sample_names = [f.name for f in SAMPLE_FIELDS]
-    for offset in range(0, sampled.num_rows, batch):
-        chunk = sampled.slice(offset, batch)
-        ids = chunk.column("trace_id").to_pylist()
-        traces = fetch_traces(tracking_uri, ids)
-        full: list[dict[str, Any]] = []
-        unreadable: list[dict[str, Any]] = []
-        for info_row in chunk.to_pylist():
-            trace = traces.get(info_row["trace_id"])
-            extra = {name: info_row[name] for name in sample_names}
-            if trace is None or not (trace.data and trace.data.spans):
-                unreadable.append({**info_row, "reasons": [UNREADABLE_REASON]})
-            else:
-                full.append({**trace_to_row(trace, app=app), **extra})
-        yield FetchedBatch(
-            rows=pa.Table.from_pylist(full, schema=sampled_trace_schema()),
-            unreadable=pa.Table.from_pylist(unreadable, schema=content_quarantine_schema()),
-        )
+    ids = chunk.column("trace_id").to_pylist()
+    traces = fetch_traces(tracking_uri, ids)
+    full: list[dict[str, Any]] = []
+    unreadable: list[dict[str, Any]] = []
+    for info_row in chunk.to_pylist():
+        trace = traces.get(info_row["trace_id"])
+        extra = {name: info_row[name] for name in sample_names}
+        if trace is None or not (trace.data and trace.data.spans):
+            unreadable.append({**info_row, "reasons": [UNREADABLE_REASON]})
+        else:
+            full.append({**trace_to_row(trace, app=app), **extra})
+    return FetchedBatch(
+        rows=pa.Table.from_pylist(full, schema=sampled_trace_schema()),
+        unreadable=pa.Table.from_pylist(unreadable, schema=content_quarantine_schema()),
+    )

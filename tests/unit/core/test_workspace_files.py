@@ -14,6 +14,7 @@ from genai_flywheel.workspace import (
     iter_parquet_batches,
     read_parquet,
     read_stage_parquet,
+    rebatch,
     slice_bounds,
 )
 
@@ -88,3 +89,47 @@ def test_a_missing_stage_file_names_the_stage_to_run(tmp_path: Path) -> None:
         read_stage_parquet(tmp_path / "valid.parquet", "validate")
     atomic_write_parquet(_rows(0, 4), tmp_path / "valid.parquet")
     assert read_stage_parquet(tmp_path / "valid.parquet", "validate", ["value"]).column_names == ["value"]
+
+
+def test_stage_files_hold_and_stream_at_most_10000_rows_at_a_time(tmp_path: Path) -> None:
+    # A writer buffers a row group as Arrow and a reader decodes a batch: both must stay below what a
+    # window of ten thousand traces holds whole, so a task's memory is the same at a million traces.
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "big.parquet"
+    with ParquetPartWriter(path, SCHEMA) as w:
+        for start in range(0, 25_000, 5_000):
+            w.write(_rows(start, 5_000))
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10_000, 10_000, 5_000]
+    assert [b.num_rows for b in iter_parquet_batches([path])] == [10_000, 10_000, 5_000]
+
+
+def test_rebatch_cuts_a_stream_into_equal_tables_however_it_was_batched() -> None:
+    parts = [_rows(0, 3), _rows(3, 0), _rows(3, 8).to_batches()[0], _rows(11, 1), _rows(12, 9)]
+    out = list(rebatch(parts, 4, SCHEMA))
+    assert [t.num_rows for t in out] == [4, 4, 4, 4, 4, 1]
+    assert pa.concat_tables(out).equals(_rows(0, 21))
+    assert all(t.column("trace_id").num_chunks == 1 for t in out)
+    assert list(rebatch([], 4, SCHEMA)) == []
+    with pytest.raises(ValueError, match="rows must be >= 1"):
+        list(rebatch(parts, 0, SCHEMA))
+
+
+def test_streaming_a_file_holds_a_row_group_not_the_file(tmp_path: Path) -> None:
+    import os
+
+    def peak(row_groups: int) -> int:
+        path = tmp_path / f"rg{row_groups}.parquet"
+        noise = pa.schema([("blob", pa.binary())])
+        with ParquetPartWriter(path, noise, row_group_rows=1_000) as w:
+            for _ in range(row_groups):  # incompressible: the file is as large as its rows
+                w.write(pa.table({"blob": [os.urandom(1_000) for _ in range(1_000)]}, schema=noise))
+        top = 0
+        for _ in iter_parquet_batches([path], batch_rows=500):
+            top = max(top, pa.total_allocated_bytes())
+        return top
+
+    small, large = peak(2), peak(40)
+    # Pre-buffering fetches every row group of the file before the first batch: 40 MB here.
+    assert large < small + 5_000_000, (small, large)
