@@ -281,11 +281,16 @@ def _review_lines(data_root: Path, app: Application, loop: dict[str, Any]) -> li
         low, high = row["ci_low"], row["ci_high"]
         ci = f"95% CI {low:.2f}..{high:.2f}, " if low is not None and high is not None else ""
         lines.append(f"  {metric:<42} {row['value']:.2f} ({ci}n={row['n']})")
-    relevance = shown.get("calibration.relevance.agreement_rolling")
+    if shown:
+        lines.append(
+            "  (without suffix: the weighted random calibration sample, i.e. the traffic; _flagged: the traces the "
+            "curation rules sent, unweighted)"
+        )
+    relevance = shown.get("calibration.relevance.agreement_flagged_rolling")
     if relevance is not None and relevance["value"] < 0.8:
         lines.append(
             "  the heuristic relevance scorer finds the Smart Sync wrong answers relevant (they are on topic), the "
-            "reviewers call them incorrect: its agreement with people is low on this incident"
+            "reviewers call them incorrect: its agreement with people is low on the flagged traces of this incident"
         )
     return lines
 
