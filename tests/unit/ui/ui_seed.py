@@ -4,8 +4,8 @@ Twelve hourly intervals of ``support-assistant`` (the app of the repo's flywheel
 used as they are): the error rate spikes in intervals 3-4 (``error_rate`` fires, then resolves) and latency
 p95 jumps from interval 8 on (``latency_p95`` fires and is still firing at the end). The last three
 intervals have score shards with judge calls skipped by the budget. One curated dataset with two versions
-and one development evaluation whose gate failed, and the review DAG's judge calibration, complete it. A second application, ``billing-bot``, has
-no data at all (the empty state).
+and one development evaluation whose gate failed, and the review DAG's judge calibration, complete it. A
+second application, ``billing-bot``, has no data at all (the empty state).
 """
 
 from __future__ import annotations
