@@ -251,7 +251,7 @@ def run_review(stack: Stack, app: Application, data_root: Path, truth: dict[str,
 
 def _trace_urls(stack: Stack, app: Application) -> dict[str, Any]:
     """The report's links from a trace id (the judge calibration's disagreeing traces) to the MLflow UI."""
-    from genai_flywheel.review.report import mlflow_trace_url
+    from genai_flywheel.report.calibration import mlflow_trace_url
     from genai_flywheel.traces.extract import get_experiment_id
 
     experiment_id = get_experiment_id(stack.mlflow_uri, app.mlflow.experiment)

@@ -198,7 +198,7 @@ class _AppSection:
     def calibration(self) -> dict[str, Any]:
         """The judge-calibration panel (macro ``calibration``): the newest review interval's statistics and
         the disagreeing traces, linked to the MLflow UI when the experiment id is known."""
-        from genai_flywheel.review.report import calibration_panel, mlflow_trace_url
+        from genai_flywheel.report.calibration import calibration_panel, mlflow_trace_url
 
         m = self.mlflow
         trace_url = mlflow_trace_url(m.ui, m.experiment_id) if m.ui and m.experiment_id else None

@@ -28,6 +28,7 @@ from typing import Any
 from markupsafe import Markup
 
 from genai_flywheel.exceptions import ConfigError
+from genai_flywheel.report.calibration import TraceUrl, calibration_panel
 from genai_flywheel.report.charts import CHART_CSS, PALETTE, Interval, format_time, format_value, interval_plot_svg
 from genai_flywheel.report.data import Annotation, AppData, alert_counts, load_app, summary_of
 from genai_flywheel.report.fragments import (
@@ -42,7 +43,6 @@ from genai_flywheel.report.fragments import (
 )
 from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
-from genai_flywheel.review.report import TraceUrl, calibration_panel
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ def render_report(
     ``notes`` are sentences added to the header (escaped). ``links`` maps a label to a URL (e.g. the MLflow
     and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
     clock, so the same inputs give the same bytes. ``trace_urls`` maps an application name to a function
-    giving a trace's MLflow UI address (:func:`genai_flywheel.review.report.mlflow_trace_url`): the judge
+    giving a trace's MLflow UI address (:func:`genai_flywheel.report.calibration.mlflow_trace_url`): the judge
     calibration's disagreeing traces link there (plain trace ids without it). The file is written atomically.
     """
     from genai_flywheel.workspace import atomic_write_text

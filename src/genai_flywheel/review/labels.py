@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.curation.assessments import HUMAN, to_number
 from genai_flywheel.review.backend import COMPLETE
-from genai_flywheel.review.queue import CALIBRATION
+from genai_flywheel.review.queue import CALIBRATION, QUEUE_FILE
 from genai_flywheel.review.schemas import mlflow_queue_name
 
 if TYPE_CHECKING:
@@ -111,7 +111,6 @@ def queue_origins(data_root: Path | str, app: str) -> dict[tuple[str, str], Orig
     """(MLflow queue, trace id) -> :class:`Origin`, from the plans (``review_queue.json``) of ``app``'s
     curation runs. A trace is queued once per queue, so plans do not overlap; should two name the same
     item, the first plan in folder-name order wins (deterministic)."""
-    from genai_flywheel.review.stages import QUEUE_FILE
     from genai_flywheel.workspace import read_stage_json
 
     out: dict[tuple[str, str], Origin] = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import ConfigError
-from genai_flywheel.review.queue import enqueue
+from genai_flywheel.review.queue import QUEUE_FILE, enqueue
 from genai_flywheel.review.schemas import ensure_schemas
 from genai_flywheel.workspace import atomic_write_json, read_stage_json, read_stage_parquet
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_FILE = "review_queue.json"
 DISAGREEMENTS_FILE = "disagreements.json"
 REVIEW_ROOT = "review"  # under the data root: labels/, metrics/ (a MetricsStore), alerts/
 

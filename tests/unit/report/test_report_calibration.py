@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from genai_flywheel.report import render_report
-from genai_flywheel.review.report import calibration_rows, mlflow_trace_url
+from genai_flywheel.report.calibration import calibration_rows, mlflow_trace_url
 from tests.unit.report.report_helpers import APP, table_rows, write_calibration, write_report_store
 
 TRACE_URL = "http://mlflow:5000/#/experiments/7/traces?selectedEvaluationId="

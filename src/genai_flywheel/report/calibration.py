@@ -1,4 +1,4 @@
-"""The calibration panel of the report and of the GenAI Quality page: what it shows, from loaded data.
+"""The judge-calibration panel of the report and of the GenAI Quality page: what it shows, from loaded data.
 
 Both read the ``calibration.*`` metrics and the disagreeing traces with the report's loaders
 (:func:`genai_flywheel.report.data.load_calibration`) and lay the panel out with the shared macro
