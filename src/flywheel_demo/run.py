@@ -249,13 +249,13 @@ def run_review(stack: Stack, app: Application, data_root: Path, truth: dict[str,
     return {"reviewed": reviewed, "review": runs}
 
 
-def _calibration_section(stack: Stack, app: Application, data_root: Path) -> Any:
-    """The report's judge-calibration section, its disagreeing traces linked to the MLflow UI."""
-    from genai_flywheel.review.report import calibration_section, mlflow_trace_url
+def _trace_urls(stack: Stack, app: Application) -> dict[str, Any]:
+    """The report's links from a trace id (the judge calibration's disagreeing traces) to the MLflow UI."""
+    from genai_flywheel.report.calibration import mlflow_trace_url
     from genai_flywheel.traces.extract import get_experiment_id
 
     experiment_id = get_experiment_id(stack.mlflow_uri, app.mlflow.experiment)
-    return calibration_section(data_root, mlflow_trace_url(stack.mlflow_uri, experiment_id))
+    return {app.name: mlflow_trace_url(stack.mlflow_uri, experiment_id)}
 
 
 def _review_lines(data_root: Path, app: Application, loop: dict[str, Any]) -> list[str]:
@@ -281,11 +281,16 @@ def _review_lines(data_root: Path, app: Application, loop: dict[str, Any]) -> li
         low, high = row["ci_low"], row["ci_high"]
         ci = f"95% CI {low:.2f}..{high:.2f}, " if low is not None and high is not None else ""
         lines.append(f"  {metric:<42} {row['value']:.2f} ({ci}n={row['n']})")
-    relevance = shown.get("calibration.relevance.agreement_rolling")
+    if shown:
+        lines.append(
+            "  (without suffix: the weighted random calibration sample, i.e. the traffic; _flagged: the traces the "
+            "curation rules sent, unweighted)"
+        )
+    relevance = shown.get("calibration.relevance.agreement_flagged_rolling")
     if relevance is not None and relevance["value"] < 0.8:
         lines.append(
             "  the heuristic relevance scorer finds the Smart Sync wrong answers relevant (they are on topic), the "
-            "reviewers call them incorrect: its agreement with people is low on this incident"
+            "reviewers call them incorrect: its agreement with people is low on the flagged traces of this incident"
         )
     return lines
 
@@ -328,12 +333,12 @@ def summarize(stack: Stack, cfg: Any, truth: dict[str, Any], n_intervals: int, f
     data = load_app(data_root, app.name)
     s = summary_of(data)
     extras = report_extras(truth, [app.name])
-    extras["extra_sections"] = [*extras.get("extra_sections", ()), _calibration_section(stack, app, data_root)]
     report = render_report(
         data_root,
         [app.name],
         data_root / "report.html",
         links={"MLflow UI": stack.mlflow_uri, "Airflow UI": stack.airflow_url},
+        trace_urls=_trace_urls(stack, app),
         **extras,
     )
     user, password = stack.login()

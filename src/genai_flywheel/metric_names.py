@@ -15,7 +15,7 @@ _PERCENTILE = r"(p50|p90|p95|p99)"
 _ESTIMATE = re.compile(
     rf"^(error_rate(\..+)?|latency_({_PERCENTILE[1:-1]}|mean)_ms|span\..+\.latency_{_PERCENTILE}_ms"
     r"|tokens_per_trace|feedback\..+\.positive_rate|scorer\..+\.(mean|pass_rate)"
-    r"|calibration\.[^.]+\.(agreement|kappa|correlation)(_rolling)?)$"
+    r"|calibration\.[^.]+\.(agreement|kappa|correlation)(_flagged)?(_rolling)?)$"
 )
 
 _FAMILIES = re.compile(
@@ -24,7 +24,8 @@ _FAMILIES = re.compile(
     r"|cost_unpriced_traces|feedback\.[^.]+\.positive_rate|judge\.(error_rate|skipped_budget)"
     r"|scorer\.(?P<scorer>[^.]+)\.(mean|pass_rate|n|errors)"
     # The review DAG's judge calibration (genai_flywheel.review.calibration), beside the monitor's metrics.
-    r"|calibration\.labels(_rolling)?|calibration\.(?P<calibrated>[^.]+)\.(agreement|kappa|correlation)(_rolling)?"
+    r"|calibration\.(sample_)?labels(_rolling)?"
+    r"|calibration\.(?P<calibrated>[^.]+)\.(agreement|kappa|correlation)(_flagged)?(_rolling)?"
     # Drift of the traffic's mix and of the scores against the reference window (genai_flywheel.segments.drift).
     r"|drift\.scorer\.(?P<drifted>[^.]+)\.psi|drift\.(?P<dimension>[^.]+)\.(psi|new_share|new_clusters))$"
 )

@@ -3,6 +3,7 @@ a reviewer's answers read back as HUMAN assessments."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -130,6 +131,11 @@ def test_collect_reads_reviews_back_and_stores_calibration(store, tmp_path) -> N
             if verdict == "incorrect":
                 mlflow.log_expectation(trace_id=trace_id, name="corrected_answer", value="right", source=human)
             rq.set_review_queue_item_status(queue_id, item_id=trace_id, status="complete", completed_by="alice")
+    # The curation run's plan: the three items are the calibration sample (weight 1 each).
+    plan = tmp_path / "curation" / "app=demo" / "run1" / "review_queue.json"
+    plan.parent.mkdir(parents=True)
+    items = [{"queue": "demo.wrong-answers", "trace_id": t, "source": "calibration", "weight": 1.0} for t in trace_ids]
+    plan.write_text(json.dumps({"queues": [], "added": 3, "items": items}))
     now = datetime.now(UTC).replace(microsecond=0)
     out = collect_stage(
         app,

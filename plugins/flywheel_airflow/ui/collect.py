@@ -11,7 +11,9 @@ Sources, all read-only and all optional (a missing one is an empty state, not an
   ``scorer.<name>.errors``, which mixes every reason);
 * ``datasets/<name>/v<N>/manifest.json``: the newest committed version of each curated dataset of the app;
 * ``evaluations/app=<app>/<run>/summary.json`` (+ ``gate.json``, ``eval_run.json``): development
-  evaluations, newest first by the time their summary was written.
+  evaluations, newest first by the time their summary was written;
+* ``review/metrics/app=<app>/...`` (the review DAG's ``calibration.*`` metrics, its newest interval only)
+  and the newest ``review/app=<app>/<run>/disagreements.json``: the judge calibration.
 
 A file that cannot be read is reported in ``problems`` (shown on the page) and its section is left out;
 the rest of the page still renders. Metric partitions, the event log, dataset manifests and evaluation
@@ -33,6 +35,7 @@ from genai_flywheel.metrics.intervals import interval_label, iso
 from genai_flywheel.report.charts import Point
 from genai_flywheel.report.data import (
     finite,
+    load_calibration,
     load_datasets,
     load_events,
     load_metrics,
@@ -91,6 +94,8 @@ class AppView:
     datasets: tuple[dict[str, Any], ...]
     evaluations: tuple[dict[str, Any], ...]
     problems: tuple[str, ...] = field(default=())
+    calibration: dict[str, tuple[Point, ...]] = field(default_factory=dict)  # the newest review interval's
+    disagreements: tuple[dict[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
@@ -277,6 +282,18 @@ def recent_evaluations(
     return runs
 
 
+def read_calibration(
+    data_root: Path, app: str, problems: list[str]
+) -> tuple[dict[str, tuple[Point, ...]], tuple[dict[str, Any], ...]]:
+    """The ``calibration.*`` metrics of the newest review interval and the newest disagreeing traces."""
+    from genai_flywheel.review.stages import calibration_store_root
+
+    _, newest = window_starts(calibration_store_root(data_root), app, 1)
+    if not newest:
+        return {}, ()
+    return load_calibration(data_root, app, problems, start=newest[0])
+
+
 def load_view(data_root: Path, app: Application, intervals: int = DEFAULT_INTERVALS) -> AppView:
     """Read everything the page shows about ``app``; unreadable files land in ``problems``."""
     from genai_flywheel.alerts import AlertStore
@@ -298,6 +315,11 @@ def load_view(data_root: Path, app: Application, intervals: int = DEFAULT_INTERV
     except StoreError as err:
         problems.append(str(err))
         statuses = {}
+    try:
+        calibration, disagreements = read_calibration(data_root, app.name, problems)
+    except StoreError as err:
+        problems.append(str(err))
+        calibration, disagreements = {}, ()
     return AppView(
         app=app,
         total_intervals=total,
@@ -310,6 +332,8 @@ def load_view(data_root: Path, app: Application, intervals: int = DEFAULT_INTERV
         datasets=tuple(latest_datasets(data_root, app.name, problems)),
         evaluations=tuple(recent_evaluations(data_root, app.name, problems)),
         problems=tuple(problems),
+        calibration=calibration,
+        disagreements=disagreements,
     )
 
 

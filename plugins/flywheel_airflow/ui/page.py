@@ -195,6 +195,15 @@ class _AppSection:
         """A budget row's skipped judge calls per scorer: ``relevance_to_query: 3``; ``none``."""
         return ", ".join(f"{k}: {n}" for k, n in sorted(row.by_scorer.items())) or "none"
 
+    def calibration(self) -> dict[str, Any]:
+        """The judge-calibration panel (macro ``calibration``): the newest review interval's statistics and
+        the disagreeing traces, linked to the MLflow UI when the experiment id is known."""
+        from genai_flywheel.report.calibration import calibration_panel, mlflow_trace_url
+
+        m = self.mlflow
+        trace_url = mlflow_trace_url(m.ui, m.experiment_id) if m.ui and m.experiment_id else None
+        return calibration_panel(self.view.calibration, self.view.disagreements, trace_url)
+
     def dataset_cells(self) -> list[list[str]]:
         """The cells of each dataset's newest version (no quarantined count)."""
         return [dataset_cells(d, quarantined=False) for d in self.view.datasets]

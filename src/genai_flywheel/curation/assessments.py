@@ -28,6 +28,7 @@ class Assessment:
     source_type: str | None
     rationale: str | None
     create_time_ms: int
+    assessment_id: str | None = None  # MLflow's id (lineage of a value copied into a record or an example)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def parse_assessments(cell: list[dict[str, Any]] | None) -> TraceAssessments:
             source_type=(raw.get("source_type") or None),
             rationale=raw.get("rationale") or None,
             create_time_ms=int(raw.get("create_time_ms") or 0),
+            assessment_id=raw.get("assessment_id") or None,
         )
         (expectations if kind == "expectation" else feedback)[item.name] = item
     return TraceAssessments(feedback=feedback, expectations=expectations)

@@ -92,7 +92,8 @@ def to_mlflow_record(row: dict[str, Any]) -> dict[str, Any]:
     """An MLflow dataset record (``inputs``, ``outputs``, ``expectations``, ``tags``, ``source``) of a row.
 
     Lineage goes into the record's tags (``flywheel.*``; the source trace list is truncated there, complete
-    in the snapshot) and its source is the primary trace.
+    in the snapshot; ``flywheel.expectation_ids`` / ``flywheel.label_ids`` name the assessments the values
+    came from) and its source is the primary trace.
     """
     tags = {
         f"{TAG_PREFIX}record_id": row["record_id"],
@@ -104,6 +105,9 @@ def to_mlflow_record(row: dict[str, Any]) -> dict[str, Any]:
         f"{TAG_PREFIX}airflow_run_id": row["airflow_run_id"] or "",
         f"{TAG_PREFIX}labels": row["labels"] or "{}",
         f"{TAG_PREFIX}scores": row["scores"] or "{}",
+        # The MLflow assessments the expectations and labels were copied from (a reviewer's answers).
+        f"{TAG_PREFIX}expectation_ids": row.get("expectation_ids") or "{}",
+        f"{TAG_PREFIX}label_ids": row.get("label_ids") or "{}",
     }
     record: dict[str, Any] = {
         "inputs": json.loads(row["inputs"]),

@@ -57,9 +57,10 @@ def check_dataset_name(name: str) -> str:
 
 
 def snapshot_digest(records: pa.Table) -> str:
-    """``sha256:<hex>`` of the records' canonical JSON lines (order-independent, encoding-independent)."""
+    """``sha256:<hex>`` of the records' canonical JSON lines (order-independent, encoding-independent), over
+    the record columns the table has (a snapshot written before a column was added keeps its digest)."""
     digest = hashlib.sha256()
-    for line in canonical_lines(records):
+    for line in canonical_lines(records, [c for c in record_schema().names if c in records.column_names]):
         digest.update(line.encode("utf-8"))
         digest.update(b"\n")
     return "sha256:" + digest.hexdigest()
@@ -105,6 +106,8 @@ def load_dataset_version(
     ``version=None`` loads the newest. The records' digest is checked against the manifest, so a modified
     snapshot fails loudly instead of silently changing an evaluation.
     """
+    import pyarrow as pa
+
     from genai_flywheel.workspace import read_parquet
 
     versions = list_versions(data_root, name)
@@ -120,14 +123,20 @@ def load_dataset_version(
         records = read_parquet(path)
     except (OSError, ValueError) as err:
         raise StoreError(f"cannot read {path}: {err}; the snapshot of version {chosen} is damaged") from err
-    records = records.select(record_schema().names).cast(record_schema())
+    schema = record_schema()
+    present = [c for c in schema.names if c in records.column_names]
+    records = records.select(present).cast(pa.schema([schema.field(c) for c in present]))
     digest = snapshot_digest(records)
     if digest != manifest.get("digest"):
         raise StoreError(
             f"dataset {name!r} v{chosen}: records digest {digest} differs from the manifest's "
             f"{manifest.get('digest')}; the snapshot was modified after it was written"
         )
-    return records, manifest
+    # An older snapshot lacks the columns added since (the assessment-id lineage): they are null there.
+    for column in schema.names:
+        if column not in present:
+            records = records.append_column(schema.field(column), pa.nulls(records.num_rows, schema.field(column).type))
+    return records.select(schema.names), manifest
 
 
 @dataclass(frozen=True)

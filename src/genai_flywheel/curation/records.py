@@ -4,7 +4,11 @@ A record (``RECORD_SCHEMA``) holds the trace's root-span ``inputs`` and producti
 ``expectations`` (the trace's expectation assessments, e.g. a human's ``expected_answer``), human feedback as
 ``labels`` (e.g. ``{"user_feedback": false}``), automated ``scores`` and their ``rationales`` (JSON objects
 ``{scorer: value}``), and lineage: the primary ``source_trace_id`` and its selection ``rule``, every source
-trace and rule of merged duplicates, the app, the Airflow run and the curation interval.
+trace and rule of merged duplicates, the app, the Airflow run and the curation interval, and the MLflow
+assessment ids behind the copied values: ``expectation_ids`` (``{name: assessment_id}`` of each expectation,
+e.g. the reviewer's ``expected_answer``; merged with the expectations) and ``label_ids`` (the same for the
+human feedback in ``labels``, e.g. a reviewer's verdict; following the primary trace like ``labels``). Both
+are null when there is nothing to trace back.
 
 ``record_id`` is a hash of the *normalised* inputs (:func:`genai_flywheel.curation.text.record_id_for`), so
 duplicates share it. JSON columns are written canonically (sorted keys, compact) so equal content gives equal
@@ -31,6 +35,7 @@ _PRIMARY_CONTENT = (
     "status",
     "source_timestamp_ms",
     "labels",
+    "label_ids",
     "scores",
     "rationales",
     "cluster_id",
@@ -65,6 +70,8 @@ def record_schema() -> pa.Schema:
             pa.field("airflow_run_id", pa.string()),
             pa.field("interval_start_ms", pa.int64()),
             pa.field("interval_end_ms", pa.int64()),
+            pa.field("expectation_ids", pa.string()),  # JSON {name: MLflow assessment id} of expectations
+            pa.field("label_ids", pa.string()),  # JSON {name: MLflow assessment id} of labels
         ]
     )
 
@@ -82,6 +89,21 @@ def _json_or_raw(text: str | None) -> tuple[Any, str | None]:
 
 def _object(mapping: dict[str, Any]) -> str:
     return canonical_json(dict(sorted(mapping.items())))
+
+
+def _ids(found: dict[str, Any]) -> str | None:
+    """The ``{name: assessment_id}`` lineage of decoded assessments (null when none has an id)."""
+    ids = {name: a.assessment_id for name, a in found.items() if a.assessment_id}
+    return _object(ids) if ids else None
+
+
+def _overridden(old: str | None, new: str | None, names: Iterable[str]) -> str | None:
+    """The JSON object ``old`` without ``names``, then ``new``'s entries on top (null when empty): the ids of
+    expectations that ``new`` replaces must not outlive them."""
+    dropped = set(names)
+    merged = {k: v for k, v in (decode_value(old) or {}).items() if k not in dropped}
+    merged.update(decode_value(new) or {})
+    return _object(merged) if merged else None
 
 
 def build_records(
@@ -117,7 +139,8 @@ def build_records(
         else:
             record_id = record_id_for({"__unparsed_trace__": trace_id})
         found = parse_assessments(col("assessments")[i])
-        labels = {k: a.value for k, a in found.feedback.items() if a.source_type == HUMAN}
+        human = {k: a for k, a in found.feedback.items() if a.source_type == HUMAN}
+        labels = {k: a.value for k, a in human.items()}
         scores = {k: a.value for k, a in found.feedback.items() if a.source_type != HUMAN}
         rationales = {k: a.rationale for k, a in found.feedback.items() if a.source_type != HUMAN and a.rationale}
         expectations = {k: a.value for k, a in found.expectations.items()}
@@ -143,18 +166,24 @@ def build_records(
                 "airflow_run_id": airflow_run_id,
                 "interval_start_ms": interval_start_ms,
                 "interval_end_ms": interval_end_ms,
+                "expectation_ids": _ids(found.expectations),
+                "label_ids": _ids(human),
             }
         )
     return pa.Table.from_pylist(rows, schema=record_schema())
 
 
-def _merged_expectations(group: Iterable[dict[str, Any]]) -> str | None:
-    """Union of the group's expectations; per name, the newest source trace's value wins."""
-    merged: dict[str, Any] = {}
+def _merged_expectations(group: Iterable[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """Union of the group's expectations and of their ids; per name, the newest source trace's value (and
+    its id) wins."""
+    merged: str | None = None
+    ids: str | None = None
     for row in sorted(group, key=lambda r: (r["source_timestamp_ms"] or 0, r["source_trace_id"])):
         if row["expectations"]:
-            merged.update(decode_value(row["expectations"]))
-    return _object(merged) if merged else None
+            names = decode_value(row["expectations"])
+            merged = _overridden(merged, row["expectations"], names)
+            ids = _overridden(ids, row["expectation_ids"], names)
+    return merged, ids
 
 
 def deduplicate(records: pa.Table) -> tuple[pa.Table, int]:
@@ -175,7 +204,7 @@ def deduplicate(records: pa.Table) -> tuple[pa.Table, int]:
         if len(group) > 1:
             primary["source_trace_ids"] = sorted({t for r in group for t in r["source_trace_ids"] or ()})
             primary["rules"] = sorted({t for r in group for t in r["rules"] or ()})
-            primary["expectations"] = _merged_expectations(group)
+            primary["expectations"], primary["expectation_ids"] = _merged_expectations(group)
         out.append(primary)
     return pa.Table.from_pylist(out, schema=record_schema()), records.num_rows - len(out)
 
@@ -187,7 +216,7 @@ def merge_record(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     * the primary source switches to ``new``'s only when its rule has a strictly higher priority (lower
       number); when both name the same primary trace, its content (outputs, scores, labels, ...) is refreshed
       from ``new`` and the better of the two rules is kept;
-    * source traces and rules are unioned; ``new``'s expectations override ``old``'s per name.
+    * source traces and rules are unioned; ``new``'s expectations (and their ids) override ``old``'s per name.
 
     Merging the same ``new`` twice gives the same result as once (re-runs do not change a snapshot).
     """
@@ -205,9 +234,9 @@ def merge_record(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out["source_trace_ids"] = sorted({*(old["source_trace_ids"] or ()), *(new["source_trace_ids"] or ())})
     out["rules"] = sorted({*(old["rules"] or ()), *(new["rules"] or ())})
     if new["expectations"]:
-        merged = decode_value(old["expectations"]) if old["expectations"] else {}
-        merged.update(decode_value(new["expectations"]))
-        out["expectations"] = _object(merged)
+        names = decode_value(new["expectations"])
+        out["expectations"] = _overridden(old["expectations"], new["expectations"], names)
+        out["expectation_ids"] = _overridden(old["expectation_ids"], new["expectation_ids"], names)
     return out
 
 

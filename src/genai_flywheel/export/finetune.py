@@ -5,7 +5,8 @@ Selection (:func:`select_from_traces`, one decision per trace of the window):
 1. a trace produced by ``mlflow.genai.evaluate`` (tag ``mlflow.eval.requestId``) is skipped: it is not
    production traffic;
 2. a human correction (the latest ``expected_answer`` expectation) makes the trace a ``correction`` example,
-   whatever its scores: the correction becomes the assistant message;
+   whatever its scores: the correction becomes the assistant message, and the example keeps the MLflow
+   assessment id of the correction (``correction_assessment_id`` in ``examples.parquet``);
 3. otherwise the trace must be ``OK``, carry no negative ``user_feedback``, have every quality score present
    (``relevance`` and ``groundedness`` by default) ``>= min_score``, and have at least one quality score or a
    positive feedback: then it is a ``high_quality`` example with the app's own answer.
@@ -80,6 +81,7 @@ def examples_schema() -> pa.Schema:
             pa.field("query", pa.string()),
             pa.field("answer", pa.string()),
             pa.field("correction", pa.string()),  # the human's expected answer (text)
+            pa.field("correction_assessment_id", pa.string()),  # its MLflow assessment id (lineage)
             pa.field("min_score", pa.float64()),  # lowest quality score present
             pa.field("feedback", pa.int8()),  # +1 / -1 / null
         ]
@@ -146,12 +148,17 @@ def classify(row: Mapping[str, Any], options: SelectionOptions) -> tuple[dict[st
         "query": row.get("query"),
         "answer": row.get("answer"),
         "correction": None,
+        "correction_assessment_id": None,
         "min_score": min(scores) if scores else None,
         "feedback": feedback,
     }
     if correction is not None and correction.value is not None:
         text = _correction_text(correction.value)
-        example.update(source=CORRECTION, correction=text if text is not None else "")
+        example.update(
+            source=CORRECTION,
+            correction=text if text is not None else "",
+            correction_assessment_id=correction.assessment_id,
+        )
         return example, None
     if (row.get("status") or "").upper() != "OK":
         return None, SKIP_STATUS

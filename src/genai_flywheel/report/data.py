@@ -10,6 +10,10 @@ Sources (all optional except that an application without metrics shows an empty 
   ``dataset``, ``version``, ``app``, ``records``, ``added``, ``updated``, ``quarantined``, ``per_rule``,
   ``digest``, ``interval_start_ms``, ``interval_end_ms``; a manifest without ``app`` is matched by name
   (``<prefix>_<app>_<ruleset>``).
+* ``review/metrics/app=<app>/...``: the review DAG's ``calibration.*`` metrics, a second
+  :class:`~genai_flywheel.metrics.store.MetricsStore` read by the same :func:`load_metrics`, and the newest
+  ``review/app=<app>/<run>/disagreements.json`` (``traces``: ``scorer``, ``trace_id``, ``scorer_passed``,
+  ``correct``, ``source``): the judge calibration.
 * ``evaluations/app=<app>/<run>/summary.json``: fields read are ``candidate``, ``dataset``, ``version``,
   ``n_records``, ``candidate_errors``, ``scorers`` ({scorer: {n, candidate_mean, production_mean,
   improvement (or diff / mean_diff), ci_low, ci_high, p_value, wins, losses, ties}}), optionally ``rules``
@@ -63,6 +67,8 @@ class AppData:
     datasets: tuple[dict[str, Any], ...] = ()
     evaluations: tuple[dict[str, Any], ...] = ()
     problems: tuple[str, ...] = field(default=())  # unreadable optional files, shown in the report
+    calibration: dict[str, tuple[Point, ...]] = field(default_factory=dict)  # calibration.* metrics
+    disagreements: tuple[dict[str, Any], ...] = ()  # traces where a scorer contradicts a reviewer
 
 
 def utc(value: datetime) -> datetime:
@@ -194,11 +200,29 @@ def read_evaluation(run_dir: Path, problems: list[str]) -> dict[str, Any] | None
     return entry
 
 
+def load_calibration(
+    data_root: Path, app: str, problems: list[str], *, start: datetime | None = None
+) -> tuple[dict[str, tuple[Point, ...]], tuple[dict[str, Any], ...]]:
+    """The ``calibration.*`` metrics of ``app`` (from ``start`` on when given) and the disagreeing traces of
+    its newest review run (by the time ``disagreements.json`` was written); empty without reviews."""
+    from genai_flywheel.review.stages import DISAGREEMENTS_FILE, REVIEW_ROOT, calibration_store_root
+
+    _, metrics = load_metrics(calibration_store_root(data_root), app, start=start)
+    runs = sorted(
+        (Path(data_root) / REVIEW_ROOT / f"app={app}").glob(f"*/{DISAGREEMENTS_FILE}"),
+        key=lambda p: (p.stat().st_mtime, p.parent.name),
+    )
+    found = read_json(runs[-1], problems) if runs else None
+    traces = found.get("traces") if found is not None else None
+    return metrics, tuple(t for t in traces or () if isinstance(t, Mapping))
+
+
 def load_app(data_root: Path | str, app: str) -> AppData:
     """Read everything the report shows about ``app`` under ``data_root``."""
     root = Path(data_root)
     intervals, metrics = load_metrics(root, app)
     problems: list[str] = []
+    calibration, disagreements = load_calibration(root, app, problems)
     return AppData(
         app=app,
         intervals=intervals,
@@ -207,6 +231,8 @@ def load_app(data_root: Path | str, app: str) -> AppData:
         datasets=load_datasets(root, app, problems),
         evaluations=load_evaluations(root, app, problems),
         problems=tuple(problems),
+        calibration=calibration,
+        disagreements=disagreements,
     )
 
 

@@ -3,9 +3,10 @@
 Per application: headline numbers, time-series charts (traffic, latency p95 end to end and per span type,
 error rate, each scorer's pass rate, user-feedback positive rate, and any other alerted metric) with the
 95 % CI as a band, alert firing windows shaded and rule thresholds dashed, a rule summary and the table of
-notable alert events; then any sections the caller adds (``extra_sections``), curated dataset versions
-and development evaluations. Windows the caller annotates (``annotations``: a deployment, an outage) are
-hatched on every chart of their application.
+notable alert events; the judge calibration against the reviewers (with the disagreeing traces, linked to
+the MLflow UI when the caller gives ``trace_urls``); then any sections the caller adds (``extra_sections``),
+curated dataset versions and development evaluations. Windows the caller annotates (``annotations``: a
+deployment, an outage) are hatched on every chart of their application.
 
 Deterministic: the same data root and arguments give the same bytes (no clock is read; pass
 ``generated_at`` to print a time). The HTML is the Jinja2 templates ``report.html.j2`` and
@@ -27,6 +28,7 @@ from typing import Any
 from markupsafe import Markup
 
 from genai_flywheel.exceptions import ConfigError
+from genai_flywheel.report.calibration import TraceUrl, calibration_panel
 from genai_flywheel.report.charts import CHART_CSS, PALETTE, Interval, format_time, format_value, interval_plot_svg
 from genai_flywheel.report.data import Annotation, AppData, alert_counts, load_app, summary_of
 from genai_flywheel.report.fragments import (
@@ -101,10 +103,12 @@ class _AppPage:
         index: int,
         annotations: Sequence[Annotation] = (),
         extra_sections: Sequence[ExtraSection] = (),
+        trace_url: TraceUrl | None = None,
     ) -> None:
         self.data = data
         self.index = index
         self.extra_sections = extra_sections
+        self.trace_url = trace_url
         self.rules = alert_counts(data.events)
         if data.intervals:
             x_range = (data.intervals[0][0], data.intervals[-1][1])
@@ -165,6 +169,10 @@ class _AppPage:
     def notable_events(self) -> list[Mapping[str, Any]]:
         """The alert events in which a rule fired, kept firing or resolved."""
         return [e for e in self.data.events if e["status"] == "firing" or e["kind"] in ("fired", "resolved")]
+
+    def calibration(self) -> dict[str, Any]:
+        """The judge-calibration panel (macro ``calibration``)."""
+        return calibration_panel(self.data.calibration, self.data.disagreements, self.trace_url)
 
     def extra_html(self) -> list[Markup]:
         """The caller's sections for this application, in order; each is HTML the caller built (its text
@@ -270,10 +278,14 @@ def render_html(
     notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
+    trace_urls: Mapping[str, TraceUrl] | None = None,
 ) -> str:
     """The report page for already loaded application data (see :func:`render_report`)."""
     marked = annotations or {}
-    pages = [_AppPage(data, i, marked.get(data.app, ()), extra_sections) for i, data in enumerate(apps)]
+    urls = trace_urls or {}
+    pages = [
+        _AppPage(data, i, marked.get(data.app, ()), extra_sections, urls.get(data.app)) for i, data in enumerate(apps)
+    ]
     meta = [f"Applications: {', '.join(a.app for a in apps)}."]
     if generated_at is not None:
         meta.append(f"Generated {format_time(generated_at)} UTC.")
@@ -300,6 +312,7 @@ def render_report(
     notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
+    trace_urls: Mapping[str, TraceUrl] | None = None,
 ) -> Path:
     """Write the static HTML report of ``apps`` (data under ``data_root``) to ``out``; return ``out``.
 
@@ -310,7 +323,9 @@ def render_report(
     ``fragments.html.j2`` or a template of the caller's package rendered by :func:`.templating.render`).
     ``notes`` are sentences added to the header (escaped). ``links`` maps a label to a URL (e.g. the MLflow
     and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
-    clock, so the same inputs give the same bytes. The file is written atomically.
+    clock, so the same inputs give the same bytes. ``trace_urls`` maps an application name to a function
+    giving a trace's MLflow UI address (:func:`genai_flywheel.report.calibration.mlflow_trace_url`): the judge
+    calibration's disagreeing traces link there (plain trace ids without it). The file is written atomically.
     """
     from genai_flywheel.workspace import atomic_write_text
 
@@ -326,6 +341,7 @@ def render_report(
         notes=notes,
         links=links,
         generated_at=generated_at,
+        trace_urls=trace_urls,
     )
     path = atomic_write_text(page, Path(out))
     log.info("wrote the report of %s (%d bytes) to %s", ", ".join(unique), len(page.encode("utf-8")), path)

@@ -3,7 +3,9 @@
 A reviewer answers in the MLflow review UI; MLflow stores each answer as an assessment named after the label
 schema, with a ``HUMAN`` source (``source_id`` = the reviewer), and the queue item becomes ``complete``.
 Per reviewed trace the latest human answer of each schema is kept, with its assessment id for lineage, and
-the trace's automated assessments named after the application's scorers (CODE or LLM_JUDGE sources).
+the trace's automated assessments named after the application's scorers (CODE or LLM_JUDGE sources), and
+why the trace was queued (a curation rule, or the calibration sample with the item's weight) from the
+curation runs' ``review_queue.json``.
 
 Label rows (:func:`labels_schema`) are stored per collection interval under
 ``review/labels/app=<app>/interval=<label>/labels.parquet`` (replaced whole on a re-run), so the rolling
@@ -13,7 +15,7 @@ calibration window reads the intervals it spans.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.curation.assessments import HUMAN, to_number
 from genai_flywheel.review.backend import COMPLETE
+from genai_flywheel.review.queue import CALIBRATION, QUEUE_FILE
 from genai_flywheel.review.schemas import mlflow_queue_name
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ def labels_schema() -> pa.Schema:
             pa.field("labels", pa.string(), nullable=False),  # JSON {schema: value} of every human answer
             pa.field("label_ids", pa.string(), nullable=False),  # JSON {schema: assessment_id} (lineage)
             pa.field("scores", pa.string(), nullable=False),  # JSON {scorer: number} of automated scores
+            pa.field("source", pa.string()),  # why it was queued: a curation rule or "calibration" (None: unknown)
+            pa.field("weight", pa.float64()),  # a calibration item's inclusion weight (None otherwise)
         ]
     )
 
@@ -64,6 +69,13 @@ class LabelRow:
     labels: dict[str, Any]
     label_ids: dict[str, str]
     scores: dict[str, float]
+    source: str | None = None
+    weight: float | None = None
+
+    @property
+    def sampled(self) -> bool:
+        """True for an item of the random calibration sample (with its weight): a probability sample."""
+        return self.source == CALIBRATION and self.weight is not None
 
     def to_row(self) -> dict[str, Any]:
         """The row as stored (JSON text for the maps, keys sorted so bytes repeat)."""
@@ -74,7 +86,8 @@ class LabelRow:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LabelRow:
-        """The inverse of :meth:`to_row`."""
+        """The inverse of :meth:`to_row` (a partition written before ``source``/``weight`` existed reads as
+        items of unknown origin)."""
         decoded = {k: json.loads(row[k]) for k in ("labels", "label_ids", "scores")}
         return cls(**{**row, **decoded})
 
@@ -86,6 +99,28 @@ def _latest(assessments: Iterable[TraceAssessment]) -> dict[str, TraceAssessment
     return out
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Why a trace was queued: the curation rule or ``calibration`` (with the item's inclusion weight)."""
+
+    source: str
+    weight: float | None = None
+
+
+def queue_origins(data_root: Path | str, app: str) -> dict[tuple[str, str], Origin]:
+    """(MLflow queue, trace id) -> :class:`Origin`, from the plans (``review_queue.json``) of ``app``'s
+    curation runs. A trace is queued once per queue, so plans do not overlap; should two name the same
+    item, the first plan in folder-name order wins (deterministic)."""
+    from genai_flywheel.workspace import read_stage_json
+
+    out: dict[tuple[str, str], Origin] = {}
+    for plan in sorted((Path(data_root) / "curation" / f"app={app}").glob(f"*/{QUEUE_FILE}")):
+        for item in read_stage_json(plan, "curation enqueue_review").get("items", []):
+            weight = item.get("weight") if item.get("source") == CALIBRATION else None
+            out.setdefault((item["queue"], item["trace_id"]), Origin(item["source"], weight))
+    return out
+
+
 def label_row(
     app: Application,
     queue: str,
@@ -93,8 +128,9 @@ def label_row(
     reviewer: str | None,
     completed_ms: int,
     assessments: list[TraceAssessment],
+    origin: Origin | None = None,
 ) -> LabelRow:
-    """The label row of one reviewed trace from its assessments."""
+    """The label row of one reviewed trace from its assessments (``origin``: why it was queued)."""
     review = app.review
     schemas = {s.name for s in review.label_schemas}
     human = _latest(a for a in assessments if a.source_type == HUMAN and a.name in schemas)
@@ -119,11 +155,20 @@ def label_row(
         labels={name: a.value for name, a in human.items()},
         label_ids={name: a.assessment_id for name, a in human.items()},
         scores=scores,
+        source=origin.source if origin else None,
+        weight=origin.weight if origin else None,
     )
 
 
-def collect_labels(backend: ReviewBackend, app: Application, start_ms: int, end_ms: int) -> list[LabelRow]:
-    """The label rows of the items of ``app``'s queues completed in ``[start_ms, end_ms)``, by trace id."""
+def collect_labels(
+    backend: ReviewBackend,
+    app: Application,
+    start_ms: int,
+    end_ms: int,
+    origins: Mapping[tuple[str, str], Origin] | None = None,
+) -> list[LabelRow]:
+    """The label rows of the items of ``app``'s queues completed in ``[start_ms, end_ms)``, by trace id;
+    ``origins`` (see :func:`queue_origins`) says why each was queued."""
     from genai_flywheel.review.schemas import ensure_schemas, queue_key
 
     rows = []
@@ -134,9 +179,9 @@ def collect_labels(backend: ReviewBackend, app: Application, start_ms: int, end_
         for item in backend.queue_items(queue_id, status=COMPLETE):
             done = item.completed_time_ms or 0
             if start_ms <= done < end_ms:
-                rows.append(
-                    label_row(app, name, item.trace_id, item.completed_by, done, backend.assessments(item.trace_id))
-                )
+                found = backend.assessments(item.trace_id)
+                origin = (origins or {}).get((name, item.trace_id))
+                rows.append(label_row(app, name, item.trace_id, item.completed_by, done, found, origin))
     return sorted(rows, key=lambda r: (r.trace_id, r.queue))
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALIBRATION = "calibration"
+QUEUE_FILE = "review_queue.json"  # a curation run's review-queue plan, in its run folder
 
 
 @dataclass(frozen=True)

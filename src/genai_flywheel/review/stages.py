@@ -6,9 +6,10 @@ stage                  reads                                           writes
 ``enqueue_stage``      a curation run's ``traces.parquet`` and          MLflow label schemas and review
                        ``selected.parquet``                             queue items, ``review_queue.json``
 ``collect_stage``      MLflow: items completed in the interval, their   the labels partition, the
-                       assessments; the window's labels partitions      ``calibration.*`` metrics partition
-                                                                        (``review/metrics/...``),
-                                                                        ``disagreements.json``
+                       assessments; the curation runs'                  ``calibration.*`` metrics partition
+                       ``review_queue.json`` (which items are the       (``review/metrics/...``),
+                       calibration sample); the window's labels         ``disagreements.json``
+                       partitions
 =====================  ==============================================  =============================
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import ConfigError
-from genai_flywheel.review.queue import enqueue
+from genai_flywheel.review.queue import QUEUE_FILE, enqueue
 from genai_flywheel.review.schemas import ensure_schemas
 from genai_flywheel.workspace import atomic_write_json, read_stage_json, read_stage_parquet
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_FILE = "review_queue.json"
 DISAGREEMENTS_FILE = "disagreements.json"
 REVIEW_ROOT = "review"  # under the data root: labels/, metrics/ (a MetricsStore), alerts/
 
@@ -139,10 +139,11 @@ def collect_stage(
     from genai_flywheel.metric_names import is_review_metric
     from genai_flywheel.metrics.store import MetricsStore
     from genai_flywheel.review.calibration import calibration_metrics, disagreements
-    from genai_flywheel.review.labels import LabelStore, collect_labels
+    from genai_flywheel.review.labels import LabelStore, collect_labels, queue_origins
     from genai_flywheel.workspace import to_ms
 
-    rows = collect_labels(backend, app, to_ms(interval_start), to_ms(interval_end))
+    origins = queue_origins(data_root, app.name)  # which items are the weighted calibration sample
+    rows = collect_labels(backend, app, to_ms(interval_start), to_ms(interval_end), origins)
     labels = LabelStore(data_root)
     labels_path = labels.write(app.name, interval_start, rows)
     window = labels.read(app.name, interval_end - timedelta(days=app.review.window_days), interval_end)
@@ -165,6 +166,7 @@ def collect_stage(
         )
     return {
         "labels": len(rows),
+        "sample_labels": sum(1 for r in rows if r.sampled),
         "window_labels": len(window),
         "corrections": sum(1 for r in rows if r.correction),
         "labels_path": str(labels_path),

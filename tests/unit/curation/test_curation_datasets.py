@@ -166,6 +166,7 @@ def test_merge_stage_creates_dataset_snapshot_and_run_and_is_idempotent(tmp_path
     record = next(r for r in dataset["records"].values() if r["inputs"] == {"query": "q two"})
     assert record["expectations"] == {"expected_answer": "x"}
     assert record["tags"]["flywheel.source_trace_id"] == "t2"
+    assert json.loads(record["tags"]["flywheel.expectation_ids"]) == {"expected_answer": "a-expected_answer-0"}
     assert record["source"] == {"source_type": "TRACE", "source_data": {"trace_id": "t2"}}
     assert [r["name"] for r in store.runs] == ["curation-flywheel_demo_default-v1"]
     assert store.runs[0]["params"]["dataset_digest"] == first["digest"]
@@ -287,3 +288,18 @@ def test_an_empty_window_gives_an_empty_first_version_and_no_churn(tmp_path: Pat
     assert (first["version"], first["records"], first["added"]) == (1, 0, 0)
     again = stages.merge_stage(tmp_path, app(), data_root=tmp_path / "data", store=store)
     assert again["version"] == 1 and len(store.runs) == 1
+
+
+def test_a_snapshot_written_before_the_assessment_id_columns_still_loads(tmp_path: Path) -> None:
+    from genai_flywheel.workspace import atomic_write_json
+
+    current = records_of([trace("t1", "q one", expectations={"expected_answer": "x"})])
+    older = current.drop_columns(["expectation_ids", "label_ids"])
+    base = tmp_path / "datasets" / "ds" / "v1"
+    base.mkdir(parents=True)
+    pq.write_table(older, base / "records.parquet")
+    atomic_write_json({"version": 1, "digest": snapshot_digest(older)}, base / "manifest.json")
+    records, _ = load_dataset_version(tmp_path, "ds")
+    assert records.column_names[-2:] == ["expectation_ids", "label_ids"]
+    assert records.column("expectation_ids").to_pylist() == [None]
+    assert records.drop_columns(["expectation_ids", "label_ids"]).equals(older)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
-from curation_tables import BASE_MS, table, trace
+from curation_tables import BASE_MS, assessment, table, trace
 
 from genai_flywheel.curation.records import (
     build_records,
@@ -138,3 +138,42 @@ def test_new_expectations_override_per_name() -> None:
     old = build([trace("tr-1", "q", expectations={"expected_answer": "a", "k": 1})], [("r", 10)]).to_pylist()[0]
     new = build([trace("tr-2", "q", expectations={"expected_answer": "b"})], [("r", 10)]).to_pylist()[0]
     assert json.loads(merge_record(old, new)["expectations"]) == {"expected_answer": "b", "k": 1}
+
+
+def _reviewed(trace_id: str, query: str, *, minute: int, fix: str) -> dict:
+    """A trace a reviewer answered: the verdict (HUMAN feedback) and the corrected answer (HUMAN expectation)."""
+    row = trace(trace_id, query, minute=minute, expectations={"expected_answer": fix}, scores={"relevance": 0.9})
+    verdict = assessment("answer_correct", "incorrect", source="HUMAN", at=minute)
+    return {**row, "assessments": [*row["assessments"], verdict]}
+
+
+def test_a_reviewed_trace_carries_the_reviewers_assessment_ids() -> None:
+    record = build([_reviewed("tr-1", "q", minute=4, fix="the fix")], [("human_review", 5)]).to_pylist()[0]
+    assert json.loads(record["expectations"]) == {"expected_answer": "the fix"}
+    assert json.loads(record["expectation_ids"]) == {"expected_answer": "a-expected_answer-4"}
+    assert json.loads(record["label_ids"]) == {"answer_correct": "a-answer_correct-4"}
+    plain = build([trace("tr-2", "other", scores={"relevance": 0.9})], [("r", 5)]).to_pylist()[0]
+    assert plain["expectation_ids"] is None and plain["label_ids"] is None  # automated scores are not labels
+
+
+def test_a_rerun_gives_the_same_record_bytes(tmp_path) -> None:
+    from genai_flywheel.workspace import atomic_write_parquet
+
+    rows = [_reviewed("tr-1", "q", minute=4, fix="the fix"), trace("tr-2", "other", feedback=False)]
+    first = atomic_write_parquet(build(rows, [("human_review", 5), ("negative_feedback", 10)]), tmp_path / "a.parquet")
+    again = atomic_write_parquet(build(rows, [("human_review", 5), ("negative_feedback", 10)]), tmp_path / "b.parquet")
+    assert first.read_bytes() == again.read_bytes()
+
+
+def test_a_newer_correction_replaces_the_old_one_and_its_assessment_id() -> None:
+    old = build([_reviewed("tr-1", "q", minute=1, fix="a")], [("r", 10)]).to_pylist()[0]
+    new = build([_reviewed("tr-2", "q", minute=2, fix="b")], [("r", 10)]).to_pylist()[0]
+    merged = merge_record(old, new)
+    assert json.loads(merged["expectations"]) == {"expected_answer": "b"}
+    assert json.loads(merged["expectation_ids"]) == {"expected_answer": "a-expected_answer-2"}
+    assert merge_record(merged, new) == merged  # idempotent
+    # duplicates within one run: the newest source trace's expectation and id win
+    deduped, _ = deduplicate(
+        build([_reviewed("tr-2", "q", minute=2, fix="b"), _reviewed("tr-1", "q", minute=1, fix="a")], [("r", 1)] * 2)
+    )
+    assert json.loads(deduped.to_pylist()[0]["expectation_ids"]) == {"expected_answer": "a-expected_answer-2"}

@@ -59,7 +59,7 @@ def test_the_demo_summary_reports_the_reviewer_and_the_calibration_with_its_ci(t
         rows = [
             {
                 **row,
-                "metric": "calibration.relevance.agreement_rolling",
+                "metric": "calibration.relevance.agreement_flagged_rolling",
                 "value": agreement,
                 "ci_low": 0.3,
                 "ci_high": 0.6,
@@ -72,7 +72,7 @@ def test_the_demo_summary_reports_the_reviewer_and_the_calibration_with_its_ci(t
     loop = {"reviewed": {"q": {"answered": 20, "incorrect": 8, "corrections": 8, "left_pending": 12}}}
     text = "\n".join(_review_lines(tmp_path, app, loop))
     assert "answered 20 (8 wrong answers, 8 corrections), 12 left for people" in text
-    assert "calibration.relevance.agreement_rolling" in text and "0.45 (95% CI 0.30..0.60, n=30)" in text
+    assert "calibration.relevance.agreement_flagged_rolling" in text and "0.45 (95% CI 0.30..0.60, n=30)" in text
     assert "agreement with people is low" in text
     write(0.9)
     assert "is low" not in "\n".join(_review_lines(tmp_path, app, loop))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from genai_flywheel.config import Application, Export, MlflowTarget, PiiRedaction
@@ -14,6 +15,7 @@ from genai_flywheel.export.finetune import (
     BuildOptions,
     SelectionOptions,
     build_examples,
+    examples_schema,
     normalize_message,
     select_from_traces,
     split_of,
@@ -293,3 +295,17 @@ def test_export_params_are_validated(tmp_path: Path) -> None:
 def test_redactor_is_built_from_config() -> None:
     redactor = Redactor.from_config(PiiRedaction(phones=False))
     assert redactor.redact("555-123-4567")[0] == "555-123-4567"
+
+
+def test_a_correction_example_keeps_the_reviewers_assessment_id() -> None:
+    rows = [
+        _trace("fixed", feedback=False, correction="The right answer.", minute=2),
+        _trace("good", scores={"relevance": 0.9}),
+    ]
+    selected = {e["trace_id"]: e for e in _examples(rows)}
+    assert selected["fixed"]["correction_assessment_id"] == "a-expected_answer-2"
+    assert selected["good"]["correction_assessment_id"] is None  # the app's own answer: no correction
+    table = pa.Table.from_pylist(list(selected.values()), schema=examples_schema())
+    ids = table.column("correction_assessment_id").to_pylist()
+    stored = dict(zip(table.column("trace_id").to_pylist(), ids, strict=True))
+    assert stored == {"fixed": "a-expected_answer-2", "good": None}

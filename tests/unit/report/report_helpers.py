@@ -115,3 +115,41 @@ def write_report_store(root: Path) -> Path:
         start = T0 + i * HOUR
         process_interval(root, APP, store.read(APP, start, start + HOUR), RULES, start, start + HOUR, HOUR * 24)
     return root
+
+
+# --- the review DAG's judge calibration: two daily review intervals and the newest run's disagreements -------
+
+DAY = timedelta(days=1)
+# The newest review interval's calibration metrics (the older one holds agreement 0.9, which must not show).
+CALIBRATION: MetricRows = {
+    "calibration.labels": (39.0, 39, None, None),
+    "calibration.sample_labels": (24.0, 24, None, None),
+    "calibration.labels_rolling": (59.0, 59, None, None),
+    "calibration.sample_labels_rolling": (44.0, 44, None, None),
+    "calibration.relevance.agreement": (0.42, 24, 0.25, 0.61),
+    "calibration.relevance.agreement_rolling": (0.55, 44, 0.4, 0.69),
+    "calibration.relevance.kappa_rolling": (0.12, 44, -0.1, 0.34),
+    "calibration.relevance.agreement_flagged": (0.3, 15, 0.14, 0.53),
+    "calibration.relevance.agreement_flagged_rolling": (0.31, 15, 0.15, 0.52),
+}
+DISAGREEING = [
+    {"scorer": "relevance", "trace_id": "tr-<1>", "scorer_passed": True, "correct": False, "source": "calibration"},
+    {"scorer": "relevance", "trace_id": "tr-2", "scorer_passed": False, "correct": True, "source": "low_judge_scores"},
+]
+
+
+def write_calibration(root: Path, app: str) -> None:
+    """Two daily review intervals of ``app``'s ``calibration.*`` metrics (written with MetricsStore under
+    ``review/``) and ``review/app=<app>/run1/disagreements.json``."""
+    from genai_flywheel.metrics import MetricsStore
+    from genai_flywheel.review.stages import DISAGREEMENTS_FILE, calibration_store_root
+    from genai_flywheel.workspace import atomic_write_json
+
+    store = MetricsStore(calibration_store_root(root))
+    store.write_partition(
+        metrics_partition(app, T0, T0 + DAY, {"calibration.relevance.agreement": (0.9, 20, 0.7, 0.97)})
+    )
+    store.write_partition(metrics_partition(app, T0 + DAY, T0 + 2 * DAY, CALIBRATION))
+    atomic_write_json(
+        {"window_days": 28, "traces": DISAGREEING}, root / "review" / f"app={app}" / "run1" / DISAGREEMENTS_FILE
+    )

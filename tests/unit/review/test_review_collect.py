@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from review_config import application
 
+from genai_flywheel.metrics.stats import wilson_interval
 from genai_flywheel.metrics.store import MetricsStore
 from genai_flywheel.review.backend import InMemoryReviewBackend, TraceAssessment
 from genai_flywheel.review.calibration import calibration_metrics
@@ -48,6 +50,23 @@ def _scored_backend(n: int, *, agree: int) -> tuple[InMemoryReviewBackend, str]:
     return backend, queue_id
 
 
+def _write_plan(data_root, trace_ids, *, source: str = "calibration", weight: float = 1.0, run: str = "run1") -> None:
+    """A curation run's ``review_queue.json`` that queued ``trace_ids`` to demo.wrong-answers."""
+    items = [
+        {"queue": "demo.wrong-answers", "queue_id": "rq", "trace_id": t, "source": source, "stratum": "all",
+         "weight": weight}
+        for t in trace_ids
+    ]  # fmt: skip
+    folder = data_root / "curation" / "app=demo" / run
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "review_queue.json").write_text(json.dumps({"queues": [], "added": len(items), "items": items}))
+
+
+def _sampled(rows: list[LabelRow], weight: float = 1.0) -> list[LabelRow]:
+    """``rows`` as items of the calibration sample."""
+    return [replace(r, source="calibration", weight=weight) for r in rows]
+
+
 def test_label_row_keeps_the_latest_human_answer_and_the_scorers_values() -> None:
     app = _app()
     found = [
@@ -76,7 +95,7 @@ def test_collect_labels_takes_only_items_completed_in_the_interval() -> None:
 def test_calibration_metrics_need_min_labels_and_report_agreement_kappa_and_correlation() -> None:
     backend, _ = _scored_backend(20, agree=15)
     app = _app()
-    rows = collect_labels(backend, app, START_MS, START_MS + 10_000)
+    rows = _sampled(collect_labels(backend, app, START_MS, START_MS + 10_000))
     table = calibration_metrics(app, rows[:5], rows, START, END)
     metrics = {r["metric"]: r for r in table.to_pylist()}
     assert metrics["calibration.labels"]["value"] == 5
@@ -92,6 +111,7 @@ def test_calibration_metrics_need_min_labels_and_report_agreement_kappa_and_corr
 def test_collect_stage_stores_labels_metrics_and_disagreements(tmp_path) -> None:
     backend, _ = _scored_backend(12, agree=6)
     app = _app()
+    _write_plan(tmp_path, [f"tr-{i:02d}" for i in range(12)])
     run_dir = tmp_path / "run"
     out = collect_stage(app, backend, data_root=tmp_path, run_dir=run_dir, interval_start=START, interval_end=END)
     assert out["labels"] == 12 and out["corrections"] == 6
@@ -120,7 +140,69 @@ def test_a_calibration_alert_rule_fires_when_the_scorer_drifts_from_people(tmp_p
         "min_samples": 10,
     }
     app = application(scorers=[{"name": "relevance", "threshold": 0.5}], alerts=[rule])
+    _write_plan(tmp_path, [f"tr-{i:02d}" for i in range(40)])
     out = collect_stage(
         app, backend, data_root=tmp_path, run_dir=tmp_path / "r", interval_start=START, interval_end=END
     )
     assert [n["rule"] for n in out["notifications"]] == ["relevance_drift"]
+
+
+def test_rule_items_are_left_out_of_the_weighted_statistics_and_reported_as_flagged() -> None:
+    backend, _ = _scored_backend(20, agree=10)  # the scorer agrees on tr-00..09, disagrees on tr-10..19
+    app = _app()
+    rows = collect_labels(backend, app, START_MS, START_MS + 10_000)
+    sample = _sampled(rows[:10], weight=3.0)
+    flagged = [replace(r, source="negative_feedback") for r in rows[10:]]
+    metrics = {r["metric"]: r for r in calibration_metrics(app, sample + flagged, [], START, END).to_pylist()}
+    assert metrics["calibration.relevance.agreement"]["value"] == pytest.approx(1.0)
+    assert metrics["calibration.relevance.agreement"]["n"] == 10
+    assert metrics["calibration.relevance.agreement_flagged"]["value"] == pytest.approx(0.0)
+    assert metrics["calibration.relevance.agreement_flagged"]["n"] == 10
+    assert (metrics["calibration.labels"]["value"], metrics["calibration.sample_labels"]["value"]) == (20, 10)
+    # the flagged statistics are unweighted: a weight on a rule item is ignored
+    heavy = [replace(r, weight=50.0) for r in flagged[:5]] + flagged[5:]
+    again = {r["metric"]: r for r in calibration_metrics(app, heavy, [], START, END).to_pylist()}
+    assert again["calibration.relevance.agreement_flagged"]["ci_high"] == pytest.approx(
+        metrics["calibration.relevance.agreement_flagged"]["ci_high"]
+    )
+
+
+def test_weights_of_the_calibration_sample_move_the_agreement() -> None:
+    backend, _ = _scored_backend(12, agree=6)
+    app = _app()
+    rows = collect_labels(backend, app, START_MS, START_MS + 10_000)
+    # the six agreeing items stand for 3 traces each, the six disagreeing ones for 1: agreement 18 / 24
+    weighted = _sampled(rows[:6], weight=3.0) + _sampled(rows[6:], weight=1.0)
+    metrics = {r["metric"]: r for r in calibration_metrics(app, weighted, [], START, END).to_pylist()}
+    stat = metrics["calibration.relevance.agreement"]
+    assert stat["value"] == pytest.approx(0.75) and stat["n"] == 12
+    n_eff = 24**2 / (6 * 9 + 6 * 1)  # 9.6
+    assert stat["ci_low"] == pytest.approx(wilson_interval(0.75 * n_eff, n_eff)[0])
+
+
+def test_collect_stage_reads_which_items_are_the_calibration_sample_from_the_plans(tmp_path) -> None:
+    backend, _ = _scored_backend(12, agree=12)
+    app = _app()
+    _write_plan(tmp_path, [f"tr-{i:02d}" for i in range(10)], weight=4.0, run="run1")
+    _write_plan(tmp_path, ["tr-10", "tr-11"], source="negative_feedback", run="run2")
+    out = collect_stage(
+        app, backend, data_root=tmp_path, run_dir=tmp_path / "r", interval_start=START, interval_end=END
+    )
+    assert (out["labels"], out["sample_labels"]) == (12, 10)
+    assert out["metrics"]["calibration.relevance.agreement"] == pytest.approx(1.0)
+    assert "calibration.relevance.agreement_flagged" not in out["metrics"]  # 2 rule labels < min_labels
+    stored = {r.trace_id: r for r in LabelStore(tmp_path).read(app.name, START, END)}
+    assert (stored["tr-00"].source, stored["tr-00"].weight) == ("calibration", 4.0)
+    assert (stored["tr-11"].source, stored["tr-11"].weight) == ("negative_feedback", None)
+
+
+def test_a_labels_partition_without_origin_columns_reads_as_unknown_origin(tmp_path) -> None:
+    from genai_flywheel.review.labels import labels_table
+    from genai_flywheel.workspace import atomic_write_parquet
+
+    backend, _ = _scored_backend(2, agree=2)
+    store = LabelStore(tmp_path)
+    old = labels_table(collect_labels(backend, _app(), START_MS, START_MS + 10_000)).drop_columns(["source", "weight"])
+    atomic_write_parquet(old, store.path("demo", START))
+    rows = store.read("demo", START, END)
+    assert len(rows) == 2 and all(r.source is None and not r.sampled for r in rows)

@@ -68,3 +68,14 @@ def test_alert_rules_may_watch_calibration_metrics_of_configured_scorers() -> No
     rule = {"name": "drift", "metric": "calibration.relevance.agreement_rolling", "op": "<", "threshold": 0.7}
     app = application(scorers=[{"name": "relevance"}], alerts=[rule])
     assert app.alerts[0].metric == "calibration.relevance.agreement_rolling"
+
+
+def test_alert_rules_may_watch_the_flagged_and_sample_count_calibration_metrics() -> None:
+    from genai_flywheel.metric_names import is_estimate, unknown_metric
+
+    assert unknown_metric("calibration.relevance.agreement_flagged_rolling", ["relevance"]) is None
+    assert unknown_metric("calibration.relevance.kappa_flagged", ["relevance"]) is None
+    assert unknown_metric("calibration.sample_labels_rolling", []) is None
+    assert "not a metric" in unknown_metric("calibration.relevance.agreement_rolling_flagged", ["relevance"])
+    assert is_estimate("calibration.relevance.correlation_flagged_rolling")
+    assert not is_estimate("calibration.sample_labels")

@@ -329,6 +329,29 @@ def test_mlflow_links_point_at_the_experiment_without_leaking_credentials(
     assert len(_FakeMlflow.seen_auth) == asked
 
 
+def test_calibration_panel_shows_the_review_metrics_and_links_the_disagreeing_traces(
+    seeded: Path, fake_mlflow: str, tmp_path: Path
+) -> None:
+    data_root = load_config(seeded).data_path()
+    config = write_config(tmp_path / "f.yaml", data_root, f"http://{fake_mlflow}/")
+    section = _section(_client(config).get(f"/apps/{APP}").text, APP)
+    rows = {(r[0], r[1], r[2]): r[3:] for r in table_rows(section, "calibration")}
+    assert rows[("relevance", "agreement", "calibration sample (weighted)")][1:] == [
+        "0.42", "0.25 to 0.61", "24", "2026-01-07 00:00", "0.55", "0.4 to 0.69", "44",
+    ]  # fmt: skip
+    assert rows[("relevance", "agreement", "flagged by curation rules")][5:] == ["0.31", "0.15 to 0.52", "15"]
+    trace = f"http://{fake_mlflow}/#/experiments/17/traces?selectedEvaluationId=tr-%3C1%3E&amp;traceId=tr-%3C1%3E"
+    assert f'href="{trace}" target="_blank" rel="noopener noreferrer">tr-&lt;1&gt;</a>' in section
+    assert "(scorer failed, reviewer: correct; queued by low_judge_scores)" in section
+
+
+def test_calibration_traces_are_listed_unlinked_while_mlflow_is_down(page: str) -> None:
+    section = _section(page, APP)
+    assert "Judge calibration" in section and "<li>relevance: tr-&lt;1&gt; (scorer passed" in section
+    assert "selectedEvaluationId" not in section
+    assert "Judge calibration" not in _section(page, EMPTY_APP)  # no reviews: no panel
+
+
 def test_non_http_tracking_uri_links_nothing_and_shows_no_secret(seeded: Path, tmp_path: Path) -> None:
     data_root = load_config(seeded).data_path()
     config = write_config(tmp_path / "f.yaml", data_root, "postgresql://flywheel:pw-123@db:5432/mlflow")

@@ -4,8 +4,8 @@ Twelve hourly intervals of ``support-assistant`` (the app of the repo's flywheel
 used as they are): the error rate spikes in intervals 3-4 (``error_rate`` fires, then resolves) and latency
 p95 jumps from interval 8 on (``latency_p95`` fires and is still firing at the end). The last three
 intervals have score shards with judge calls skipped by the budget. One curated dataset with two versions
-and one development evaluation whose gate failed complete it. A second application, ``billing-bot``, has
-no data at all (the empty state).
+and one development evaluation whose gate failed, and the review DAG's judge calibration, complete it. A
+second application, ``billing-bot``, has no data at all (the empty state).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.unit.report.report_helpers import metrics_partition
+from tests.unit.report.report_helpers import metrics_partition, write_calibration
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = "support-assistant"
@@ -176,4 +176,5 @@ def seed(root: Path, config_path: Path) -> Path:
     )  # fmt: skip
     atomic_write_json({"run_id": "run123", "experiment_id": "42", "experiment": "support-prod-dev-eval"},
                       run / "eval_run.json")  # fmt: skip
+    write_calibration(root, APP)  # the review DAG's judge calibration and its disagreeing traces
     return root
