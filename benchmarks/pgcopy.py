@@ -60,10 +60,11 @@ class CopyResult:
 
 def create_schema(uri: str) -> None:
     """MLflow's tracking schema in the database at ``uri`` (its migrations; a no-op when it is current)."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow import MlflowClient
 
-    # The artifact root is only stored with the default experiment, which the copy replaces.
-    SqlAlchemyStore(uri, default_artifact_root=str(ROOT / "mlruns"))
+    # The client's first call builds the store, which migrates the schema (the default experiment it
+    # creates is replaced by the copy).
+    MlflowClient(uri).search_experiments(max_results=1)
 
 
 def _schema_version(conn: Any) -> str | None:
