@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -68,6 +67,8 @@ GOAL_RATIO = 20.0
 EVAL_WORKERS_ENV = "MLFLOW_GENAI_EVAL_MAX_WORKERS"  # mlflow/environment_variables.py in mlflow 3.17
 DEFAULT_SQLITE_EVAL_WORKERS = 2  # evaluate's default of 10 exhausts SQLite connections and loses rows
 STAGE_SCRIPT = Path(__file__).resolve().with_name("stage.py")
+SERVER_WORKERS = 2  # --serve: the demo's mlflow server workers
+DEFAULT_CEILING_ROWS = 2000  # against a server: bare log_feedback calls beside the write-back (~30 s)
 
 
 def _once(config: FlywheelConfig, app_name: str, done: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -134,6 +135,28 @@ class WriteFigure:
     written: int
     seconds: float
     traces_per_s: float
+
+
+@dataclass(frozen=True)
+class CopyFigure:
+    """``--postgres``: the traces store copied into a PostgreSQL database (benchmarks/pgcopy.py); not part
+    of the monitor figures."""
+
+    database: str
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CeilingFigure:
+    """The server's own assessment-write ceiling, measured beside the write-back: a bare client loop of
+    ``mlflow.log_feedback`` calls (benchmarks/writeback_server.py) on the write-back's thread count, against
+    the same server right after the monitor."""
+
+    rows: int
+    threads: int
+    seconds: float
+    per_s: float
 
 
 @dataclass(frozen=True)
@@ -334,11 +357,29 @@ def run_whole_monitor(config_path: Path, app_name: str, n: int) -> StageFigure:
     return figure
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def measure_ceiling(tracking_uri: str, rows: int, threads: int) -> CeilingFigure:
+    """``rows`` bare ``mlflow.log_feedback`` calls on ``threads`` threads against the server at
+    ``tracking_uri``, spread over the window's first traces (the HTTP pool sized to the threads, as
+    ``write_back`` does): assessments per second."""
+    from mlflow import MlflowClient
+
+    from benchmarks.writeback_server import bare_loop
+    from genai_flywheel.mlflow_compat import size_http_pool, use_tracking_uri
+    from genai_flywheel.traces.extract import iter_window_traces
+    from genai_flywheel.workspace import to_ms
+
+    start, end = window()
+    exp = MlflowClient(tracking_uri).get_experiment_by_name(EXPERIMENT).experiment_id
+    traces = iter_window_traces(tracking_uri, exp, to_ms(start), to_ms(end), include_spans=False)
+    ids = [t.info.trace_id for _, t in zip(range(200), traces, strict=False)]
+    size_http_pool(threads)
+    with use_tracking_uri(tracking_uri):
+        t0 = time.perf_counter()
+        bare_loop(ids, rows, threads, "bench-ceiling")
+        seconds = time.perf_counter() - t0
+    figure = CeilingFigure(rows, threads, seconds, _rate(rows, seconds))
+    log.info("bare client ceiling: %d assessments in %.1f s (%.0f/s)", rows, seconds, figure.per_s)
+    return figure
 
 
 @contextlib.contextmanager
@@ -347,8 +388,17 @@ def serving(backend_uri: str, home: Path) -> Iterator[str]:
     yields its ``http://`` URI and stops it on exit."""
     from benchmarks.bulkload import demo_services
 
-    stack = demo_services.Stack(project=ROOT, home=home, mlflow_port=free_port(), mlflow_backend_uri=backend_uri)
-    uri = demo_services.start_mlflow(stack, workers=1)
+    stack = demo_services.Stack(
+        project=ROOT, home=home, mlflow_port=demo_services.free_port(), mlflow_backend_uri=backend_uri
+    )
+    db = sqlite_path(backend_uri)
+    if db is not None:  # two server workers write to it: readers must not block the writer
+        demo_services.sqlite_wal(db)
+    # The demo's 2 workers (what writeback_server.py measured the ceiling with); no server-side job runners,
+    # which would only compete for the CPUs.
+    uri = demo_services.start_mlflow(
+        stack, workers=SERVER_WORKERS, extra_env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, timeout_s=300
+    )
     try:
         yield uri
     finally:
@@ -481,12 +531,19 @@ def summarize(
     imports_seconds: float = 0.0,
     whole: StageFigure | None = None,
     tracking_uri: str = "",
+    backend_store: str = "",
+    copies: list[CopyFigure] | None = None,
+    ceiling: CeilingFigure | None = None,
 ) -> dict[str, Any]:
-    """The benchmark's figures as one JSON-able dict (what ``--json`` writes)."""
+    """The benchmark's figures as one JSON-able dict (what ``--json`` writes). ``backend_store``: the
+    database behind ``tracking_uri`` when it is a server the benchmark started."""
     total = sum(s.seconds for s in stages)
     combined = _rate(n, total)
     # write_back is bound by the store's per-assessment writes, not by the pipeline's own work.
-    without_write_back = _rate(n, sum(s.seconds for s in stages if s.stage != "write_back"))
+    seconds_without_write_back = sum(s.seconds for s in stages if s.stage != "write_back")
+    without_write_back = _rate(n, seconds_without_write_back)
+    write_back = next((s for s in stages if s.stage == "write_back"), None)
+    written = int(write_back.result.get("written", 0)) if write_back else 0
     ratio = combined / baseline.traces_per_s if baseline and baseline.traces_per_s > 0 else None
     score = next((s for s in stages if s.stage == "score"), None)
     reused = next((s.result.get("already_present", 0) for s in stages if s.stage == "write_back"), 0)
@@ -496,6 +553,12 @@ def summarize(
         "monitor_seconds": total,
         "monitor_traces_per_s": combined,
         "monitor_traces_per_s_excluding_write_back": without_write_back,
+        "monitor_seconds_excluding_write_back": seconds_without_write_back,
+        "write_back_written": written,
+        "write_back_per_s": _rate(written, write_back.seconds) if write_back else 0.0,
+        "ceiling": asdict(ceiling) if ceiling else None,
+        "store_copies": [asdict(c) for c in copies or []],
+        "backend_store": backend_store,
         "scores_computed": int(score.result.get("scores", 0)) if score else 0,
         "scores_reused": int(reused),
         "peak_rss_mb": max((s.peak_rss_after_mb for s in stages), default=peak_rss_mb()),
@@ -516,7 +579,10 @@ def summarize(
 def format_report(summary: dict[str, Any]) -> str:
     """The printed table and headline lines of ``summary``."""
     n = summary["n"]
-    where = f" against {summary['tracking_uri']}" if summary.get("tracking_uri", "").startswith("http") else ""
+    uri = summary.get("tracking_uri", "")
+    where = f" against {uri}" if uri.startswith("http") else (" on PostgreSQL" if uri.startswith("postgresql") else "")
+    if summary.get("backend_store"):
+        where += f" (on {summary['backend_store'].split(':', 1)[0]})"
     lines = [f"monitor over one window of N = {n} traces{where} (every task in a fresh process, in turn)", ""]
     head = f"{'stage':<24}{'tasks':>6}{'seconds':>10}{'traces/s':>11}{'RSS after imports MB':>22}{'peak RSS MB':>13}"
     lines.append(head + f"{'process s':>11}")
@@ -560,8 +626,23 @@ def format_report(summary: dict[str, Any]) -> str:
     )
     lines.append(
         f"  excluding write_back:    {summary['monitor_traces_per_s_excluding_write_back']:.0f} traces/s "
-        "(informational: write_back is bound by the tracking store's writes)"
+        f"({summary['monitor_seconds_excluding_write_back']:.2f} s; informational: write_back is bound by the "
+        "tracking store's writes)"
     )
+    lines.append(
+        f"write_back:                {summary['write_back_written']} assessments, {summary['write_back_per_s']:.0f}/s"
+    )
+    c = summary.get("ceiling")
+    if c:
+        lines.append(
+            f"  bare client beside it:   {c['per_s']:.0f}/s ({c['rows']} log_feedback calls on {c['threads']} "
+            f"threads in {c['seconds']:.1f} s: the server's own ceiling)"
+        )
+    for copy in summary.get("store_copies") or []:
+        lines.append(
+            f"store copy (not timed above): {copy['rows']} rows into PostgreSQL database {copy['database']} "
+            f"in {copy['seconds']:.1f} s"
+        )
     b = summary["baseline"]
     if b:
         lost = f", {b['lost']} LOST" if b["lost"] else ""
@@ -603,16 +684,21 @@ def run_benchmark(
     progress: bool = True,
     serve: bool = False,
     whole: bool = True,
+    postgres: bool = False,
+    ceiling_rows: int = DEFAULT_CEILING_ROWS,
 ) -> dict[str, Any]:
     """Write (or reuse) the traces, run the monitor stages, the baseline, then the whole monitor in one
-    process; return :func:`summarize`. ``serve``: run them against an ``mlflow server`` over the copy."""
-    if n < 1 or baseline_n < 0:
-        raise ValueError(f"need n >= 1 and baseline_n >= 0, got n={n}, baseline_n={baseline_n}")
+    process; return :func:`summarize`. ``serve``: run them against an ``mlflow server`` over the copy.
+    ``postgres``: the copy is a database of a throw-away PostgreSQL cluster instead of a SQLite file.
+    ``ceiling_rows``: against a server, that many bare ``log_feedback`` calls after the stages (0: none)."""
+    if n < 1 or baseline_n < 0 or ceiling_rows < 0:
+        raise ValueError(f"need n >= 1, baseline_n >= 0 and ceiling_rows >= 0, got {n}, {baseline_n}, {ceiling_rows}")
     workdir.mkdir(parents=True, exist_ok=True)
     source_uri = tracking_uri or f"sqlite:///{(workdir / 'traces.db').resolve()}"
     src_db = sqlite_path(source_uri)
-    if serve and src_db is None:
-        raise ValueError(f"--serve serves a SQLite store, got --tracking-uri {source_uri}; drop --serve for a server")
+    if (serve or postgres) and src_db is None:
+        option = "--serve" if serve else "--postgres"
+        raise ValueError(f"{option} needs a SQLite store to copy, got --tracking-uri {source_uri}; drop {option}")
     t0 = time.perf_counter()
     # The baseline runs in this process: its imports (great_expectations alone takes seconds) come first.
     for module in STAGE_MODULES:
@@ -620,6 +706,13 @@ def run_benchmark(
     imports_seconds = time.perf_counter() - t0
     artifacts = workdir / "artifacts" if src_db is not None else None  # a server keeps its own artifacts
     write = ensure_traces(source_uri, n, artifact_root=artifacts, progress=progress)
+    from benchmarks.bulkload import demo_services
+    from genai_flywheel.traces.writeback import HTTP_WORKERS
+
+    services = contextlib.ExitStack()
+    pg = services.enter_context(demo_services.throwaway_postgres(())) if postgres else None
+    copies: list[CopyFigure] = []
+    backends: dict[str, str] = {}  # served URI -> the store behind it
 
     @contextlib.contextmanager
     def fresh_run_store(name: str) -> Iterator[str]:
@@ -628,34 +721,44 @@ def run_benchmark(
             yield source_uri
             return
         run_db = workdir / name
-        copy_sqlite_store(src_db, run_db)
-        run_uri = f"sqlite:///{run_db.resolve()}"
+        if pg is None:
+            copy_sqlite_store(src_db, run_db)
+            run_uri = f"sqlite:///{run_db.resolve()}"
+        else:
+            run_uri = copy_to_postgres(source_uri, pg, run_db.stem, copies)
         if not serve:
             yield run_uri
             return
         with serving(run_uri, workdir / f"server-{run_db.stem}") as http_uri:
+            backends[http_uri] = run_uri
             yield http_uri
 
     start, end = window()
-    with fresh_run_store("run.db") as run_uri:
-        n_window = traces_in_window(run_uri, EXPERIMENT, start, end)
-        if n_window != n:
-            log.warning("the window holds %d traces, not --n %d: figures use %d", n_window, n, n_window)
-        config, config_path, data_root = _bench_config(workdir, "data", run_uri, sample_rate)
-        app_name = config.applications[0].name
-        with scoped_environ({DATA_ROOT_ENV: str(data_root)}):  # the config's data root, whatever the env says
-            stages = run_monitor(config, config_path, app_name, n_window)
-            baseline = (
-                run_baseline(config, app_name, min(baseline_n, n_window), max_workers=baseline_workers)
-                if baseline_n
-                else None
-            )
-    whole_figure = None
-    if whole and src_db is not None:  # an external server cannot be reset to a first run
-        with fresh_run_store("whole.db") as whole_uri:
-            _, config_path, data_root = _bench_config(workdir, "data-whole", whole_uri, sample_rate)
-            with scoped_environ({DATA_ROOT_ENV: str(data_root)}):
-                whole_figure = run_whole_monitor(config_path, app_name, n_window)
+    with services:
+        with fresh_run_store("run.db") as run_uri:
+            n_window = traces_in_window(run_uri, EXPERIMENT, start, end)
+            if n_window != n:
+                log.warning("the window holds %d traces, not --n %d: figures use %d", n_window, n, n_window)
+            config, config_path, data_root = _bench_config(workdir, "data", run_uri, sample_rate)
+            app_name = config.applications[0].name
+            with scoped_environ({DATA_ROOT_ENV: str(data_root)}):  # the config's data root, whatever the env says
+                stages = run_monitor(config, config_path, app_name, n_window)
+                ceiling = (
+                    measure_ceiling(run_uri, ceiling_rows, HTTP_WORKERS)
+                    if ceiling_rows and run_uri.startswith(("http://", "https://"))
+                    else None
+                )
+                baseline = (
+                    run_baseline(config, app_name, min(baseline_n, n_window), max_workers=baseline_workers)
+                    if baseline_n
+                    else None
+                )
+        whole_figure = None
+        if whole and src_db is not None:  # an external server cannot be reset to a first run
+            with fresh_run_store("whole.db") as whole_uri:
+                _, config_path, data_root = _bench_config(workdir, "data-whole", whole_uri, sample_rate)
+                with scoped_environ({DATA_ROOT_ENV: str(data_root)}):
+                    whole_figure = run_whole_monitor(config_path, app_name, n_window)
     return summarize(
         n_window,
         stages,
@@ -664,7 +767,25 @@ def run_benchmark(
         imports_seconds=imports_seconds,
         whole=whole_figure,
         tracking_uri=run_uri,
+        backend_store=backends.get(run_uri, ""),
+        copies=copies,
+        ceiling=ceiling,
     )
+
+
+def copy_to_postgres(source_uri: str, pg: Any, database: str, copies: list[CopyFigure]) -> str:
+    """A fresh database ``database`` of the cluster ``pg`` holding the rows of the SQLite store
+    ``source_uri`` (benchmarks/pgcopy.py); its URI. The copy's figure is appended to ``copies``."""
+    from benchmarks.pgcopy import copy_store
+
+    pg.create_databases((database,), replace=True)
+    uri = pg.uri(database)
+    copied = copy_store(source_uri, uri)
+    copies.append(CopyFigure(database, sum(copied.rows.values()), copied.seconds))
+    log.info(
+        "copied the store into PostgreSQL database %s: %d rows in %.1f s", database, copies[-1].rows, copied.seconds
+    )
+    return uri
 
 
 def _bench_config(workdir: Path, data: str, run_uri: str, sample_rate: float) -> tuple[FlywheelConfig, Path, Path]:
@@ -711,6 +832,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the stages against an `mlflow server` started over the SQLite store on a free loopback port",
     )
     p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="copy the SQLite store into a throw-away PostgreSQL cluster (benchmarks/pgcopy.py) and run against "
+        "it: directly (postgresql+psycopg2://), or with --serve through an `mlflow server` on it",
+    )
+    p.add_argument(
+        "--ceiling-rows",
+        type=int,
+        default=DEFAULT_CEILING_ROWS,
+        help="against a server: bare log_feedback calls after the stages, the server's own assessment-write "
+        f"ceiling beside the write-back's rate (0 skips; default {DEFAULT_CEILING_ROWS})",
+    )
+    p.add_argument(
         "--no-whole",
         dest="whole",
         action="store_false",
@@ -727,8 +861,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--baseline-n must be >= 0, got {args.baseline_n}")
     if not 0.0 < args.sample_rate <= 1.0:
         p.error(f"--sample-rate must be in (0, 1], got {args.sample_rate}")
+    if args.ceiling_rows < 0:
+        p.error(f"--ceiling-rows must be >= 0, got {args.ceiling_rows}")
     if args.serve and args.tracking_uri and not args.tracking_uri.startswith("sqlite:///"):
         p.error(f"--serve serves a SQLite store; --tracking-uri {args.tracking_uri} is already a server")
+    if args.postgres and args.tracking_uri and not args.tracking_uri.startswith("sqlite:///"):
+        p.error(f"--postgres copies a SQLite store; --tracking-uri {args.tracking_uri} is not one")
     return args
 
 
@@ -752,6 +890,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             serve=args.serve,
             whole=args.whole,
+            postgres=args.postgres,
+            ceiling_rows=args.ceiling_rows,
         )
     finally:
         if not args.keep and args.workdir is None:

@@ -6,7 +6,7 @@ measures how that rate grows with the threads, to size the pool (``writeback.HTT
 
 1. Start an ``mlflow server`` (``flywheel_demo.services``, the demo's 2 workers) on a fresh SQLite
    database and, when PostgreSQL's server binaries are installed, on a throw-away PostgreSQL cluster
-   (the topology tier's helper).
+   (``flywheel_demo.services.throwaway_postgres``).
 2. Write ``--traces`` simulated traces over HTTP.
 3. At each thread count, write ``--rows`` assessments (spread over the traces):
    - ``bare, pool 10``: a plain client loop of ``mlflow.log_feedback`` calls on a thread pool, with
@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT / "src", ROOT):  # the package from a checkout, and the topology tier's helpers
+for _path in (ROOT / "src", ROOT):  # the package from a checkout
     if str(_path) not in sys.path:
         sys.path.insert(1, str(_path))
 
-from flywheel_demo.services import Stack, start_mlflow, stop_all  # noqa: E402
+from flywheel_demo.services import Stack, free_port, start_mlflow, stop_all, throwaway_postgres  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,6 @@ def pool_full_warnings() -> Iterator[PoolFullCounter]:
 @contextlib.contextmanager
 def mlflow_server(backend: str, workdir: Path) -> Iterator[str]:
     """An ``mlflow server`` on ``backend`` ("sqlite" or "postgresql"); yields its URI, stops it after."""
-    from tests.integration.topology.conftest import free_port, throwaway_postgres
-
     with contextlib.ExitStack() as stack_exit:
         backend_uri = None
         if backend == "postgresql":

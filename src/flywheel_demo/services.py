@@ -6,26 +6,34 @@ database (e.g. PostgreSQL), as in the production topology.
 It drives the ``mlflow`` and ``airflow`` command-line programs as subprocesses and never imports Airflow.
 Everything lives under one home folder (default ``./.demo``): databases, logs, pid files, the generated
 Airflow login. ``stop_all`` ends whatever ``start_*`` started, also from another process (pid files).
+
+``throwaway_postgres`` runs a PostgreSQL cluster in a temporary folder for as long as a ``with`` block (the
+topology tests, the benchmarks' PostgreSQL runs): the production topology's database without containers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
 import logging
 import os
+import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tenacity import (
     Retrying,
@@ -448,3 +456,153 @@ def stop_all(stack: Stack, *, timeout_s: float = 30) -> list[str]:
     if not stack.pids.exists():
         return []
     return [f.stem for f in sorted(stack.pids.glob("*.pid")) if stop(stack, f.stem, timeout_s=timeout_s)]
+
+
+# --- PostgreSQL: a throw-away cluster (the production topology's tracking database, without containers) ---
+
+PG_VERSION = "15"
+PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"(no {path})"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(text)
+
+
+def pg_bindir() -> Path | None:
+    """The folder holding PostgreSQL's server programs (initdb, pg_ctl, postgres), or None."""
+    candidates: list[Path] = []
+    if shutil.which("pg_config"):
+        # pg_config also comes with the client library alone: its bindir may lack the server programs.
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            candidates.append(Path(out.stdout.strip()))
+    candidates.append(Path(f"/usr/lib/postgresql/{PG_VERSION}/bin"))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).resolve().parent)
+    for d in candidates:
+        if all(os.access(d / p, os.X_OK) for p in PG_PROGRAMS):
+            return d
+    return None
+
+
+def _server_os_user() -> str | None:
+    """The OS user the server runs as: None (this one) unless we are root, which initdb refuses."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "flywheel-pg"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "flywheel-pg"],
+        check=True,
+        capture_output=True,
+    )
+    return "flywheel-pg"
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL cluster in ``root`` (owned by ``os_user``), listening on 127.0.0.1:port."""
+
+    bindir: Path
+    root: Path
+    port: int
+    os_user: str | None
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    def uri(self, database: str) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *argv: str) -> None:
+        kw: dict[str, Any] = {}
+        if self.os_user:
+            entry = pwd.getpwnam(self.os_user)
+            kw = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.root), "LC_ALL": "C"}
+        proc = subprocess.run(
+            [str(self.bindir / argv[0]), *argv[1:]], cwd=self.root, env=env, capture_output=True, text=True, **kw
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+    def start(self, databases: tuple[str, ...]) -> None:
+        """initdb, start the server (waits until it accepts connections), create ``databases``."""
+        if self.os_user:
+            entry = pwd.getpwnam(self.os_user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C")
+        # Durability settings off: the cluster is thrown away after the tests, and fsync on a busy CI disk
+        # would only slow every commit of Airflow and MLflow down.
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
+        self.create_databases(databases)
+
+    def create_databases(self, databases: tuple[str, ...], *, replace: bool = False) -> None:
+        """Create ``databases`` (empty; with ``replace``, dropped first if they exist)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for db in databases:
+                    if replace:
+                        cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
+                    cur.execute(f'CREATE DATABASE "{db}"')
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+
+@contextlib.contextmanager
+def throwaway_postgres(databases: tuple[str, ...]) -> Iterator[Postgres]:
+    """A PostgreSQL cluster on a free port with ``databases``, in a temporary folder; stopped and deleted
+    on exit. Raises FileNotFoundError when the server binaries are missing."""
+    bindir = pg_bindir()
+    if bindir is None:
+        raise FileNotFoundError(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found via pg_config, "
+            f"/usr/lib/postgresql/*/bin or PATH: install postgresql-{PG_VERSION}"
+        )
+    # Not under pytest's tmp folders: those are private to this user (0700) and the server may run as
+    # another one. The short path also keeps the unix socket under the 107-character limit.
+    root = Path(tempfile.mkdtemp(prefix="flywheel-pg-"))
+    pg = Postgres(bindir=bindir, root=root, port=free_port(), os_user=_server_os_user())
+    try:
+        pg.start(databases)
+        yield pg
+    except BaseException:
+        print(f"----- {pg.log} -----\n{tail(pg.log)}")
+        raise
+    finally:
+        try:
+            pg.stop()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)

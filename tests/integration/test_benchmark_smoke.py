@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import monitor
+from flywheel_demo.services import pg_bindir
 
 N, BASELINE_N = 30, 10
 
@@ -123,8 +124,13 @@ def test_agreement_compares_values_of_the_same_trace_and_scorer() -> None:
 
 
 def test_serve_runs_the_stages_through_an_mlflow_server(tmp_path: Path) -> None:
-    summary = monitor.run_benchmark(n=20, baseline_n=0, workdir=tmp_path, serve=True, whole=False, progress=False)
+    summary = monitor.run_benchmark(
+        n=20, baseline_n=0, workdir=tmp_path, serve=True, whole=False, progress=False, ceiling_rows=30
+    )
     assert summary["tracking_uri"].startswith("http://127.0.0.1:")
+    assert summary["backend_store"] == f"sqlite:///{(tmp_path / 'run.db').resolve()}"
+    assert summary["write_back_written"] == 20 * 5 and summary["write_back_per_s"] > 0
+    assert summary["ceiling"]["rows"] == 30 and summary["ceiling"]["per_s"] > 0  # measured beside it
     assert [s["stage"] for s in summary["stages"]] == list(monitor.STAGES)
     assert summary["scores_computed"] == 20 * 5  # the five code scorers of the bench config
     assert summary["whole_monitor"] is None and summary["baseline"] is None
@@ -178,3 +184,21 @@ def test_defaults_match_the_brief() -> None:
     args = monitor.parse_args([])
     assert (args.n, args.baseline_n, args.sample_rate, args.tracking_uri) == (20_000, 500, 1.0, None)
     assert (args.serve, args.whole) == (False, True)
+
+
+@pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL server binaries (initdb, pg_ctl, postgres) not found")
+@pytest.mark.parametrize("serve", [False, True], ids=["direct", "served"])
+def test_postgres_runs_the_stages_on_a_copy_in_postgresql(tmp_path: Path, serve: bool) -> None:
+    summary = monitor.run_benchmark(
+        n=20, baseline_n=0, workdir=tmp_path, serve=serve, postgres=True, whole=False, progress=False, ceiling_rows=30
+    )
+    [copy] = summary["store_copies"]
+    assert copy["database"] == "run" and copy["rows"] > 20 * 3  # trace infos, spans, tags, ...
+    on_postgres = summary["backend_store"] if serve else summary["tracking_uri"]
+    assert on_postgres.startswith("postgresql+psycopg2://postgres@127.0.0.1:") and on_postgres.endswith("/run")
+    assert summary["tracking_uri"].startswith("http://" if serve else "postgresql")
+    assert [s["stage"] for s in summary["stages"]] == list(monitor.STAGES)
+    assert summary["scores_computed"] == summary["write_back_written"] == 20 * 5
+    assert (summary["ceiling"] is not None) == serve  # a bare client loop only makes sense against a server
+    # The SQLite store it was copied from stays free of scores: every run starts from the same traces.
+    assert _scorer_assessments(f"sqlite:///{(tmp_path / 'traces.db').resolve()}") == 0

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import pwd
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -30,7 +26,21 @@ from typing import Any
 import pytest
 import yaml
 
-from flywheel_demo.services import Stack, airflow, init_airflow, start_airflow, start_mlflow, stop, stop_all
+from flywheel_demo.services import (
+    PG_VERSION,
+    Postgres,
+    Stack,
+    airflow,
+    free_port,
+    init_airflow,
+    pg_bindir,
+    start_airflow,
+    start_mlflow,
+    stop,
+    stop_all,
+    tail,
+    throwaway_postgres,
+)
 from tests.integration.conftest import ROOT, write_config
 
 APP = "support-assistant"
@@ -46,8 +56,6 @@ END = datetime(2026, 8, 1, tzinfo=UTC)
 NO_SCHEDULED_CURATION = "0 0 29 2 *"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")  # no deferrable task: no triggerer
 TERMINAL = {"success", "failed"}
-PG_VERSION = "15"
-PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
@@ -59,119 +67,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
 _FAILED = pytest.StashKey[bool]()
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------------------
-
-
-def pg_bindir() -> Path | None:
-    """The folder holding PostgreSQL's server programs (initdb, pg_ctl, postgres), or None."""
-    candidates: list[Path] = []
-    if shutil.which("pg_config"):
-        # pg_config also comes with the client library alone: its bindir may lack the server programs.
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
-        if out.returncode == 0 and out.stdout.strip():
-            candidates.append(Path(out.stdout.strip()))
-    candidates.append(Path(f"/usr/lib/postgresql/{PG_VERSION}/bin"))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    if shutil.which("initdb"):
-        candidates.append(Path(shutil.which("initdb")).resolve().parent)
-    for d in candidates:
-        if all(os.access(d / p, os.X_OK) for p in PG_PROGRAMS):
-            return d
-    return None
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server_os_user() -> str | None:
-    """The OS user the server runs as: None (this one) unless we are root, which initdb refuses."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "flywheel-pg"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "flywheel-pg"],
-        check=True,
-        capture_output=True,
-    )
-    return "flywheel-pg"
-
-
-@dataclass
-class Postgres:
-    """A throw-away PostgreSQL cluster in ``root`` (owned by ``os_user``), listening on 127.0.0.1:port."""
-
-    bindir: Path
-    root: Path
-    port: int
-    os_user: str | None
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "postgres.log"
-
-    def uri(self, database: str) -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
-
-    def _run(self, *argv: str) -> None:
-        kw: dict[str, Any] = {}
-        if self.os_user:
-            entry = pwd.getpwnam(self.os_user)
-            kw = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.root), "LC_ALL": "C"}
-        proc = subprocess.run(
-            [str(self.bindir / argv[0]), *argv[1:]], cwd=self.root, env=env, capture_output=True, text=True, **kw
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-
-    def start(self, databases: tuple[str, ...]) -> None:
-        """initdb, start the server (waits until it accepts connections), create ``databases``."""
-        if self.os_user:
-            entry = pwd.getpwnam(self.os_user)
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C")
-        # Durability settings off: the cluster is thrown away after the tests, and fsync on a busy CI disk
-        # would only slow every commit of Airflow and MLflow down.
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
-        self.create_databases(databases)
-
-    def create_databases(self, databases: tuple[str, ...], *, replace: bool = False) -> None:
-        """Create ``databases`` (empty; with ``replace``, dropped first if they exist)."""
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                for db in databases:
-                    if replace:
-                        cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
-                    cur.execute(f'CREATE DATABASE "{db}"')
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
-
-
 def logical_date(run: dict[str, Any]) -> datetime | None:
     """A DAG run's logical date (from the CLI's or the REST API's JSON), or None for a run without one."""
     value = run.get("logical_date")
@@ -179,13 +74,6 @@ def logical_date(run: dict[str, Any]) -> datetime | None:
 
 
 # --- the stack -------------------------------------------------------------------------------------------
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"(no {path})"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join(text)
 
 
 @dataclass
@@ -383,33 +271,6 @@ def tier_config(base: Path, tracking_uri: str, data_root: Path, **sampling: Any)
     app["sampling"] = {**(app.get("sampling") or {}), **sampling}
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-@contextlib.contextmanager
-def throwaway_postgres(databases: tuple[str, ...]) -> Iterator[Postgres]:
-    """A PostgreSQL cluster on a free port with ``databases``, in a temporary folder; stopped and deleted
-    on exit. Raises FileNotFoundError when the server binaries are missing."""
-    bindir = pg_bindir()
-    if bindir is None:
-        raise FileNotFoundError(
-            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found via pg_config, "
-            f"/usr/lib/postgresql/*/bin or PATH: install postgresql-{PG_VERSION}"
-        )
-    # Not under pytest's tmp folders: those are private to this user (0700) and the server may run as
-    # another one. The short path also keeps the unix socket under the 107-character limit.
-    root = Path(tempfile.mkdtemp(prefix="flywheel-pg-"))
-    pg = Postgres(bindir=bindir, root=root, port=free_port(), os_user=_server_os_user())
-    try:
-        pg.start(databases)
-        yield pg
-    except BaseException:
-        print(f"----- {pg.log} -----\n{tail(pg.log)}")
-        raise
-    finally:
-        try:
-            pg.stop()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
