@@ -235,8 +235,8 @@ def write_config(
     path: Path, tracking_uri: str, data_root: Path, *, sample_rate: float | None, schedule: str | None = SCHEDULE
 ) -> FlywheelConfig:
     """The repository's flywheel.yaml for the simulated app, pointed at ``tracking_uri``: code scorers only,
-    one daily interval, base sampling rate ``sample_rate`` (the logic of tests/integration/conftest.py).
-    ``None`` keeps the repository's sampling rate or schedule."""
+    the monitor ``schedule`` (default one daily interval), base sampling rate ``sample_rate`` (the logic of
+    tests/integration/conftest.py). ``None`` keeps the repository's sampling rate or schedule."""
     from genai_flywheel.scoring.registry import JUDGES
 
     cfg = yaml.safe_load((ROOT / "flywheel.yaml").read_text())
