@@ -123,7 +123,9 @@ def match_alerts(
     ``incidents``: per planted incident its window, the first interval overlapping it, the first interval
     in which a rule fired (``first_alert``), the rules that fired then, and ``late`` (intervals between the
     two; None when no rule fired during the incident). ``false_alerts``: every firing in an interval that
-    overlaps no incident, oldest first. Built on :func:`flywheel_demo.incidents.detections`.
+    overlaps no incident, oldest first. Each incident also lists every rule's evaluation in its first
+    interval (``first_interval_evaluations``: state, estimate, CI, n). Built on
+    :func:`flywheel_demo.incidents.detections`.
     """
     incidents = parse_incidents(truth, app)
     firing = tuple({**e, "rule": alert_label(e)} for e in events if e["evaluation"] == "firing")
@@ -142,6 +144,12 @@ def match_alerts(
             "late": None,
             "rules": [],
             "rules_during_incident": list(d.rules),
+            # Why it fired or not: every rule's evaluation in the incident's first interval.
+            "first_interval_evaluations": [
+                {**_alert(e), "rule": alert_label(e), "evaluation": e["evaluation"]}
+                for e in events
+                if first is not None and (e["interval_start"], e["interval_end"]) == first
+            ],
         }
         if d.first_firing is not None:
             row["first_alert"] = d.first_firing[0].isoformat()

@@ -67,6 +67,11 @@ def test_an_incident_alerted_late_and_one_on_time_and_the_false_alerts() -> None
     assert (smart["first_alert"], smart["late"]) == ((DAY + 18 * H).isoformat(), 1)
     # A per-segment alert is named with its segment.
     assert smart["rules"] == ["relevance_pass_rate[topic=smart-sync]", "user_satisfaction"]
+    # Every rule's evaluation in the incident's first interval, firing or not.
+    assert [(e["rule"], e["evaluation"], e["n"]) for e in smart["first_interval_evaluations"]] == [
+        ("user_satisfaction", "insufficient_data", 40)
+    ]
+    assert [e["rule"] for e in spike["first_interval_evaluations"]] == ["error_rate", "latency_p95"]
     assert [(a["interval_start"], a["rule"]) for a in out["false_alerts"]] == [
         ((DAY + 6 * H).isoformat(), "error_rate")
     ]
