@@ -95,16 +95,25 @@ def planted_truth(seed: int, *, days: int, per_day: int, end: datetime, incident
 
 
 def alert_label(event: dict[str, Any]) -> str:
-    """An alert event's rule, with the segment it names for a per-segment rule: ``rule[segment]``."""
+    """An alert event's rule, with the segment a per-segment rule's event names:
+    ``rule[dimension=segment "label"]`` (the label, cut to 40 characters, when it says more than the key)."""
     segment = event.get("segment")
-    return f"{event['rule']}[{segment}]" if segment else str(event["rule"])
+    if not segment:
+        return str(event["rule"])
+    name = f"{event['dimension']}={segment}" if event.get("dimension") else str(segment)
+    label = event.get("label")
+    if label and label != segment:
+        name += f' "{label[:40]}"'
+    return f"{event['rule']}[{name}]"
 
 
 def _alert(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "interval_start": event["interval_start"].isoformat(),
         "rule": event["rule"],
+        "dimension": event.get("dimension"),
         "segment": event.get("segment"),
+        "label": event.get("label"),
         "metric": event["metric"],
         "value": event["value"],
         "ci_low": event["ci_low"],

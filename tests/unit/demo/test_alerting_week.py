@@ -25,9 +25,13 @@ TRUTH = {
 }
 
 
-def event(hour: int, rule: str, evaluation: str = "firing", segment: str | None = None) -> dict[str, Any]:
+def event(
+    hour: int, rule: str, evaluation: str = "firing", segment: str | None = None, label: str | None = None
+) -> dict[str, Any]:
     start = DAY + hour * H
     return {
+        "dimension": "topic" if segment else None,
+        "label": label,
         "interval_start": start,
         "interval_end": start + 6 * H,
         "rule": rule,
@@ -56,7 +60,7 @@ def test_an_incident_alerted_late_and_one_on_time_and_the_false_alerts() -> None
         event(6, "error_rate"),  # still firing after the spike: a false alert
         event(12, "user_satisfaction", "insufficient_data"),
         event(18, "user_satisfaction"),  # Smart Sync: one interval late
-        event(18, "relevance_pass_rate", segment="topic=smart-sync"),
+        event(18, "relevance_pass_rate", segment="c3", label="how do I turn on smart sync on my phone and laptop?"),
     ]
     out = week.match_alerts(TRUTH, INTERVALS, events, "support-assistant")
     by_name = {d["incident"]: d for d in out["incidents"]}
@@ -66,7 +70,10 @@ def test_an_incident_alerted_late_and_one_on_time_and_the_false_alerts() -> None
     assert smart["first_interval"] == (DAY + 12 * H).isoformat()
     assert (smart["first_alert"], smart["late"]) == ((DAY + 18 * H).isoformat(), 1)
     # A per-segment alert is named with its segment.
-    assert smart["rules"] == ["relevance_pass_rate[topic=smart-sync]", "user_satisfaction"]
+    assert smart["rules"] == [
+        'relevance_pass_rate[topic=c3 "how do I turn on smart sync on my phone "]',
+        "user_satisfaction",
+    ]
     # Every rule's evaluation in the incident's first interval, firing or not.
     assert [(e["rule"], e["evaluation"], e["n"]) for e in smart["first_interval_evaluations"]] == [
         ("user_satisfaction", "insufficient_data", 40)
@@ -82,7 +89,11 @@ def test_a_missed_incident_and_per_segment_false_alerts_on_a_clean_week() -> Non
     missed = week.match_alerts(TRUTH, INTERVALS, [event(0, "latency_p95", "ok")], "support-assistant")
     assert all(d["first_alert"] is None and d["late"] is None and d["rules"] == [] for d in missed["incidents"])
     clean = {"incidents": {}}
-    events = [event(6, "error_rate"), event(6, "relevance_pass_rate", segment="topic=billing"), event(12, "x", "ok")]
+    events = [
+        event(6, "error_rate"),
+        event(6, "relevance_pass_rate", segment="billing", label="billing"),
+        event(12, "x", "ok"),
+    ]
     out = week.match_alerts(clean, INTERVALS, events, "support-assistant")
     assert out["incidents"] == []
     assert out["false_alert_counts"] == {
@@ -90,7 +101,8 @@ def test_a_missed_incident_and_per_segment_false_alerts_on_a_clean_week() -> Non
         "segment": 1,
         "by_rule": {"error_rate": 1, "relevance_pass_rate": 1},
     }
-    assert [a["segment"] for a in out["false_alerts"]] == [None, "topic=billing"]
+    assert [(a["dimension"], a["segment"]) for a in out["false_alerts"]] == [(None, None), ("topic", "billing")]
+    assert week.alert_label(events[1]) == "relevance_pass_rate[topic=billing]"  # a label that says no more
 
 
 def test_report_tables_and_summary() -> None:
