@@ -41,7 +41,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -521,8 +521,10 @@ def bulkload(
     chunk: int = DEFAULT_CHUNK,
     rebuild_indexes: bool | None = None,
     progress: bool = False,
+    incidents: bool = True,
 ) -> LoadResult:
-    """Write what ``simulate(tracking_uri, experiment, days=, traces_per_day=, end=, seed=)`` writes, as rows.
+    """Write what ``simulate(tracking_uri, experiment, days=, traces_per_day=, end=, seed=, incidents=)``
+    writes, as rows.
 
     ``rebuild_indexes`` (default: when the load at least doubles the store's spans) drops the trace
     tables' secondary indexes for the load and recreates them before the commit. The experiment is
@@ -538,8 +540,9 @@ def bulkload(
     experiment_id, location = _experiment(tracking_uri, experiment, artifact_location)
 
     t0 = time.perf_counter()
+    profile = replace(demo_schedule.PROFILE, incidents=incidents)
     plans, _ = demo_schedule.plan_traffic(
-        experiment=experiment, start=start, end=end, n_traces=days * traces_per_day, seed=seed
+        experiment=experiment, start=start, end=end, n_traces=days * traces_per_day, seed=seed, profile=profile
     )
     plan_seconds = time.perf_counter() - t0
 
@@ -569,7 +572,7 @@ def bulkload(
                     present = _present(conn, [p.trace_id for p in batch])
                     todo = [p for p in batch if p.trace_id not in present]
                     t1 = time.perf_counter()
-                    outcomes = [demo_simulate.run_plan(p, apps) for p in todo]
+                    outcomes = [demo_simulate.run_plan(p, apps, profile) for p in todo]
                     rows = builder.rows(outcomes)
                     t2 = time.perf_counter()
                     for table in TABLES:

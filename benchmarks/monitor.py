@@ -254,9 +254,12 @@ def copy_sqlite_store(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def write_config(path: Path, tracking_uri: str, data_root: Path, *, sample_rate: float) -> FlywheelConfig:
+def write_config(
+    path: Path, tracking_uri: str, data_root: Path, *, sample_rate: float | None, schedule: str | None = SCHEDULE
+) -> FlywheelConfig:
     """The repository's flywheel.yaml for the simulated app, pointed at ``tracking_uri``: code scorers only,
-    one daily interval, base sampling rate ``sample_rate`` (the logic of tests/integration/conftest.py)."""
+    the monitor ``schedule`` (default one daily interval), base sampling rate ``sample_rate`` (the logic of
+    tests/integration/conftest.py). ``None`` keeps the repository's sampling rate or schedule."""
     from genai_flywheel.scoring.registry import JUDGES
 
     cfg = yaml.safe_load((ROOT / "flywheel.yaml").read_text())
@@ -264,8 +267,10 @@ def write_config(path: Path, tracking_uri: str, data_root: Path, *, sample_rate:
     app["mlflow"] = {"tracking_uri": tracking_uri, "experiment": EXPERIMENT}
     # LLM judges need an endpoint and would measure its latency, not the pipeline's.
     app["scorers"] = [s for s in app["scorers"] if s.get("ref") or s["name"] not in JUDGES]
-    app["schedule"] = SCHEDULE
-    app.setdefault("sampling", {})["rate"] = sample_rate
+    if schedule is not None:
+        app["schedule"] = schedule
+    if sample_rate is not None:
+        app.setdefault("sampling", {})["rate"] = sample_rate
     cfg["data_root"] = str(data_root)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return load_config(path)

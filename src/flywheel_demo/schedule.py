@@ -12,6 +12,11 @@ Planted incidents (windows are hour-aligned relative to ``start``, end-exclusive
   hours of the first half of the time before the Smart Sync incident.
 * ``chat_latency_regression``: 3 hours in which the CHAT_MODEL span is 4x slower, at the busiest hours of
   the second half of that time.
+
+``Profile(incidents=False)`` plants none of them and keeps the traffic otherwise identical (a clean week
+to count false alerts on): the same requests in the same milliseconds from the same sessions and users,
+every request outside the incident windows planned exactly alike; inside them, the background error rate
+and timings (a request whose fault only the spike caused draws its later values afresh).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Profile:
     negative_rate_unanswered: float = 0.50
     correction_rate: float = 0.25  # share of negative feedback on wrong answers that gets a correction
     follow_up_topic_switch: float = 0.30
+    incidents: bool = True  # False: no planted incident, the traffic otherwise unchanged
 
 
 PROFILE = Profile()
@@ -202,7 +208,8 @@ def plan_traffic(
     seed: int,
     profile: Profile = PROFILE,
 ) -> tuple[list[TracePlan], IncidentWindows]:
-    """Plan ``n_traces`` requests in ``[start, end)``, sorted by time, and the incident windows.
+    """Plan ``n_traces`` requests in ``[start, end)``, sorted by time, and the incident windows (where
+    the incidents are, or would be when ``profile.incidents`` is False).
 
     Sessions (1-4 questions, 20 s - 4 min apart, mostly on one topic) start at times drawn from the
     diurnal curve; users are drawn from a long-tailed pool.
@@ -266,8 +273,9 @@ def _plan_one(
 ) -> TracePlan:
     # One generator per request, seeded by its identity: a request's draws do not depend on the others.
     rng = random.Random(f"{ns}/trace/{index}")
-    in_spike = windows.error_spike.contains_ms(t_ms)
-    in_latency = windows.latency.contains_ms(t_ms)
+    # Without incidents every request draws exactly as it would outside the incident windows.
+    in_spike = profile.incidents and windows.error_spike.contains_ms(t_ms)
+    in_latency = profile.incidents and windows.latency.contains_ms(t_ms)
     fault: Fault | None = None
     if rng.random() < (profile.spike_error_rate if in_spike else profile.base_error_rate):
         # A spike is an upstream provider problem (rate limiting); background errors are mixed.
@@ -288,7 +296,7 @@ def _plan_one(
         session_id=session_id_for(ns, session_no),
         user_id=f"user-{user:04d}",
         turn=turn,
-        incident_index=windows.smart_sync.contains_ms(t_ms),
+        incident_index=profile.incidents and windows.smart_sync.contains_ms(t_ms),
         fault=fault,
         in_error_spike=in_spike,
         in_latency_window=in_latency,

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -315,14 +315,15 @@ def ground_truth(
     end: datetime,
     profile: Profile = PROFILE,
 ) -> dict[str, Any]:
-    """What was planted, as JSON-ready data: the incident windows and the traces each one affected."""
+    """What was planted, as JSON-ready data: the incident windows and the traces each one affected (no
+    incident when ``profile.incidents`` is False)."""
     errors = [o for o in outcomes if o.error_type]
     feedback = [o for o in outcomes if o.feedback is not None]
     bad = [o for o in outcomes if o.quality == "bad"]
     bad_fb = [o for o in bad if o.feedback is not None]
     spike = [o for o in outcomes if o.plan.in_error_spike]
     slow = [o for o in outcomes if o.plan.in_latency_window]
-    return {
+    truth: dict[str, Any] = {
         "format": "genai-flywheel-demo-ground-truth/1",
         "experiment": experiment,
         "seed": seed,
@@ -383,6 +384,9 @@ def ground_truth(
             },
         },
     }
+    if not profile.incidents:
+        truth["incidents"] = {}
+    return truth
 
 
 def write_ground_truth(data: dict[str, Any], path: Path) -> None:
@@ -516,12 +520,14 @@ def simulate(
     seed: int = 7,
     ground_truth_path: Path | None = None,
     progress: bool = True,
+    incidents: bool = True,
 ) -> SimulationResult:
     """Write ``days`` days of the demo app's production traffic, ending at ``end``, to MLflow.
 
     ``end`` defaults to now rounded down to the hour (UTC). Writes ``days * traces_per_day`` traces with
     diurnal timing, user feedback and corrections, and the planted incidents described in
-    :mod:`flywheel_demo.schedule`; ``ground_truth_path`` receives the ground truth as JSON. Same
+    :mod:`flywheel_demo.schedule` (none with ``incidents=False``: the same traffic, clean);
+    ``ground_truth_path`` receives the ground truth as JSON. Same
     arguments, same traces: a re-run into the same experiment adds nothing. Raises SimulationError if a
     write fails or if any generated trace is missing from the experiment afterwards.
     """
@@ -534,9 +540,12 @@ def simulate(
     start = end - timedelta(days=days)
     n_traces = days * traces_per_day
 
-    plans, windows = plan_traffic(experiment=experiment, start=start, end=end, n_traces=n_traces, seed=seed)
+    profile = replace(PROFILE, incidents=incidents)
+    plans, windows = plan_traffic(
+        experiment=experiment, start=start, end=end, n_traces=n_traces, seed=seed, profile=profile
+    )
     apps = _Apps()
-    outcomes = [run_plan(p, apps) for p in plans]
+    outcomes = [run_plan(p, apps, profile) for p in plans]
     truth = ground_truth(
         outcomes,
         windows,
@@ -546,6 +555,7 @@ def simulate(
         traces_per_day=traces_per_day,
         start=start,
         end=end,
+        profile=profile,
     )
     if ground_truth_path is not None:
         write_ground_truth(truth, Path(ground_truth_path))

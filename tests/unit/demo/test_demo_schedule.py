@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,6 +79,28 @@ def test_flags_follow_the_windows() -> None:
         assert p.incident_index == WINDOWS.smart_sync.contains_ms(p.timestamp_ms)
         assert p.in_error_spike == WINDOWS.error_spike.contains_ms(p.timestamp_ms)
         assert p.in_latency_window == WINDOWS.latency.contains_ms(p.timestamp_ms)
+
+
+def test_without_incidents_the_same_traffic_is_planned_clean() -> None:
+    clean, windows = plan_traffic(
+        experiment="demo", start=START, end=END, n_traces=1200, seed=7, profile=replace(PROFILE, incidents=False)
+    )
+    assert windows == WINDOWS  # where the incidents would have been
+    assert not any(p.incident_index or p.in_error_spike or p.in_latency_window for p in clean)
+    # The same requests at the same times, from the same sessions and users.
+    same = ("trace_id", "timestamp_ms", "query", "session_id", "user_id", "turn")
+    assert [[getattr(p, f) for f in same] for p in clean] == [[getattr(p, f) for f in same] for p in PLANS]
+    # Outside the error spike every request is planned alike, less the incidents' effects.
+    outside = [p for p in PLANS if not p.in_error_spike]
+    assert len(outside) > 1100 and sum(p.incident_index for p in outside) > 300
+    for p in outside:
+        slowed = p.in_latency_window and p.fault != "rate_limit"  # a rate limit fails fast either way
+        chat_ms = p.chat_ms / PROFILE.latency_factor if slowed else p.chat_ms
+        expected = replace(p, incident_index=False, in_latency_window=False, chat_ms=chat_ms)
+        assert clean[p.index] == replace(expected, chat_ms=pytest.approx(chat_ms))
+    # In the spike's hours: the background error rate.
+    spike = [p for p in clean if WINDOWS.error_spike.contains_ms(p.timestamp_ms)]
+    assert len(spike) >= 30 and sum(p.fault is not None for p in spike) / len(spike) < 0.15
 
 
 def test_latency_regression_and_error_spike() -> None:

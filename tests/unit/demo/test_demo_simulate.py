@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flywheel_demo.app import CHAT_USAGE_KEY
-from flywheel_demo.schedule import plan_traffic
+from flywheel_demo.schedule import PROFILE, plan_traffic
 from flywheel_demo.simulate import (
     _Apps,
     ground_truth,
@@ -126,6 +126,22 @@ def test_ground_truth_matches_the_outcomes(tmp_path: Path) -> None:
     write_ground_truth(truth(), tmp_path / "b.json")
     assert (tmp_path / "a" / "gt.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert json.loads((tmp_path / "b.json").read_text()) == gt
+
+
+def test_without_incidents_no_wrong_answer_and_no_incident_in_the_ground_truth() -> None:
+    clean = replace(PROFILE, incidents=False)
+    plans, windows = plan_traffic(experiment="demo", start=START, end=END, n_traces=600, seed=11, profile=clean)
+    outcomes = [run_plan(p, APPS, clean) for p in plans]
+    assert not any(o.quality == "bad" for o in outcomes)
+    # Smart Sync questions during the would-be incident are answered from the correct pages.
+    smart_sync = [o for o in outcomes if o.plan.query.feature == "smart-sync" and o.error_type is None]
+    assert any(windows.smart_sync.contains_ms(o.plan.timestamp_ms) for o in smart_sync)
+    assert all(o.quality == "good" for o in smart_sync)
+    gt = ground_truth(
+        outcomes, windows, experiment="demo", seed=11, days=3, traces_per_day=200, start=START, end=END, profile=clean
+    )
+    assert gt["incidents"] == {} and gt["n_traces"] == 600
+    assert truth()["incidents"].keys() == {"smart_sync_wrong_answers", "error_spike", "chat_latency_regression"}
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [({"days": 0}, "days must be"), ({"traces_per_day": -1}, "traces_per")])
