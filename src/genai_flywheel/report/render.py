@@ -41,6 +41,7 @@ from genai_flywheel.report.fragments import (
 )
 from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
+from genai_flywheel.segments.ranking import SegmentLinks, history_table
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,10 @@ class _AppPage:
     def notable_events(self) -> list[Mapping[str, Any]]:
         """The alert events in which a rule fired, kept firing or resolved."""
         return [e for e in self.data.events if e["status"] == "firing" or e["kind"] in ("fired", "resolved")]
+
+    def segment_history(self, dimension: str, segment: str) -> tuple[list[str], list[Any]]:
+        """The columns (metrics) and rows (intervals) of a worst segment's history."""
+        return history_table(self.data.segment_history.get((dimension, segment), ()))
 
     def extra_html(self) -> list[Markup]:
         """The caller's sections for this application, in order; each is HTML the caller built (its text
@@ -300,6 +305,7 @@ def render_report(
     notes: Sequence[str] = (),
     links: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
+    segment_links: Mapping[str, SegmentLinks] | None = None,
 ) -> Path:
     """Write the static HTML report of ``apps`` (data under ``data_root``) to ``out``; return ``out``.
 
@@ -310,14 +316,15 @@ def render_report(
     ``fragments.html.j2`` or a template of the caller's package rendered by :func:`.templating.render`).
     ``notes`` are sentences added to the header (escaped). ``links`` maps a label to a URL (e.g. the MLflow
     and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
-    clock, so the same inputs give the same bytes. The file is written atomically.
+    clock, so the same inputs give the same bytes. ``segment_links`` maps an application name to where its
+    worst segments link (its MLflow Traces tab and its dimensions' sources). The file is written atomically.
     """
     from genai_flywheel.workspace import atomic_write_text
 
     if not apps:
         raise ConfigError("render_report needs at least one application name; pass e.g. apps=['support']")
     unique = list(dict.fromkeys(apps))  # order kept, repeats dropped
-    loaded = [load_app(Path(data_root), app) for app in unique]
+    loaded = [load_app(Path(data_root), app, segment_links=(segment_links or {}).get(app)) for app in unique]
     page = render_html(
         loaded,
         title=title,

@@ -135,6 +135,15 @@ class WorstSegments:
         }
 
 
+@dataclass(frozen=True)
+class SegmentLinks:
+    """Where an application's segments link: its MLflow experiment's Traces tab (``traces_url``, None: no
+    links) and each dimension's configured source (``segments.dimensions[].source``, by name)."""
+
+    traces_url: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
 def _finite(value: Any) -> float | None:
     from genai_flywheel.report.data import finite
 
