@@ -24,6 +24,7 @@ latest interval is shown beside it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -145,9 +146,28 @@ class SegmentLinks:
 
 
 def _finite(value: Any) -> float | None:
-    from genai_flywheel.report.data import finite
+    return value if isinstance(value, float) and math.isfinite(value) else None
 
-    return finite(value)
+
+def _shown(metric: str) -> bool:
+    return metric == "volume" or ranked_metric(metric)
+
+
+def _pooled(
+    store: MetricsStore, app: str, start: datetime, end: datetime, metrics: list[str]
+) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """Per (dimension, segment, metric): the sums of value x n and of n over the intervals in
+    ``[start, end)``, rows without a finite value or without samples left out (grouped in Arrow: a week of
+    a large store holds hundreds of thousands of rows)."""
+    import pyarrow.compute as pc
+
+    table = store.read_segments(app, start, end, metrics=metrics)
+    value, n = table.column("value"), pc.cast(table.column("n"), "float64")
+    table = table.filter(pc.and_(pc.is_finite(value), pc.greater(n, 0.0)))
+    table = table.append_column("vn", pc.multiply(table.column("value"), pc.cast(table.column("n"), "float64")))
+    grouped = table.group_by(["dimension", "segment", "metric"]).aggregate([("vn", "sum"), ("n", "sum")])
+    columns = [grouped.column(c).to_pylist() for c in ("dimension", "segment", "metric", "vn_sum", "n_sum")]
+    return {(d, s, m): (vn, float(nn)) for d, s, m, vn, nn in zip(*columns, strict=True)}
 
 
 def trace_links(
@@ -204,22 +224,14 @@ def worst_segments(
     if latest is None:
         return WorstSegments(app, None, None)
     after = latest + timedelta(microseconds=1000)
-    current = store.read_segments(app, latest, after).to_pylist()
+    current = [r for r in store.read_segments(app, latest, after).to_pylist() if _shown(r["metric"])]
     if not current:
         return WorstSegments(app, None, None)
     interval = (to_utc(current[0]["interval_start"]), to_utc(current[0]["interval_end"]))
     ranked = sorted({r["metric"] for r in current if ranked_metric(r["metric"])})
     app_values = {r["metric"]: _finite(r["value"]) for r in store.read(app, latest, after, metrics=ranked).to_pylist()}
     baseline_start = latest - timedelta(days=baseline_days)
-    pooled: dict[tuple[str, str, str], list[float]] = {}
-    if ranked:
-        for r in store.read_segments(app, baseline_start, latest, metrics=ranked).to_pylist():
-            value = _finite(r["value"])
-            if value is None or not r["n"]:
-                continue
-            acc = pooled.setdefault((r["dimension"], r["segment"], r["metric"]), [0.0, 0.0])
-            acc[0] += value * r["n"]
-            acc[1] += r["n"]
+    pooled = _pooled(store, app, baseline_start, latest, ranked) if ranked else {}
     by_segment: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in current:
         by_segment.setdefault((r["dimension"], r["segment"]), []).append(r)
@@ -232,7 +244,7 @@ def worst_segments(
                 continue
             low, high = _finite(r["ci_low"]), _finite(r["ci_high"])
             app_value = app_values.get(r["metric"])
-            acc = pooled.get((dimension, segment, r["metric"]))
+            acc = pooled.get((dimension, segment, r["metric"]))  # (sum of value x n, sum of n)
             metrics.append(
                 MetricRow(
                     metric=r["metric"],
