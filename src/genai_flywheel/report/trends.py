@@ -57,6 +57,12 @@ def feedback_names(metrics: Metrics) -> list[str]:
     return families(metrics, "feedback.", ".positive_rate")
 
 
+def drift_metrics(metrics: Metrics) -> list[str]:
+    """The drift metrics (``drift.<dimension>.psi|new_share|new_clusters``, ``drift.scorer.<name>.psi``),
+    sorted: grouped by dimension, then the scorers."""
+    return sorted(m for m in metrics if m.startswith("drift."))
+
+
 def span_types(metrics: Metrics) -> list[str]:
     """The span types with a ``span.<type>.latency_p95_ms`` metric, sorted."""
     return families(metrics, "span.", ".latency_p95_ms")
@@ -199,6 +205,15 @@ class TrendCharts:
             "rate",
             [self.series(metric, f"{name} positive", colour, band=True)],
         )
+
+    def drift_chart(self, metric: str, colour: str) -> str:
+        """A drift metric against the reference window: a PSI is a score, ``new_share`` a rate and
+        ``new_clusters`` a count."""
+        what = metric.removeprefix("drift.")
+        unit: Unit = "score"
+        if metric.endswith((".new_share", ".new_clusters")):
+            unit = "rate" if metric.endswith(".new_share") else "count"
+        return self.chart(f"Drift {what}", what.rsplit(".", 1)[-1], unit, [self.series(metric, what, colour)])
 
     def alerted_chart(self, metric: str, colour: str) -> str:
         """A chart of one alerted metric that no standard chart shows (a band when it is an estimate)."""

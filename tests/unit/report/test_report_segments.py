@@ -60,3 +60,9 @@ def test_report_without_segment_files_has_no_segment_section(tmp_path: Path) -> 
     root = write_report_store(tmp_path)
     out = render_report(root, [PLAIN], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Worst segments" not in out
+
+
+def test_drift_metrics_have_their_own_chart_group(html: str) -> None:
+    assert "<h4>Drift against the reference window</h4>" in html
+    assert re.findall(r'<title id="[^"]+-title">(Drift [^<]*)</title>', html) == ["Drift topic.psi"]
+    assert "Alerted metric drift" not in html

@@ -101,3 +101,8 @@ def test_api_segments_json(client: TestClient) -> None:
     first = body["dimensions"]["topic"][0]
     assert (first["segment"], first["significant"], first["metrics"][0]["metric"]) == ("c-sync", True, FEEDBACK)
     assert first["metrics"][0]["gap"] == pytest.approx(0.43)
+
+
+def test_page_charts_the_drift_metrics(client: TestClient) -> None:
+    html = client.get(f"/apps/{APP}").text
+    assert re.findall(r'<title id="[^"]+-title">(Drift [^<]*)</title>', html) == ["Drift topic.psi"]
