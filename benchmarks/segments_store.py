@@ -2,7 +2,7 @@
 day for 90 days (360 intervals, 10 metrics per segment: 10,000 segment rows an interval, 3.6 million in all).
 
 ``python benchmarks/segments_store.py [--days 90] [--per-day 4] [--dimensions 20] [--segments 50]
-[--repeat 5] [--workdir DIR] [--keep] [--json FILE]`` synthesises the store (segment files and app-level
+[--repeat 5] [--workdir DIR [--reuse]] [--keep] [--json FILE]`` synthesises the store (segment files and app-level
 partitions, through ``MetricsStore``), then times, each the median of ``--repeat`` runs after one warm-up:
 
 * writing one interval's segment file (``MetricsStore.write_segments``, a re-run of the latest interval);
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="measure the store already in --workdir")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -186,10 +187,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t = time.perf_counter()
         starts = [T0 + i * step for i in range(count)]
         for i, start in enumerate(starts):
+            if args.reuse and store.segments_path(APP, start).is_file():
+                continue
             store.write_partition(app_partition(start, start + step, args.dimensions))
-            table = segment_table(start, start + step, args.dimensions, args.segments, i)
-            store.write_segments(table, app=APP, interval_start=start)
+            store.write_segments(
+                segment_table(start, start + step, args.dimensions, args.segments, i), app=APP, interval_start=start
+            )
         figures["synthesis_s"] = round(time.perf_counter() - t, 1)
+        table = segment_table(starts[-1], starts[-1] + step, args.dimensions, args.segments, count - 1)
         latest = starts[-1]
         size, files = size_of(store.base)
         seg_size = sum(store.segments_path(APP, s).stat().st_size for s in starts)

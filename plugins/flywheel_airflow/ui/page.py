@@ -42,7 +42,7 @@ from genai_flywheel.report.fragments import (
     window,
 )
 from genai_flywheel.report.templating import render
-from genai_flywheel.report.trends import RuleLine, TrendCharts, drift_metrics, feedback_names, scorer_names
+from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
 from genai_flywheel.segments.ranking import HistoryPoint, history_table
 
 _TEMPLATES = "flywheel_airflow.ui"  # this package's templates/, in front of the report's
@@ -186,7 +186,7 @@ class _AppSection:
         for i, name in enumerate(scorer_names(v.metrics)):
             parts.append(t.scorer_chart(name, _SCORER_COLOURS[i % len(_SCORER_COLOURS)], keep_empty=False))
         parts += [t.feedback_chart(name, PALETTE[5]) for name in feedback_names(v.metrics)]
-        parts += [t.drift_chart(metric, PALETTE[4]) for metric in drift_metrics(v.metrics)]
+        parts += t.drift_charts()
         parts.append(t.volume_chart("Volume"))
         parts += [t.alerted_chart(metric, PALETTE[6]) for metric in t.uncharted_rule_metrics()]
         return [Markup(p) for p in parts]

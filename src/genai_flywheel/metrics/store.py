@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from genai_flywheel.exceptions import StoreError
 from genai_flywheel.metrics.aggregate import metrics_schema
 from genai_flywheel.metrics.intervals import interval_label, parse_interval_label, to_utc
-from genai_flywheel.workspace import atomic_write_parquet, read_parquet
+from genai_flywheel.workspace import ParquetPartWriter, atomic_write_parquet, read_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PART_FILE = "part.parquet"
+SEGMENT_ROW_GROUP_ROWS = 1_000  # rows per row group of a segments.parquet: about two dimensions of 50 segments
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -122,7 +123,10 @@ class MetricsStore:
             seen.add(key)
         table = table.sort_by([("dimension", "ascending"), ("segment", "ascending"), ("metric", "ascending")])
         path = self.segments_path(app, interval_start)
-        atomic_write_parquet(table, path)
+        # Small row groups of rows sorted by (dimension, segment): their statistics let a reader of one
+        # segment's history skip all but one or two groups of every file.
+        with ParquetPartWriter(path, table.schema, row_group_rows=SEGMENT_ROW_GROUP_ROWS) as writer:
+            writer.write(table)
         log.info("wrote %d segment metrics to %s", table.num_rows, path)
         return path
 

@@ -40,7 +40,7 @@ from genai_flywheel.report.fragments import (
     signed,
 )
 from genai_flywheel.report.templating import render
-from genai_flywheel.report.trends import RuleLine, TrendCharts, drift_metrics, feedback_names, scorer_names
+from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
 from genai_flywheel.segments.ranking import SegmentLinks, history_table
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class _AppPage:
             # Every scorer is listed, even one without any score in these intervals (an empty chart).
             ("Scorers", [t.scorer_chart(name, PALETTE[2], keep_empty=True) for name in scorer_names(t.metrics)]),
             ("User feedback", [t.feedback_chart(name, PALETTE[3]) for name in feedback_names(t.metrics)]),
-            ("Drift against the reference window", [t.drift_chart(m, PALETTE[4]) for m in drift_metrics(t.metrics)]),
+            ("Drift against the reference window", t.drift_charts()),
         ]
         # Last, so it holds exactly the alerted metrics no chart above shows.
         groups.append(("Other alerted metrics", [t.alerted_chart(m, PALETTE[0]) for m in t.uncharted_rule_metrics()]))

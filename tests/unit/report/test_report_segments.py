@@ -64,5 +64,5 @@ def test_report_without_segment_files_has_no_segment_section(tmp_path: Path) -> 
 
 def test_drift_metrics_have_their_own_chart_group(html: str) -> None:
     assert "<h4>Drift against the reference window</h4>" in html
-    assert re.findall(r'<title id="[^"]+-title">(Drift [^<]*)</title>', html) == ["Drift topic.psi"]
+    assert re.findall(r'<title id="[^"]+-title">(Drift[^<]*)</title>', html) == ["Drift: PSI of the traffic mix"]
     assert "Alerted metric drift" not in html

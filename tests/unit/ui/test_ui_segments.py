@@ -105,4 +105,4 @@ def test_api_segments_json(client: TestClient) -> None:
 
 def test_page_charts_the_drift_metrics(client: TestClient) -> None:
     html = client.get(f"/apps/{APP}").text
-    assert re.findall(r'<title id="[^"]+-title">(Drift [^<]*)</title>', html) == ["Drift topic.psi"]
+    assert re.findall(r'<title id="[^"]+-title">(Drift[^<]*)</title>', html) == ["Drift: PSI of the traffic mix"]
