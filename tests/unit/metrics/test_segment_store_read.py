@@ -44,3 +44,33 @@ def test_an_unreadable_file_is_named(store: MetricsStore) -> None:
     bad.write_bytes(b"not parquet")
     with pytest.raises(StoreError, match=r"interval=2026-01-05T18-00-00Z/segments.parquet.*re-run that interval"):
         store.read_segments(APP)
+
+
+
+def test_large_segment_files_are_split_in_sorted_row_groups_and_rewritten_byte_identical(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from genai_flywheel.metrics.store import SEGMENT_ROW_GROUP_ROWS
+    from tests.unit.report.segment_helpers import segment_table
+
+    metrics = ("error_rate", "latency_p95_ms", "share", "volume", FEEDBACK)
+    rows = [
+        {"dimension": f"d{d}", "segment": f"s{s:02d}", "label": "x", "metric": m, "value": 0.5, "n": 10}
+        for d in range(5)
+        for s in range(50)
+        for m in metrics
+    ]
+    assert len(rows) == SEGMENT_ROW_GROUP_ROWS + 250
+    table = segment_table(APP, S0, S0 + STEP, rows[::-1])  # unsorted on purpose
+    store = MetricsStore(tmp_path)
+    path = store.write_segments(table, app=APP, interval_start=S0)
+    first = path.read_bytes()
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == 2
+    dimension = meta.schema.to_arrow_schema().get_field_index("dimension")
+    stats = [meta.row_group(g).column(dimension).statistics for g in range(2)]
+    assert (stats[0].min, stats[0].max, stats[1].min, stats[1].max) == ("d0", "d3", "d4", "d4")
+    one = store.read_segments(APP, dimension="d4", segment="s07")
+    assert one.column("metric").to_pylist() == sorted(metrics)
+    store.write_segments(table, app=APP, interval_start=S0)
+    assert path.read_bytes() == first
