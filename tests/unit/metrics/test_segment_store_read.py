@@ -51,6 +51,7 @@ def test_large_segment_files_are_split_in_sorted_row_groups_and_rewritten_byte_i
     import pyarrow.parquet as pq
 
     from genai_flywheel.metrics.store import SEGMENT_ROW_GROUP_ROWS
+    from tests.unit.report.report_helpers import metrics_partition
     from tests.unit.report.segment_helpers import segment_table
 
     metrics = ("error_rate", "latency_p95_ms", "share", "volume", FEEDBACK)
@@ -63,6 +64,8 @@ def test_large_segment_files_are_split_in_sorted_row_groups_and_rewritten_byte_i
     assert len(rows) == SEGMENT_ROW_GROUP_ROWS + 250
     table = segment_table(APP, S0, S0 + STEP, rows[::-1])  # unsorted on purpose
     store = MetricsStore(tmp_path)
+    # the store lists an interval by its metrics partition: write one beside
+    store.write_partition(metrics_partition(APP, S0, S0 + STEP, {"volume": (1.0, 1, None, None)}))
     path = store.write_segments(table, app=APP, interval_start=S0)
     first = path.read_bytes()
     meta = pq.ParquetFile(path).metadata
