@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from genai_flywheel.config import load_config
     from genai_flywheel.metrics.store import MetricsStore
-    from genai_flywheel.segments.ranking import segment_history, worst_segments
+    from genai_flywheel.report.segments import segment_history, worst_segments
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="flywheel-segbench-"))
     data_root = work / "data"

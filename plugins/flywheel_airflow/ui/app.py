@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from flywheel_airflow.ui import collect, links, page
 from genai_flywheel.exceptions import ConfigError, StoreError
 from genai_flywheel.metrics.intervals import iso
-from genai_flywheel.segments.ranking import HISTORY_DAYS, MAX_HISTORY_DAYS
+from genai_flywheel.report.segments import HISTORY_DAYS, MAX_HISTORY_DAYS
 
 if TYPE_CHECKING:
     from genai_flywheel.config import Application, FlywheelConfig
@@ -202,7 +202,7 @@ def create_app(
 
     def history(app_name: str, dimension: str, segment: str, days: int) -> dict[str, Any]:
         from genai_flywheel.metrics import MetricsStore
-        from genai_flywheel.segments.ranking import segment_history
+        from genai_flywheel.report.segments import segment_history
 
         cfg = config()
         app_cfg = application(cfg, app_name)

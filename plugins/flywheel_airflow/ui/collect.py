@@ -11,7 +11,7 @@ Sources, all read-only and all optional (a missing one is an empty state, not an
   ``scorer.<name>.errors``, which mixes every reason);
 * ``metrics/app=<app>/interval=<start>/segments.parquet`` through ``MetricsStore.read_segments``: the worst
   segments of the latest interval with segment metrics and their baselines (the last 7 days), and one
-  segment's history (:mod:`genai_flywheel.segments.ranking`);
+  segment's history (:mod:`genai_flywheel.report.segments`);
 * ``datasets/<name>/v<N>/manifest.json``: the newest committed version of each curated dataset of the app;
 * ``evaluations/app=<app>/<run>/summary.json`` (+ ``gate.json``, ``eval_run.json``): development
   evaluations, newest first by the time their summary was written.
@@ -45,7 +45,7 @@ from genai_flywheel.report.data import (
 
 if TYPE_CHECKING:
     from genai_flywheel.config import Application
-    from genai_flywheel.segments.ranking import WorstSegments
+    from genai_flywheel.report.segments import WorstSegments
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def recent_evaluations(
 def worst_segments(data_root: Path, app: Application, traces_url: str | None = None) -> WorstSegments:
     """The worst segments of the latest interval of ``app``, linked to its MLflow traces (``traces_url``)."""
     from genai_flywheel.metrics import MetricsStore
-    from genai_flywheel.segments.ranking import worst_segments as ranked
+    from genai_flywheel.report.segments import worst_segments as ranked
 
     sources = {d.name: d.source for d in app.segments.dimensions}
     return ranked(MetricsStore(data_root), app.name, traces_url=traces_url, sources=sources)

@@ -41,9 +41,9 @@ from genai_flywheel.report.fragments import (
     signed,
     window,
 )
+from genai_flywheel.report.segments import HistoryPoint, history_table
 from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
-from genai_flywheel.segments.ranking import HistoryPoint, history_table
 
 _TEMPLATES = "flywheel_airflow.ui"  # this package's templates/, in front of the report's
 

@@ -4,7 +4,7 @@ Sources (all optional except that an application without metrics shows an empty 
 
 * ``metrics/app=<app>/...`` through :class:`~genai_flywheel.metrics.store.MetricsStore` (long format).
 * ``metrics/app=<app>/interval=<start>/segments.parquet`` through ``MetricsStore.read_segments``: the worst
-  segments of the latest interval and each one's history (:mod:`genai_flywheel.segments.ranking`).
+  segments of the latest interval and each one's history (:mod:`genai_flywheel.report.segments`).
 * ``alerts/app=<app>/events.parquet`` through :class:`~genai_flywheel.alerts.AlertStore`: one row per
   (recorded interval, rule) with ``evaluation`` (firing / ok / insufficient_data), ``kind`` (fired,
   still_firing, resolved, ok, insufficient_data) and ``status`` after the interval.
@@ -38,7 +38,7 @@ from genai_flywheel.metrics.intervals import iso, to_utc
 from genai_flywheel.report.charts import Point
 
 if TYPE_CHECKING:
-    from genai_flywheel.segments.ranking import HistoryPoint, SegmentLinks, WorstSegments
+    from genai_flywheel.report.segments import HistoryPoint, SegmentLinks, WorstSegments
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +206,10 @@ def load_segments(
     data_root: Path, app: str, links: SegmentLinks | None = None
 ) -> tuple[WorstSegments | None, dict[tuple[str, str], tuple[HistoryPoint, ...]]]:
     """The worst segments of the latest interval of ``app`` (linked as ``links`` says) and the history of
-    each over the last :data:`~genai_flywheel.segments.ranking.HISTORY_DAYS` days; (None, {}) without
+    each over the last :data:`~genai_flywheel.report.segments.HISTORY_DAYS` days; (None, {}) without
     segment metrics."""
     from genai_flywheel.metrics.store import MetricsStore
-    from genai_flywheel.segments.ranking import SegmentLinks, segment_history, worst_segments
+    from genai_flywheel.report.segments import SegmentLinks, segment_history, worst_segments
 
     store = MetricsStore(data_root)
     links = links or SegmentLinks()

@@ -39,9 +39,9 @@ from genai_flywheel.report.fragments import (
     number,
     signed,
 )
+from genai_flywheel.report.segments import SegmentLinks, history_table
 from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
-from genai_flywheel.segments.ranking import SegmentLinks, history_table
 
 log = logging.getLogger(__name__)
 

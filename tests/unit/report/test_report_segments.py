@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from genai_flywheel.report import render_report
-from genai_flywheel.segments.ranking import SegmentLinks
+from genai_flywheel.report.segments import SegmentLinks
 from tests.unit.report.report_helpers import table_rows
 from tests.unit.report.segment_helpers import APP, FEEDBACK, SOURCES, N, write_segment_store
 

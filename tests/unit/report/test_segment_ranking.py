@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from genai_flywheel.metrics.store import MetricsStore
-from genai_flywheel.segments.ranking import gap, segment_history, trace_links, worst_segments
+from genai_flywheel.report.segments import gap, segment_history, trace_links, worst_segments
 from tests.unit.report.segment_helpers import APP, FEEDBACK, S0, SOURCES, STEP, N, write_segment_store
 
 pytestmark = pytest.mark.unit
