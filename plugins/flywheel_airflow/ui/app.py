@@ -11,6 +11,10 @@ route                                what
 ``GET /api/apps/{app}/metrics``      metric series of the last ``intervals`` (``?metric=`` repeatable;
                                      all metrics when absent); ``available`` lists the stored names
 ``GET /api/apps/{app}/alerts``       rules firing now, configured rules with status, recent events
+``GET /api/apps/{app}/segments``     the worst segments of the latest interval per dimension
+``GET /api/apps/{app}/segments/      one segment's value, n and CI per interval (``?dimension=&segment=``,
+history``                            ``days`` back from the latest interval, 7 by default, at most 90)
+``GET /apps/{app}/segments/history`` the same as an HTML table (the worst segments link to it)
 ===================================  =====================================================================
 
 Inside Airflow every route requires a signed-in Airflow user (``require_auth``): the same session cookie
@@ -34,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from flywheel_airflow.ui import collect, links, page
 from genai_flywheel.exceptions import ConfigError, StoreError
 from genai_flywheel.metrics.intervals import iso
+from genai_flywheel.report.segments import HISTORY_DAYS, MAX_HISTORY_DAYS
 
 if TYPE_CHECKING:
     from genai_flywheel.config import Application, FlywheelConfig
@@ -51,6 +56,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+DaysQuery = Annotated[int, Query(ge=1, le=MAX_HISTORY_DAYS, description="Days of history before the latest interval")]
+DimensionQuery = Annotated[str, Query(min_length=1, max_length=200, description="The segment's dimension")]
+SegmentQuery = Annotated[str, Query(min_length=1, max_length=500, description="The segment's key")]
 
 IntervalsQuery = Annotated[
     int | None,
@@ -176,8 +185,8 @@ def create_app(
         cfg = config()
         n = collect.clamp_intervals(intervals)
         root = cfg.data_path()
-        views = [collect.load_view(root, a, n) for a in cfg.applications]
         mlflow = {a.name: mlflow_for(a) for a in cfg.applications}
+        views = [collect.load_view(root, a, n, traces_url=mlflow[a.name].traces) for a in cfg.applications]
         return HTMLResponse(page.render_page(views, mlflow, intervals=n))
 
     @app.get("/apps/{app_name}", response_class=HTMLResponse)
@@ -186,9 +195,55 @@ def create_app(
         cfg = config()
         app_cfg = application(cfg, app_name)
         n = collect.clamp_intervals(intervals)
-        view = collect.load_view(cfg.data_path(), app_cfg, n)
-        html = page.render_page([view], {app_cfg.name: mlflow_for(app_cfg)}, intervals=n, root="../")
+        mlflow = mlflow_for(app_cfg)
+        view = collect.load_view(cfg.data_path(), app_cfg, n, traces_url=mlflow.traces)
+        html = page.render_page([view], {app_cfg.name: mlflow}, intervals=n, root="../")
         return HTMLResponse(html)
+
+    def history(app_name: str, dimension: str, segment: str, days: int) -> dict[str, Any]:
+        from genai_flywheel.metrics import MetricsStore
+        from genai_flywheel.report.segments import segment_history
+
+        cfg = config()
+        app_cfg = application(cfg, app_name)
+        if app_cfg.segments.dimension(dimension) is None:
+            declared = [d.name for d in app_cfg.segments.dimensions]
+            raise _NotFound(f"{app_cfg.name} declares no segment dimension {dimension!r}; declared: {declared}")
+        label, points = segment_history(MetricsStore(cfg.data_path()), app_cfg.name, dimension, segment, days=days)
+        return {
+            "app": app_cfg.name,
+            "dimension": dimension,
+            "segment": segment,
+            "label": label,
+            "days": days,
+            "points": [p.to_dict() for p in points],
+            "_points": points,
+        }
+
+    @app.get("/apps/{app_name}/segments/history", response_class=HTMLResponse)
+    def segment_history_page(
+        app_name: str, dimension: DimensionQuery, segment: SegmentQuery, days: DaysQuery = HISTORY_DAYS
+    ) -> HTMLResponse:
+        """One segment's history as a table."""
+        found = history(app_name, dimension, segment, days)
+        return HTMLResponse(page.render_history(found, found.pop("_points"), root="../../../"))
+
+    @app.get("/api/apps/{app_name}/segments/history")
+    def api_segment_history(
+        app_name: str, dimension: DimensionQuery, segment: SegmentQuery, days: DaysQuery = HISTORY_DAYS
+    ) -> dict[str, Any]:
+        """One segment's value, n and 95% CI per interval over the last ``days``."""
+        found = history(app_name, dimension, segment, days)
+        found.pop("_points")
+        return collect.to_json(found)
+
+    @app.get("/api/apps/{app_name}/segments")
+    def api_segments(app_name: str) -> dict[str, Any]:
+        """The worst segments of the latest interval per dimension, with estimate, CI, baseline and links."""
+        cfg = config()
+        app_cfg = application(cfg, app_name)
+        worst = collect.worst_segments(cfg.data_path(), app_cfg, mlflow_for(app_cfg).traces)
+        return collect.to_json(worst.to_dict())
 
     @app.get("/api/apps")
     def api_apps() -> dict[str, Any]:

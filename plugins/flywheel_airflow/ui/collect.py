@@ -9,6 +9,9 @@ Sources, all read-only and all optional (a missing one is an empty state, not an
 * ``runs/app=<app>/interval=<start>/scores/shard=*.parquet``: rows whose ``error`` starts with
   ``skipped: judge budget`` are judge calls the per-run budget skipped (the metrics only hold
   ``scorer.<name>.errors``, which mixes every reason);
+* ``metrics/app=<app>/interval=<start>/segments.parquet`` through ``MetricsStore.read_segments``: the worst
+  segments of the latest interval with segment metrics and their baselines (the last 7 days), and one
+  segment's history (:mod:`genai_flywheel.report.segments`);
 * ``datasets/<name>/v<N>/manifest.json``: the newest committed version of each curated dataset of the app;
 * ``evaluations/app=<app>/<run>/summary.json`` (+ ``gate.json``, ``eval_run.json``): development
   evaluations, newest first by the time their summary was written;
@@ -45,6 +48,7 @@ from genai_flywheel.report.data import (
 
 if TYPE_CHECKING:
     from genai_flywheel.config import Application
+    from genai_flywheel.report.segments import WorstSegments
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,7 @@ class AppView:
     problems: tuple[str, ...] = field(default=())
     calibration: dict[str, tuple[Point, ...]] = field(default_factory=dict)  # the newest review interval's
     disagreements: tuple[dict[str, Any], ...] = ()
+    segments: WorstSegments | None = None  # None: the application declares no segment dimension
 
     @property
     def name(self) -> str:
@@ -294,11 +299,29 @@ def read_calibration(
     return load_calibration(data_root, app, problems, start=newest[0])
 
 
-def load_view(data_root: Path, app: Application, intervals: int = DEFAULT_INTERVALS) -> AppView:
-    """Read everything the page shows about ``app``; unreadable files land in ``problems``."""
+def worst_segments(data_root: Path, app: Application, traces_url: str | None = None) -> WorstSegments:
+    """The worst segments of the latest interval of ``app``, linked to its MLflow traces (``traces_url``)."""
+    from genai_flywheel.metrics import MetricsStore
+    from genai_flywheel.report.segments import worst_segments as ranked
+
+    sources = {d.name: d.source for d in app.segments.dimensions}
+    return ranked(MetricsStore(data_root), app.name, traces_url=traces_url, sources=sources)
+
+
+def load_view(
+    data_root: Path, app: Application, intervals: int = DEFAULT_INTERVALS, *, traces_url: str | None = None
+) -> AppView:
+    """Read everything the page shows about ``app`` (its segments linked to ``traces_url``, the MLflow
+    experiment's traces); unreadable files land in ``problems``."""
     from genai_flywheel.alerts import AlertStore
 
     problems: list[str] = []
+    segments = None
+    if app.segments.dimensions:
+        try:
+            segments = worst_segments(data_root, app, traces_url)
+        except StoreError as err:
+            problems.append(str(err))
     total, starts = window_starts(data_root, app.name, intervals)
     try:
         window, metrics = read_points(data_root, app.name, starts[0] if starts else None)
@@ -334,6 +357,7 @@ def load_view(data_root: Path, app: Application, intervals: int = DEFAULT_INTERV
         problems=tuple(problems),
         calibration=calibration,
         disagreements=disagreements,
+        segments=segments,
     )
 
 

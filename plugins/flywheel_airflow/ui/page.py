@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from markupsafe import Markup
 
@@ -41,6 +41,7 @@ from genai_flywheel.report.fragments import (
     signed,
     window,
 )
+from genai_flywheel.report.segments import HistoryPoint, history_table
 from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
 
@@ -120,6 +121,11 @@ class _AppSection:
         self.app = view.name
         self.dag = monitor_dag_id(self.app)
         self.app_url = f"{root}apps/{quote(self.app, safe='')}"
+        self.api = f"{root}api/apps/{quote(self.app, safe='')}"
+
+    def history_url(self, dimension: str, segment: str) -> str:
+        """The page of one segment's history."""
+        return f"{self.app_url}/segments/history?{urlencode({'dimension': dimension, 'segment': segment})}"
 
     def links(self) -> list[tuple[str | None, str, Opens]]:
         """The links under the heading: MLflow (traces and runs, else the experiments list), the monitor
@@ -134,8 +140,7 @@ class _AppSection:
             (airflow_dag_link(self.app), f"Monitor DAG {self.dag}", "top"),
             (airflow_runs_link(self.app), "its runs", "top"),
         ]
-        api = f"{self.root}api/apps/{quote(self.app, safe='')}"
-        items += [(f"{api}/alerts", "alerts JSON", "here"), (f"{api}/metrics", "metrics JSON", "here")]
+        items += [(f"{self.api}/alerts", "alerts JSON", "here"), (f"{self.api}/metrics", "metrics JSON", "here")]
         return items
 
     def cards(self) -> list[Card]:
@@ -181,6 +186,7 @@ class _AppSection:
         for i, name in enumerate(scorer_names(v.metrics)):
             parts.append(t.scorer_chart(name, _SCORER_COLOURS[i % len(_SCORER_COLOURS)], keep_empty=False))
         parts += [t.feedback_chart(name, PALETTE[5]) for name in feedback_names(v.metrics)]
+        parts += t.drift_charts()
         parts.append(t.volume_chart("Volume"))
         parts += [t.alerted_chart(metric, PALETTE[6]) for metric in t.uncharted_rule_metrics()]
         return [Markup(p) for p in parts]
@@ -276,6 +282,33 @@ def render_page(
         window_choices=WINDOW_CHOICES,
         root=root,
         sections=[_AppSection(v, mlflow[v.name], root) for v in views],
+    )
+
+
+HISTORY_DAY_CHOICES = (1, 7, 30, 90)
+
+
+def render_history(found: Mapping[str, Any], points: Sequence[HistoryPoint], *, root: str) -> str:
+    """The page of one segment's history (``found``: the history JSON of the app's API without its points).
+    ``root`` is the relative path from that page to the app's root."""
+    app = quote(str(found["app"]), safe="")
+
+    def query(days: int) -> str:
+        return urlencode({"dimension": found["dimension"], "segment": found["segment"], "days": days})
+
+    columns, rows = history_table(points)
+    return render(
+        "segment_history.html.j2",
+        _TEMPLATES,
+        title=f"{TITLE}: segment history",
+        css=Markup(CSS),
+        found=found,
+        columns=columns,
+        rows=rows,
+        day_choices=HISTORY_DAY_CHOICES,
+        query=query,
+        app_url=f"{root}apps/{app}",
+        json_url=f"{root}api/apps/{app}/segments/history?{query(int(found['days']))}",
     )
 
 

@@ -3,6 +3,8 @@
 Sources (all optional except that an application without metrics shows an empty monitor section):
 
 * ``metrics/app=<app>/...`` through :class:`~genai_flywheel.metrics.store.MetricsStore` (long format).
+* ``metrics/app=<app>/interval=<start>/segments.parquet`` through ``MetricsStore.read_segments``: the worst
+  segments of the latest interval and each one's history (:mod:`genai_flywheel.report.segments`).
 * ``alerts/app=<app>/events.parquet`` through :class:`~genai_flywheel.alerts.AlertStore`: one row per
   (recorded interval, rule) with ``evaluation`` (firing / ok / insufficient_data), ``kind`` (fired,
   still_firing, resolved, ok, insufficient_data) and ``status`` after the interval.
@@ -34,10 +36,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.metrics.intervals import iso, to_utc
 from genai_flywheel.report.charts import Point
+
+if TYPE_CHECKING:
+    from genai_flywheel.report.segments import HistoryPoint, SegmentLinks, WorstSegments
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,9 @@ class AppData:
     problems: tuple[str, ...] = field(default=())  # unreadable optional files, shown in the report
     calibration: dict[str, tuple[Point, ...]] = field(default_factory=dict)  # calibration.* metrics
     disagreements: tuple[dict[str, Any], ...] = ()  # traces where a scorer contradicts a reviewer
+    segments: WorstSegments | None = None  # None: no segment metrics stored
+    # (dimension, segment) of each worst segment -> its history over the last days
+    segment_history: dict[tuple[str, str], tuple[HistoryPoint, ...]] = field(default_factory=dict)
 
 
 def utc(value: datetime) -> datetime:
@@ -217,12 +225,36 @@ def load_calibration(
     return metrics, tuple(t for t in traces or () if isinstance(t, Mapping))
 
 
-def load_app(data_root: Path | str, app: str) -> AppData:
-    """Read everything the report shows about ``app`` under ``data_root``."""
+def load_segments(
+    data_root: Path, app: str, links: SegmentLinks | None = None
+) -> tuple[WorstSegments | None, dict[tuple[str, str], tuple[HistoryPoint, ...]]]:
+    """The worst segments of the latest interval of ``app`` (linked as ``links`` says) and the history of
+    each over the last :data:`~genai_flywheel.report.segments.HISTORY_DAYS` days; (None, {}) without
+    segment metrics."""
+    from genai_flywheel.metrics.store import MetricsStore
+    from genai_flywheel.report.segments import SegmentLinks, segment_history, worst_segments
+
+    store = MetricsStore(data_root)
+    links = links or SegmentLinks()
+    worst = worst_segments(store, app, traces_url=links.traces_url, sources=links.sources)
+    if worst.interval is None:
+        return None, {}
+    history = {
+        (r.dimension, r.segment): tuple(segment_history(store, app, r.dimension, r.segment)[1])
+        for rows in worst.dimensions.values()
+        for r in rows
+    }
+    return worst, history
+
+
+def load_app(data_root: Path | str, app: str, *, segment_links: SegmentLinks | None = None) -> AppData:
+    """Read everything the report shows about ``app`` under ``data_root`` (its worst segments linked as
+    ``segment_links`` says)."""
     root = Path(data_root)
     intervals, metrics = load_metrics(root, app)
     problems: list[str] = []
     calibration, disagreements = load_calibration(root, app, problems)
+    segments, history = load_segments(root, app, segment_links)
     return AppData(
         app=app,
         intervals=intervals,
@@ -233,6 +265,8 @@ def load_app(data_root: Path | str, app: str) -> AppData:
         problems=tuple(problems),
         calibration=calibration,
         disagreements=disagreements,
+        segments=segments,
+        segment_history=history,
     )
 
 

@@ -41,6 +41,7 @@ from genai_flywheel.report.fragments import (
     number,
     signed,
 )
+from genai_flywheel.report.segments import SegmentLinks, history_table
 from genai_flywheel.report.templating import render
 from genai_flywheel.report.trends import RuleLine, TrendCharts, feedback_names, scorer_names
 
@@ -140,6 +141,7 @@ class _AppPage:
             # Every scorer is listed, even one without any score in these intervals (an empty chart).
             ("Scorers", [t.scorer_chart(name, PALETTE[2], keep_empty=True) for name in scorer_names(t.metrics)]),
             ("User feedback", [t.feedback_chart(name, PALETTE[3]) for name in feedback_names(t.metrics)]),
+            ("Drift against the reference window", t.drift_charts()),
         ]
         # Last, so it holds exactly the alerted metrics no chart above shows.
         groups.append(("Other alerted metrics", [t.alerted_chart(m, PALETTE[0]) for m in t.uncharted_rule_metrics()]))
@@ -173,6 +175,10 @@ class _AppPage:
     def calibration(self) -> dict[str, Any]:
         """The judge-calibration panel (macro ``calibration``)."""
         return calibration_panel(self.data.calibration, self.data.disagreements, self.trace_url)
+
+    def segment_history(self, dimension: str, segment: str) -> tuple[list[str], list[Any]]:
+        """The columns (metrics) and rows (intervals) of a worst segment's history."""
+        return history_table(self.data.segment_history.get((dimension, segment), ()))
 
     def extra_html(self) -> list[Markup]:
         """The caller's sections for this application, in order; each is HTML the caller built (its text
@@ -313,6 +319,7 @@ def render_report(
     links: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
     trace_urls: Mapping[str, TraceUrl] | None = None,
+    segment_links: Mapping[str, SegmentLinks] | None = None,
 ) -> Path:
     """Write the static HTML report of ``apps`` (data under ``data_root``) to ``out``; return ``out``.
 
@@ -325,14 +332,16 @@ def render_report(
     and Airflow UIs) shown in the header. ``generated_at`` is printed when given; nothing else depends on the
     clock, so the same inputs give the same bytes. ``trace_urls`` maps an application name to a function
     giving a trace's MLflow UI address (:func:`genai_flywheel.report.calibration.mlflow_trace_url`): the judge
-    calibration's disagreeing traces link there (plain trace ids without it). The file is written atomically.
+    calibration's disagreeing traces link there (plain trace ids without it). ``segment_links`` maps an
+    application name to where its worst segments link (its MLflow Traces tab and its dimensions' sources).
+    The file is written atomically.
     """
     from genai_flywheel.workspace import atomic_write_text
 
     if not apps:
         raise ConfigError("render_report needs at least one application name; pass e.g. apps=['support']")
     unique = list(dict.fromkeys(apps))  # order kept, repeats dropped
-    loaded = [load_app(Path(data_root), app) for app in unique]
+    loaded = [load_app(Path(data_root), app, segment_links=(segment_links or {}).get(app)) for app in unique]
     page = render_html(
         loaded,
         title=title,

@@ -57,6 +57,17 @@ def feedback_names(metrics: Metrics) -> list[str]:
     return families(metrics, "feedback.", ".positive_rate")
 
 
+def drift_metrics(metrics: Metrics) -> list[str]:
+    """The drift metrics (``drift.<dimension>.psi|new_share|new_clusters``, ``drift.scorer.<name>.psi``),
+    sorted: grouped by dimension, then the scorers."""
+    return sorted(m for m in metrics if m.startswith("drift."))
+
+
+def _drift_kind(metric: str) -> str:
+    """``scorer`` for a score drift, else the stat of a dimension's drift (``psi``, ``new_share``, ...)."""
+    return "scorer" if metric.startswith("drift.scorer.") else metric.rsplit(".", 1)[-1]
+
+
 def span_types(metrics: Metrics) -> list[str]:
     """The span types with a ``span.<type>.latency_p95_ms`` metric, sorted."""
     return families(metrics, "span.", ".latency_p95_ms")
@@ -199,6 +210,27 @@ class TrendCharts:
             "rate",
             [self.series(metric, f"{name} positive", colour, band=True)],
         )
+
+    def drift_charts(self) -> list[str]:
+        """The drift metrics against the reference window in at most four charts, one line per dimension
+        (or scorer): the mix's PSI, the share of new questions (a rate), the new clusters (a count) and the
+        scores' PSI. One chart per stat keeps the page small at 20 dimensions."""
+        kinds: tuple[tuple[str, str, Unit, str], ...] = (
+            ("Drift: PSI of the traffic mix", "PSI", "score", "psi"),
+            ("Drift: share of new questions", "new share", "rate", "new_share"),
+            ("Drift: new query clusters", "new clusters", "count", "new_clusters"),
+            ("Drift: PSI of the scores", "PSI", "score", "scorer"),
+        )
+        charts = []
+        for title, what, unit, kind in kinds:
+            names = [m for m in drift_metrics(self.metrics) if _drift_kind(m) == kind]
+            if names:
+                lines = [
+                    self.series(m, m.removeprefix("drift.").rsplit(".", 1)[0], PALETTE[i % len(PALETTE)])
+                    for i, m in enumerate(names)
+                ]
+                charts.append(self.chart(title, what, unit, lines))
+        return charts
 
     def alerted_chart(self, metric: str, colour: str) -> str:
         """A chart of one alerted metric that no standard chart shows (a band when it is an estimate)."""

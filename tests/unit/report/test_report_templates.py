@@ -13,8 +13,16 @@ from genai_flywheel.report.templating import environment
 @pytest.mark.parametrize(
     ("package", "expected"),
     [
-        ("genai_flywheel.report", {"document.html.j2", "fragments.html.j2", "report.html.j2", "report_app.html.j2"}),
-        ("flywheel_airflow.ui", {"message.html.j2", "page.html.j2", "page_app.html.j2", "page_base.html.j2"}),
+        (
+            "genai_flywheel.report",
+            {"document.html.j2", "fragments.html.j2", "report.html.j2", "report_app.html.j2"}
+            | {"segments.html.j2", "report_segments.html.j2"},
+        ),
+        (
+            "flywheel_airflow.ui",
+            {"message.html.j2", "page.html.j2", "page_app.html.j2", "page_base.html.j2"}
+            | {"page_segments.html.j2", "segment_history.html.j2"},
+        ),
         ("flywheel_demo", {"incidents.html.j2"}),
     ],
 )
