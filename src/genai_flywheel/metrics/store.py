@@ -173,7 +173,7 @@ class MetricsStore:
         if not tables:
             return segments_schema().empty_table()
         return pa.concat_tables(tables).sort_by(
-            [("interval_start", "ascending"), ("dimension", "ascending"), ("segment", "ascending"), ("metric", "ascending")]
+            [(key, "ascending") for key in ("interval_start", "dimension", "segment", "metric")]
         )
 
     @staticmethod
