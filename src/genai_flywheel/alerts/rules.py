@@ -56,6 +56,11 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _SEGMENT_FIELDS = ("dimension", "segment", "label", "p_value")
 
 
+def state_key(rule: str, dimension: str | None = None, segment: str | None = None) -> str:
+    """The alert state's key of a rule (``rule``) or of one segment of a per-segment rule (``rule[dim=seg]``)."""
+    return rule if segment is None else f"{rule}[{dimension}={segment}]"
+
+
 @dataclass(frozen=True)
 class AlertEvaluation:
     """The outcome of one rule on one interval's metrics."""
@@ -86,7 +91,7 @@ class AlertEvaluation:
     @property
     def key(self) -> str:
         """What the alert state is keyed by: the rule, or the rule and the segment of a per-segment rule."""
-        return self.rule if self.segment is None else f"{self.rule}[{self.dimension}={self.segment}]"
+        return state_key(self.rule, self.dimension, self.segment)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats stay floats; no NaN). The segment fields are written only when set, so

@@ -104,6 +104,19 @@ class RuleStatus:
         )
 
 
+def rule_status(statuses: dict[str, RuleStatus], rule: str) -> RuleStatus | None:
+    """Where ``rule`` stands in ``statuses`` (:attr:`AlertState.alerts`), None if it was never evaluated. A
+    per-segment rule's statuses are keyed by segment: it is firing while any segment fires (since the earliest
+    of them), else ok."""
+    if rule in statuses:
+        return statuses[rule]
+    mine = [status for key, status in statuses.items() if key.startswith(f"{rule}[")]
+    firing = [status for status in mine if status.status == "firing"]
+    if firing:
+        return min(firing, key=lambda status: (status.since is None, status.since or 0))
+    return RuleStatus() if mine else None
+
+
 @dataclass(frozen=True)
 class IntervalRecord:
     """The evaluations of one processed interval (sorted by rule name)."""

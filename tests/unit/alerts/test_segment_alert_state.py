@@ -184,3 +184,31 @@ def test_the_alert_stage_reads_the_interval_segment_table(tmp_path: Path, monkey
     assert [(p["rule"], [s["segment"] for s in p["segments"]]) for p in grouped] == [
         ("topic_satisfaction", ["c-smart"])
     ]
+
+
+def test_a_per_segment_rule_reads_as_firing_while_a_segment_fires(tmp_path: Path) -> None:
+    from flywheel_airflow.ui.collect import alert_rules, firing_now
+
+    from genai_flywheel.alerts.state import rule_status
+    from genai_flywheel.config import parse_config
+
+    plan = [GOOD, {**GOOD, "c-1": (0, 6)}, {**GOOD, "c-1": (0, 6), "c-2": (0, 6)}]
+    run(tmp_path, plan, [rule()])
+    store = AlertStore(tmp_path)
+    statuses = store.load("bot").alerts
+    status = rule_status(statuses, "topic_satisfaction")
+    assert status is not None and (status.status, status.since) == ("firing", T0 + SIX)  # the earliest segment
+    assert rule_status(statuses, "errors") is None
+    assert rule_status({"topic_satisfaction[topic=c-1]": statuses["topic_satisfaction[topic=c-0]"]},
+                       "topic_satisfaction").status == "ok"  # fmt: skip
+    app = {
+        "name": "bot", "mlflow": {"tracking_uri": "http://m", "experiment": "x"}, "alerts": [rule().model_dump()],
+        "segments": {"dimensions": [{"name": "topic", "source": "query_cluster"}]},
+    }  # fmt: skip
+    cfg = parse_config({"applications": [app]})
+    assert [r["status"] for r in alert_rules(cfg.applications[0], statuses)] == ["firing"]
+    events = tuple(store.read_events("bot").to_pylist())
+    now = firing_now(statuses, events)
+    assert [(f["rule"], f["metric"], f["n"]) for f in now] == [
+        ("topic_satisfaction[topic=c-1]", FEEDBACK, 6), ("topic_satisfaction[topic=c-2]", FEEDBACK, 6)
+    ]  # fmt: skip
