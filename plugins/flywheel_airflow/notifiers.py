@@ -96,12 +96,31 @@ class FlywheelAlertNotifier(_ChannelNotifier):
         self.payload = payload
 
     def text(self) -> str:
+        """The Slack and e-mail text: one line for the alert, one per segment of a per-segment rule's group,
+        then the links. Reads the payload as ``Notification.to_dict()`` nests it (``ci``, ``interval``)."""
         p = self.payload
-        return (
+        interval = p.get("interval") or {}
+        lines = [
             f"[{p.get('severity', 'warning')}] {p.get('app')}: alert {p.get('rule')} {p.get('state')} — "
-            f"{p.get('metric')} = {p.get('value')} (95% CI {p.get('ci_low')}..{p.get('ci_high')}, "
-            f"n={p.get('n')}) {p.get('op', '')} {p.get('threshold')} in {p.get('interval_start')}"
-        )
+            f"{p.get('metric')} {p.get('op', '')} {p.get('threshold')}"
+            + (f" in {len(p['segments'])} {p.get('dimension')} segment(s)" if p.get("segments") else "")
+            + f", interval {interval.get('start')} to {interval.get('end')}"
+        ]
+        for entry in p.get("segments") or [p]:
+            ci = entry.get("ci") or {}
+            where = ""
+            if "segment" in entry:
+                key, label = entry["segment"], entry.get("label") or entry["segment"]
+                where = f"{p.get('dimension')}={label}" + (f" ({key})" if label != key else "") + ": "
+            lines.append(
+                f"  {where}{p.get('metric')} = {entry.get('value')} (95% CI {ci.get('low')}..{ci.get('high')}, "
+                f"n={entry.get('n')})" + (f", p={entry['p_value']:.3g}" if entry.get("p_value") is not None else "")
+            )
+        if p.get("reason") and not p.get("segments"):
+            lines.append(f"  {p['reason']}")
+        links = p.get("links") or {}
+        lines += [f"  {name}: {url}" for name, url in sorted(links.items()) if url]
+        return "\n".join(lines)
 
     def notify(self, context: Any) -> None:
         log.warning("flywheel alert: %s", self.text())

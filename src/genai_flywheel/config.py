@@ -213,6 +213,11 @@ class AlertRule(_Model):
     ``resolve_threshold`` (hysteresis: a firing alert resolves only once the estimate is back on the good side
     of it) are optional for every kind. ``metric`` names a metric of the partition, e.g. ``latency_p95_ms``,
     ``error_rate`` or ``scorer.relevance.pass_rate``.
+
+    ``segment: <dimension>`` makes a threshold or baseline rule per segment: it is applied to every segment of
+    that dimension (``segments.dimensions[].name``) with the false-discovery rate across the segments held at
+    ``fdr`` (Benjamini-Hochberg; see :mod:`genai_flywheel.alerts.segments`). ``metric`` must then be one the
+    monitor computes per segment.
     """
 
     name: str = Field(pattern=_NAME)
@@ -225,6 +230,8 @@ class AlertRule(_Model):
     sustained: Sustained | None = None
     resolve_threshold: float | None = None
     baseline: Baseline | None = None
+    segment: str | None = Field(default=None, pattern=_NAME, description="Per-segment rule: a dimension's name")
+    fdr: float = Field(default=0.05, gt=0.0, lt=1.0, description="False-discovery rate across the segments")
 
     @model_validator(mode="after")
     def _kind_fits(self) -> AlertRule:
@@ -259,6 +266,18 @@ class AlertRule(_Model):
                     f"resolve_threshold {self.resolve_threshold} lies beyond threshold {self.threshold} for "
                     f"op {self.op!r}; hysteresis resolves on the good side of the threshold"
                 )
+        if self.segment is not None and self.kind not in ("threshold", "baseline"):
+            raise ValueError(
+                f"segment: applies to threshold and baseline rules, not to a {self.kind} rule; drop segment: "
+                f"{self.segment!r} (the {self.kind} rule watches the whole application)"
+            )
+        if "fdr" in self.model_fields_set and self.segment is None:
+            raise ValueError("fdr: applies to per-segment rules only; add segment: <dimension> or drop fdr")
+        if self.segment is not None and self.baseline is not None and "alpha" in self.baseline.model_fields_set:
+            raise ValueError(
+                "a per-segment baseline rule tests its segments at the false-discovery rate fdr, not at "
+                "baseline.alpha; drop baseline.alpha and set fdr (default 0.05)"
+            )
         return self
 
     @property
@@ -591,6 +610,27 @@ class Application(_Model):
                 raise ValueError(f"alerts[{i}].metric (rule {rule.name!r}): {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _segment_rules_fit(self) -> Application:
+        from genai_flywheel.metric_names import unknown_segment_metric
+
+        declared = [d.name for d in self.segments.dimensions]
+        for i, rule in enumerate(self.alerts):
+            if rule.segment is None:
+                continue
+            if rule.segment not in declared:
+                raise ValueError(
+                    f"alerts[{i}].segment (rule {rule.name!r}): dimension {rule.segment!r} is not declared; "
+                    f"declare it under segments.dimensions or name one of {declared}"
+                )
+            problem = unknown_segment_metric(rule.metric, (s.name for s in self.scorers))
+            if problem:
+                raise ValueError(
+                    f"alerts[{i}].metric (rule {rule.name!r}, segment: {rule.segment}): {problem}; or drop "
+                    "segment: to watch the whole application"
+                )
+        return self
+
 
 class FlywheelConfig(_Model):
     data_root: str = Field(default="./data", min_length=1)
@@ -643,6 +683,10 @@ def _allowed_options(data: Any, loc: tuple[Any, ...]) -> list[str] | None:
     return sorted(model.model_fields) if model is not None else None
 
 
+# "Value error, alerts[3].segment (rule 'x'): ..." from the application's validators: the alert key and the rest.
+_NESTED_KEY = re.compile(r"^Value error, (alerts\[\d+\](?:\.\w+)*)( .*|:.*)$", re.DOTALL)
+
+
 def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
     lines = [f"{source}: {err.error_count()} invalid setting(s)"]
     for e in err.errors():
@@ -660,6 +704,12 @@ def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
                 hint = "; remove it or check its spelling"
         elif e["type"] == "missing":
             hint = "; add it"
+        nested = _NESTED_KEY.match(e["msg"]) if e["type"] == "value_error" else None
+        if nested:
+            # A model's validator names the item it rejects relative to the model: join the two keys.
+            inner = f"{key}.{nested.group(1)}" if e["loc"] else nested.group(1)
+            lines.append(f"  {inner}{nested.group(2)}{hint}")
+            continue
         lines.append(f"  {key}: {e['msg']}{shown}{hint}")
     return "\n".join(lines)
 

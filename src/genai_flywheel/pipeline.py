@@ -381,6 +381,12 @@ def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
     from genai_flywheel.metric_names import is_review_metric
 
     _, app, ws = _context(app_name, start, end, config)
+    segments = None
+    if any(rule.segment is not None for rule in app.alerts):
+        from genai_flywheel.metrics import MetricsStore
+
+        # The per-segment rules read the segment table the store stage wrote beside the partition.
+        segments = MetricsStore(ws.data_root).read_segments(app.name, ws.start, ws.end)
     notifications = process_interval(
         ws.data_root,
         app.name,
@@ -389,6 +395,7 @@ def alert(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None 
         ws.start,
         ws.end,
         timedelta(hours=app.notify.renotify_after_hours),
+        segments=segments,
     )
     payloads = [n.to_dict() for n in notifications]
     return {"notifications": payloads, "firing": sum(1 for p in payloads if p.get("state") != "resolved")}

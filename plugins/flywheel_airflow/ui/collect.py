@@ -156,9 +156,11 @@ def notable_events(events: tuple[dict[str, Any], ...], limit: int = RECENT_EVENT
 
 def alert_rules(app: Application, statuses: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Configured rules with their status now (``not evaluated`` before the first alert stage)."""
+    from genai_flywheel.alerts.state import rule_status
+
     rows = []
     for rule in app.alerts:
-        status = statuses.get(rule.name)
+        status = rule_status(dict(statuses), rule.name)  # a per-segment rule: firing while a segment fires
         rows.append(
             {
                 "rule": rule.name,
@@ -176,9 +178,11 @@ def alert_rules(app: Application, statuses: Mapping[str, Any]) -> list[dict[str,
 
 def firing_now(statuses: Mapping[str, Any], events: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     """Rules firing after the latest recorded interval, with their latest evaluation from the event log."""
+    from genai_flywheel.alerts.rules import state_key
+
     latest: dict[str, dict[str, Any]] = {}
-    for e in events:  # ascending: the last one seen per rule is the latest
-        latest[e["rule"]] = e
+    for e in events:  # ascending: the last one seen per rule (or rule and segment) is the latest
+        latest[state_key(e["rule"], e.get("dimension"), e.get("segment"))] = e
     out = []
     for rule in sorted(r for r, s in statuses.items() if s.status == "firing"):
         e = latest.get(rule, {})

@@ -5,14 +5,17 @@ same time of day (``same_hour``: daily seasonality), read from the metrics store
 the direction the rule calls worse (``op``: ``>`` means higher is worse):
 
 * shares whose ``n`` counts unweighted traces (``error_rate``, ``error_rate.<type>``,
-  ``feedback.<name>.positive_rate``, ``judge.error_rate``): the baseline intervals are pooled (successes and
-  trials added up) and compared with a two-proportion z-test;
+  ``feedback.<name>.positive_rate``, ``judge.error_rate``, a segment's ``share``): the baseline intervals
+  are pooled (successes and trials added up) and compared with a two-proportion z-test;
 * every other estimate (means, percentiles, weighted pass rates): each value's standard error is taken from
   its 95 % CI (half its width over 1.96), the baseline is the inverse-variance weighted mean of its
   intervals, and the difference is compared with its combined standard error (a z-test).
 
 The rule fires when the one-sided p-value is below ``alpha`` and the worsening is at least ``min_effect``
 (in the metric's unit), so a tiny, significant drift on a huge volume does not page anyone.
+
+A per-segment rule (:mod:`genai_flywheel.alerts.segments`) compares each segment with the same segment's rows
+in the baseline intervals' segment tables (:func:`read_segment_history`).
 
 A baseline sees the partitions stored when the alert stage runs: in an out-of-order backfill, re-run the
 alert stage of an interval once its baseline intervals are stored to judge it on the complete baseline.
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
     from genai_flywheel.config import AlertRule, Baseline
 
-_COUNT_SHARE = re.compile(r"^(error_rate(\..+)?|feedback\..+\.positive_rate|judge\.error_rate)$")
+_COUNT_SHARE = re.compile(r"^(error_rate(\..+)?|feedback\..+\.positive_rate|judge\.error_rate|share)$")
 _Z = 1.959963984540054  # the 97.5 % normal quantile: every stored CI is a 95 % interval
 
 
@@ -71,7 +74,35 @@ def read_history(root: Path | str, app: str, metric: str, interval_start: dateti
     return [r for r in table.to_pylist() if to_utc(r["interval_start"]) in wanted]
 
 
-def _se(row: dict[str, Any]) -> float | None:
+def read_segment_history(
+    root: Path | str, app: str, rule: AlertRule, interval_start: datetime
+) -> dict[str, list[dict]]:
+    """The baseline rows of a per-segment rule's metric, per segment of its dimension (segment key -> rows)."""
+    from genai_flywheel.metrics.store import MetricsStore
+
+    store = MetricsStore(root)
+    starts = baseline_starts(interval_start, rule.baseline_spec, store.intervals(app))
+    if not starts:
+        return {}
+    table = store.read_segments(
+        app, min(starts), max(starts) + timedelta(seconds=1), dimension=rule.segment, metrics=[rule.metric]
+    )
+    wanted = set(starts)
+    history: dict[str, list[dict]] = {}
+    for row in table.to_pylist():
+        if to_utc(row["interval_start"]) in wanted:
+            history.setdefault(row["segment"], []).append(row)
+    return history
+
+
+def is_count_share(metric: str) -> bool:
+    """True when ``metric`` is a share of unweighted traces: its ``n`` counts the trials, ``value * n`` the
+    successes (so a pooled or score test applies), and its CI is a Wilson interval."""
+    return bool(_COUNT_SHARE.match(metric))
+
+
+def ci_se(row: dict[str, Any]) -> float | None:
+    """The standard error behind a row's 95 % CI (half its width over 1.96); None without a CI."""
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is None or high is None:
         return None
@@ -87,7 +118,7 @@ def compare(rule: AlertRule, row: dict[str, Any], history: list[dict[str, Any]])
     value, n = row.get("value"), int(row.get("n") or 0)
     if value is None or n == 0:
         return BaselineTest(None, len(usable), None, None, f"{rule.metric} has no value in this interval")
-    if _COUNT_SHARE.match(rule.metric):
+    if is_count_share(rule.metric):
         trials = sum(int(h["n"]) for h in usable)
         successes = math.fsum(float(h["value"]) * int(h["n"]) for h in usable)
         if trials == 0:
@@ -97,9 +128,9 @@ def compare(rule: AlertRule, row: dict[str, Any], history: list[dict[str, Any]])
         se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n + 1.0 / trials))
         how = f"two-proportion z-test against {trials} baseline traces"
     else:
-        errors = [(float(h["value"]), _se(h)) for h in usable]
+        errors = [(float(h["value"]), ci_se(h)) for h in usable]
         errors = [(v, e) for v, e in errors if e is not None and e > 0]
-        se_now = _se(row)
+        se_now = ci_se(row)
         if not errors or se_now is None or se_now <= 0:
             return BaselineTest(None, len(usable), None, None, f"{rule.metric} has no CI here or in its baseline")
         weights = [1.0 / (e * e) for _, e in errors]

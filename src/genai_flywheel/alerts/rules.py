@@ -53,6 +53,14 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+_SEGMENT_FIELDS = ("dimension", "segment", "label", "p_value")
+
+
+def state_key(rule: str, dimension: str | None = None, segment: str | None = None) -> str:
+    """The alert state's key of a rule (``rule``) or of one segment of a per-segment rule (``rule[dim=seg]``)."""
+    return rule if segment is None else f"{rule}[{dimension}={segment}]"
+
+
 @dataclass(frozen=True)
 class AlertEvaluation:
     """The outcome of one rule on one interval's metrics."""
@@ -74,10 +82,25 @@ class AlertEvaluation:
     clears: bool | None = None  # whether this interval resolves a firing alert (None: no evidence)
     sustain_k: int = 1
     sustain_n: int = 1
+    # A per-segment rule's evaluation of one segment (genai_flywheel.alerts.segments); None for an app-level rule.
+    dimension: str | None = None
+    segment: str | None = None
+    label: str | None = None
+    p_value: float | None = None  # one-sided, the segment's entry in the false-discovery family
+
+    @property
+    def key(self) -> str:
+        """What the alert state is keyed by: the rule, or the rule and the segment of a per-segment rule."""
+        return state_key(self.rule, self.dimension, self.segment)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (floats stay floats; no NaN)."""
-        return asdict(self)
+        """A JSON-ready dict (floats stay floats; no NaN). The segment fields are written only when set, so
+        the state files of app-level rules keep their bytes."""
+        data = asdict(self)
+        for name in _SEGMENT_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertEvaluation:
@@ -129,6 +152,12 @@ def evaluate_rule(
         evaluation = _evaluate_baseline(rule, row, history or [])
     else:
         evaluation = _evaluate_threshold(rule, row)
+    return finish(rule, evaluation)
+
+
+def finish(rule: AlertRule, evaluation: AlertEvaluation) -> AlertEvaluation:
+    """``evaluation`` with what the state machine needs of ``rule``: its kind, whether this interval clears
+    a firing alert (``resolve_threshold``), and its ``sustained`` window."""
     clears = None if evaluation.state == "insufficient_data" else evaluation.state == "ok"
     if clears is not None and rule.resolve_threshold is not None and evaluation.value is not None:
         # Hysteresis: back below the threshold is not enough, the estimate must pass the resolve threshold.

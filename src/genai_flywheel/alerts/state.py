@@ -14,7 +14,13 @@ The rule that makes backfills and re-runs safe:
    replay places that notification earlier. Run the monitor DAG with ``max_active_runs=1`` for an
    exactly-in-order notification stream.)
 
-State machine per rule, per recorded interval (time is interval time, never the wall clock):
+A per-segment rule (:mod:`genai_flywheel.alerts.segments`) records one evaluation per segment; its state is
+keyed by (rule, segment) (:attr:`~.rules.AlertEvaluation.key`), so each segment runs the state machine below
+on its own, and the notifications of its segments in one interval are grouped into one message per state
+(:func:`~.payload.group_segments`). A segment missing from an interval's table (it left the top-K) is, like a
+rule absent from a record, left as it was.
+
+State machine per rule (or rule and segment), per recorded interval (time is interval time, never the wall clock):
 
 * evaluation ``firing`` while ``ok`` -> status ``firing``, notify **firing**; with ``sustained: {k, n}``, only
   once ``k`` of the rule's last ``n`` recorded evaluations (this one included) were ``firing``; before that
@@ -48,7 +54,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from genai_flywheel.alerts.payload import Notification, NotificationState
+from genai_flywheel.alerts.payload import Notification, NotificationState, group_segments
 from genai_flywheel.alerts.rules import AlertEvaluation, evaluate_rules
 from genai_flywheel.exceptions import DataContractError, StoreError
 from genai_flywheel.metrics.intervals import iso, parse_iso, to_utc
@@ -96,6 +102,19 @@ class RuleStatus:
             last_notified=parse_iso(data["last_notified"]) if data.get("last_notified") else None,
             recent=tuple(data.get("recent") or ()),
         )
+
+
+def rule_status(statuses: dict[str, RuleStatus], rule: str) -> RuleStatus | None:
+    """Where ``rule`` stands in ``statuses`` (:attr:`AlertState.alerts`), None if it was never evaluated. A
+    per-segment rule's statuses are keyed by segment: it is firing while any segment fires (since the earliest
+    of them), else ok."""
+    if rule in statuses:
+        return statuses[rule]
+    mine = [status for key, status in statuses.items() if key.startswith(f"{rule}[")]
+    firing = [status for status in mine if status.status == "firing"]
+    if firing:
+        return min(firing, key=lambda status: (status.since is None, status.since or 0))
+    return RuleStatus() if mine else None
 
 
 @dataclass(frozen=True)
@@ -204,6 +223,9 @@ class AlertEvent:
     ci_high: float | None
     n: int
     reason: str
+    dimension: str | None = None  # a per-segment rule's dimension, segment key and label
+    segment: str | None = None
+    label: str | None = None
 
 
 def _step(
@@ -238,9 +260,9 @@ def _replay_record(
     notifications: list[Notification] = []
     start, end = record.interval_start, record.interval_end
     for ev in record.evaluations:
-        prev = statuses.get(ev.rule, RuleStatus())
+        prev = statuses.get(ev.key, RuleStatus())
         new, kind, notify = _step(prev, ev, start, end, renotify_after)
-        statuses[ev.rule] = new
+        statuses[ev.key] = new
         since = new.since if new.status == "firing" else prev.since
         events.append(
             AlertEvent(
@@ -248,11 +270,12 @@ def _replay_record(
                 threshold=ev.threshold, interval_start=start, interval_end=end, evaluation=ev.state,
                 kind=kind, status=new.status, notified=notify is not None, firing_since=since,
                 value=ev.value, ci_low=ev.ci_low, ci_high=ev.ci_high, n=ev.n, reason=ev.reason,
+                dimension=ev.dimension, segment=ev.segment, label=ev.label,
             )
         )  # fmt: skip
         if notify is not None:
             notifications.append(Notification.from_evaluation(app, ev, notify, start, end, since))
-    return events, notifications
+    return events, group_segments(notifications)
 
 
 def replay(state: AlertState, renotify_after: timedelta) -> tuple[list[AlertEvent], list[Notification]]:
@@ -288,10 +311,12 @@ def update_state(
         raise ValueError(f"interval_end {iso(end)} must be after interval_start {iso(start)}")
     if renotify_after < timedelta(0):
         raise ValueError(f"renotify_after must not be negative, got {renotify_after}")
-    rules = [e.rule for e in evaluations]
-    dupes = sorted({r for r in rules if rules.count(r) > 1})
+    keys = [e.key for e in evaluations]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
-        raise DataContractError(f"rule(s) {dupes} evaluated twice for {iso(start)}; rule names must be unique")
+        raise DataContractError(
+            f"rule(s) {dupes} evaluated twice for {iso(start)}; rule names (and a rule's segments) must be unique"
+        )
     if state.baseline_until is not None and start < state.baseline_until:
         log.warning(
             "app %s: interval %s is older than the alert history kept (from %s); not alerting on it. "
@@ -303,7 +328,7 @@ def update_state(
         return state, [], []
 
     records = {r.interval_start: r for r in state.records}
-    records[start] = IntervalRecord(start, end, tuple(sorted(evaluations, key=lambda e: e.rule)))
+    records[start] = IntervalRecord(start, end, tuple(sorted(evaluations, key=lambda e: e.key)))
     ordered = sorted(records.values(), key=lambda r: r.interval_start)
     cutoff = ordered[-1].interval_start - history
 
@@ -356,16 +381,20 @@ def events_schema() -> pa.Schema:
             pa.field("ci_high", pa.float64()),
             pa.field("n", pa.int64(), nullable=False),
             pa.field("reason", pa.string(), nullable=False),
+            # Per-segment rules (null for app-level rules); added later, so read_events fills them in.
+            pa.field("dimension", pa.string()),
+            pa.field("segment", pa.string()),
+            pa.field("label", pa.string()),
         ]
     )
 
 
 def events_table(events: Sequence[AlertEvent]) -> pa.Table:
-    """``events`` as an :func:`events_schema` table sorted by (interval_start, rule)."""
+    """``events`` as an :func:`events_schema` table sorted by (interval_start, rule, segment)."""
     import pyarrow as pa
 
     schema = events_schema()
-    rows = sorted(events, key=lambda e: (e.interval_start, e.rule))
+    rows = sorted(events, key=lambda e: (e.interval_start, e.rule, e.segment or ""))
     return pa.table({name: [getattr(e, name) for e in rows] for name in schema.names}, schema=schema)
 
 
@@ -414,8 +443,13 @@ class AlertStore:
         path = self.events_path(app)
         if not path.is_file():
             return events_schema().empty_table()
+        schema = events_schema()
         try:
-            return read_parquet(path).cast(events_schema())
+            table = read_parquet(path)
+            for name in ("dimension", "segment", "label"):
+                if name not in table.column_names:  # an event log written before per-segment rules
+                    table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            return table.cast(schema)
         except (OSError, pa.ArrowException) as err:
             raise StoreError(f"cannot read alert events {path}: {err}; delete it to rebuild it") from err
 
@@ -429,7 +463,9 @@ class AlertStore:
         if state.records:
             first = pa.scalar(state.records[0].interval_start, events_schema().field("interval_start").type)
             old = old.filter(pc.less(old.column("interval_start"), first))
-        table = pa.concat_tables([old, derived]).sort_by([("interval_start", "ascending"), ("rule", "ascending")])
+        # Null segments (app-level rules) sort first among a rule's rows, as "" does in events_table.
+        order = [("interval_start", "ascending"), ("rule", "ascending"), ("segment", "ascending", "at_start")]
+        table = pa.concat_tables([old, derived]).sort_by(order)
         return atomic_write_parquet(table, self.events_path(state.app))
 
     @contextlib.contextmanager
@@ -451,6 +487,21 @@ class AlertStore:
             os.close(fd)
 
 
+def _check_interval(table: pa.Table, app: str, interval_start: datetime, what: str, source: str) -> None:
+    """Refuse a table that holds another app's or another interval's rows."""
+    if not table.num_rows:
+        return
+    import pyarrow.compute as pc
+
+    apps = pc.unique(table.column("app")).to_pylist()
+    starts = [to_utc(s) for s in pc.unique(table.column("interval_start")).to_pylist()]
+    if apps != [app] or starts != [to_utc(interval_start)]:
+        raise DataContractError(
+            f"{what} of app(s) {apps} for interval(s) {[iso(s) for s in starts]} cannot be alerted as "
+            f"{app!r} {iso(interval_start)}; pass {source} of this app and interval"
+        )
+
+
 def process_interval(
     root: Path | str,
     app: str,
@@ -461,27 +512,32 @@ def process_interval(
     renotify_after: timedelta,
     *,
     history: timedelta = DEFAULT_HISTORY,
+    segments: pa.Table | None = None,
 ) -> list[Notification]:
-    """The alert stage: evaluate ``rules`` on one interval's ``metrics``, persist state and events under
-    ``root``, and return the notifications to send for this interval (same ones on a re-run)."""
-    if metrics.num_rows:
-        import pyarrow.compute as pc
-
-        apps = pc.unique(metrics.column("app")).to_pylist()
-        starts = [to_utc(s) for s in pc.unique(metrics.column("interval_start")).to_pylist()]
-        if apps != [app] or starts != [to_utc(interval_start)]:
-            raise DataContractError(
-                f"metrics of app(s) {apps} for interval(s) {[iso(s) for s in starts]} cannot be alerted as "
-                f"{app!r} {iso(interval_start)}; pass MetricsStore.read() of this app and interval"
-            )
-    from genai_flywheel.alerts.baseline import read_history
+    """The alert stage: evaluate ``rules`` on one interval's ``metrics`` (and the per-segment rules on its
+    ``segments`` table, ``segments_schema``), persist state and events under ``root``, and return the
+    notifications to send for this interval (same ones on a re-run)."""
+    _check_interval(metrics, app, interval_start, "metrics", "MetricsStore.read()")
+    if segments is not None:
+        _check_interval(segments, app, interval_start, "segment metrics", "MetricsStore.read_segments()")
+    from genai_flywheel.alerts.baseline import read_history, read_segment_history
+    from genai_flywheel.alerts.segments import evaluate_segment_rules
 
     def baseline_rows(rule: AlertRule) -> list[dict[str, Any]]:
         return read_history(root, app, rule.metric, interval_start, rule.baseline_spec)
 
     # No metrics at all: every threshold or baseline rule is insufficient_data, a no_data rule fires. Stale
     # rules are the watchdog's (genai_flywheel.alerts.watchdog): a monitor cannot notice it stopped.
-    evaluations = evaluate_rules(metrics, [r for r in rules if r.kind != "stale"], baseline_rows)
+    evaluations = evaluate_rules(metrics, [r for r in rules if r.kind != "stale" and r.segment is None], baseline_rows)
+    per_segment = [r for r in rules if r.segment is not None]
+    if per_segment:
+        if segments is None:
+            from genai_flywheel.segments.schema import segments_schema
+
+            segments = segments_schema().empty_table()
+        evaluations += evaluate_segment_rules(
+            segments, per_segment, lambda rule: read_segment_history(root, app, rule, interval_start)
+        )
     store = AlertStore(root)
     with store.locked(app):
         state = store.load(app)

@@ -46,7 +46,6 @@ def test_an_unreadable_file_is_named(store: MetricsStore) -> None:
         store.read_segments(APP)
 
 
-
 def test_large_segment_files_are_split_in_sorted_row_groups_and_rewritten_byte_identical(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

@@ -216,3 +216,65 @@ def test_default_args_bind_the_failure_callback_to_the_application() -> None:
         None,
         ["a@example.com"],
     )
+
+
+def _payloads() -> tuple[dict, dict]:
+    """An app-level and a per-segment (grouped) notification payload, as the alert stage returns them."""
+    from datetime import UTC, datetime, timedelta
+
+    from genai_flywheel.alerts.payload import Notification, group_segments
+    from genai_flywheel.alerts.rules import AlertEvaluation
+
+    start = datetime(2026, 11, 20, 6, tzinfo=UTC)
+    end = start + timedelta(hours=6)
+    base = {
+        "rule": "errors", "metric": "error_rate", "op": ">", "threshold": 0.05, "severity": "critical",
+        "min_samples": 30, "state": "firing", "value": 0.12, "ci_low": 0.09, "ci_high": 0.16, "n": 400,
+        "reason": "error_rate > 0.05: whole CI beyond",
+    }  # fmt: skip
+    app_level = Notification.from_evaluation("support", AlertEvaluation(**base), "firing", start, end, start)
+    segment = {**base, "rule": "topic_satisfaction", "metric": "feedback.user_feedback.positive_rate", "op": "<",
+               "threshold": 0.65, "severity": "warning", "min_samples": 4, "dimension": "topic"}  # fmt: skip
+    smart = AlertEvaluation(**{**segment, "value": 0.0, "ci_low": 0.0, "ci_high": 0.49, "n": 4},
+                            segment="c-1a2b", label="smart sync", p_value=0.0032)  # fmt: skip
+    billing = AlertEvaluation(**{**segment, "value": 0.2, "ci_low": 0.06, "ci_high": 0.51, "n": 10},
+                              segment="billing", label="billing", p_value=0.004)  # fmt: skip
+    (grouped,) = group_segments(
+        [Notification.from_evaluation("support", e, "firing", start, end, start) for e in (billing, smart)]
+    )
+    return app_level.with_links(dashboard_url="http://airflow/flywheel").to_dict(), grouped.to_dict()
+
+
+def test_alert_text_reads_the_nested_ci_and_interval() -> None:
+    from flywheel_airflow.notifiers import FlywheelAlertNotifier
+
+    app_level, _ = _payloads()
+    text = FlywheelAlertNotifier(app_level).text()
+    assert "None" not in text
+    assert "error_rate = 0.12 (95% CI 0.09..0.16, n=400)" in text
+    assert "interval 2026-11-20T06:00:00Z to 2026-11-20T12:00:00Z" in text
+    assert "dashboard: http://airflow/flywheel" in text and "whole CI beyond" in text
+
+
+def test_alert_text_of_a_per_segment_rule_lists_its_segments_in_one_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flywheel_airflow import notifiers
+    from flywheel_airflow.hooks import WebhookHook
+
+    _, grouped = _payloads()
+    text = notifiers.FlywheelAlertNotifier(grouped).text()
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        "[warning] support: alert topic_satisfaction firing — feedback.user_feedback.positive_rate < 0.65 "
+        "in 2 topic segment(s), interval 2026-11-20T06:00:00Z"
+    )
+    metric = "feedback.user_feedback.positive_rate"
+    assert lines[1] == f"  topic=smart sync (c-1a2b): {metric} = 0.0 (95% CI 0.0..0.49, n=4), p=0.0032"
+    assert lines[2].startswith(f"  topic=billing: {metric} = 0.2 (95% CI 0.06..0.51, n=10)")
+    assert "None" not in text
+    hook = Mock(spec=WebhookHook)
+    monkeypatch.setattr(notifiers, "WebhookHook", Mock(spec=WebhookHook, return_value=hook))
+    assert notifiers.send_alerts([grouped], Notify(webhook_conn_id="flywheel_webhook"), context={}) == 1
+    (posted,), _ = hook.post.call_args
+    assert [s["segment"] for s in posted["segments"]] == ["c-1a2b", "billing"] and posted["dimension"] == "topic"
