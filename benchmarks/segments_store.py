@@ -50,7 +50,7 @@ def segment_table(start: datetime, end: datetime, dimensions: int, segments: int
     import numpy as np
     import pyarrow as pa
 
-    from genai_flywheel.segments.schema import OTHER, segments_schema
+    from genai_flywheel.metrics.segment_schema import OTHER, segments_schema
 
     rng = np.random.default_rng(seed)
     dims = [f"dim{d:02d}" for d in range(dimensions)]

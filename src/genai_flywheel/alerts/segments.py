@@ -2,7 +2,7 @@
 
 A rule with ``segment: <dimension>`` applies its ``metric op threshold`` (``kind: threshold``) or its
 baseline test (``kind: baseline``) to each segment of that dimension in the interval's segment table
-(:mod:`genai_flywheel.segments.schema`: the top-K values, ``other``, ``(none)`` and ``new`` alike). Testing
+(:mod:`genai_flywheel.metrics.segment_schema`: the top-K values, ``other``, ``(none)`` and ``new`` alike). Testing
 50 segments at 5 % each would page someone on most clean intervals, so the segments of one rule in one
 interval form one family of tests and the Benjamini-Hochberg procedure keeps the expected share of false
 alarms among the segments that fire at ``fdr`` (default 0.05):

@@ -532,7 +532,7 @@ def process_interval(
     per_segment = [r for r in rules if r.segment is not None]
     if per_segment:
         if segments is None:
-            from genai_flywheel.segments.schema import segments_schema
+            from genai_flywheel.metrics.segment_schema import segments_schema
 
             segments = segments_schema().empty_table()
         evaluations += evaluate_segment_rules(

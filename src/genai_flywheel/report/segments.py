@@ -180,7 +180,7 @@ def trace_links(
     ``column::operator::value[::key]``). Query clusters and the pooled keys (``other``, ``(none)``,
     ``new``) have no filter: their example traces are linked one by one (the review's trace URL).
     """
-    from genai_flywheel.segments.schema import MISSING, NEW, OTHER
+    from genai_flywheel.metrics.segment_schema import MISSING, NEW, OTHER
 
     if not traces_url:
         return ()

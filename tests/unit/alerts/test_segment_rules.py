@@ -13,8 +13,8 @@ from scipy.stats import false_discovery_control, norm
 
 from genai_flywheel.alerts.segments import bh_reject, evaluate_segment_rule, threshold_p_value
 from genai_flywheel.config import AlertRule
+from genai_flywheel.metrics.segment_schema import segments_schema
 from genai_flywheel.metrics.stats import wilson_interval
-from genai_flywheel.segments.schema import segments_schema
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 SIX = timedelta(hours=6)

@@ -47,7 +47,7 @@ def segment_table(app: str, start: datetime, end: datetime, rows: list[dict[str,
     value, n, ci_low, ci_high and (optional) examples."""
     import pyarrow as pa
 
-    from genai_flywheel.segments.schema import segments_schema
+    from genai_flywheel.metrics.segment_schema import segments_schema
 
     return pa.table(
         {
