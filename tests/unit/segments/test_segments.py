@@ -1,0 +1,309 @@
+"""Segment metrics: query-cluster assignment, the reference profile, per-segment accumulation and drift."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from genai_flywheel.config import QueryClusters, Segments
+from genai_flywheel.exceptions import ConfigError, StoreError
+from genai_flywheel.metrics.aggregate import _scorer_rows
+from genai_flywheel.metrics.segment_schema import MISSING, NEW, OTHER
+from genai_flywheel.segments.accumulate import SegmentAccumulator, columns_for
+from genai_flywheel.segments.clusters import ClusterAssigner, ReferenceCluster
+from genai_flywheel.segments.drift import drift_rows, psi, score_psi
+from genai_flywheel.segments.reference import (
+    ReferenceProfile,
+    learn_profile,
+    period_start,
+    reference_window,
+)
+from genai_flywheel.traces.extract import preview_query
+from genai_flywheel.traces.schema import INFO_SCHEMA, SCORE_SCHEMA
+
+START = datetime(2026, 11, 19, 6, tzinfo=UTC)
+END = datetime(2026, 11, 19, 12, tzinfo=UTC)
+SEGMENTS = Segments.model_validate(
+    {
+        "top_k": 2,
+        "dimensions": [
+            {"name": "version", "source": "tags.app_version"},
+            {"name": "topic", "source": "query_cluster"},
+        ],
+        "clusters": {"min_size": 2},
+    }
+)
+
+
+def _info(i: int, *, version: str | None, query: str | None, status: str = "OK", latency: int = 100, fb=None):
+    tags = {"app_version": version} if version else {}
+    assessments = []
+    if fb is not None:
+        assessments.append(
+            {
+                "assessment_id": f"a-{i}",
+                "name": "user_feedback",
+                "kind": "feedback",
+                "value": json.dumps(fb),
+                "source_type": "HUMAN",
+                "source_id": "u",
+                "rationale": None,
+                "error": None,
+                "create_time_ms": 1,
+            }
+        )
+    return {
+        "trace_id": f"tr-{i:04d}",
+        "app": "app",
+        "timestamp_ms": 1,
+        "status": status,
+        "execution_time_ms": latency,
+        "tags": json.dumps(tags),
+        "metadata": "{}",
+        "assessments": assessments,
+        "query": query,
+    }
+
+
+def _table(rows):
+    return pa.Table.from_pylist(rows, schema=INFO_SCHEMA)
+
+
+def _scores(rows):
+    full = [
+        {
+            "trace_id": r["trace_id"],
+            "app": "app",
+            "timestamp_ms": 1,
+            "scorer": r["scorer"],
+            "scorer_version": "1",
+            "source_type": "CODE",
+            "value": "1",
+            "numeric": r["numeric"],
+            "passed": r["passed"],
+            "rationale": None,
+            "error": None,
+            "stratum": "base",
+            "weight": r.get("weight", 1.0),
+            "assessment_id": None,
+        }
+        for r in rows
+    ]
+    return pa.Table.from_pylist(full, schema=SCORE_SCHEMA)
+
+
+def _profile(clusters=(), counts=None, scores=None):
+    return ReferenceProfile(
+        app="app",
+        reference_start=START,
+        reference_end=END,
+        traces=100,
+        clusters=tuple(clusters),
+        counts=counts or {},
+        scores=scores or {},
+    )
+
+
+SYNC = ReferenceCluster("c-sync", ("smart", "sync"), "smart sync", 30)
+DARK = ReferenceCluster("c-dark", ("dark", "mode"), "dark mode", 10)
+SYNC_ONLY = ReferenceCluster("c-syncw", ("sync",), "sync", 50)
+
+
+def test_a_question_goes_to_the_most_frequent_reference_cluster_it_contains() -> None:
+    assigner = ClusterAssigner([SYNC, DARK, SYNC_ONLY])
+    assert assigner.assign(["Smart Sync keeps failing"]) == ["c-syncw"]  # "sync" alone is seen more often
+    assert ClusterAssigner([SYNC, DARK]).assign(["Smart Sync keeps failing"]) == ["c-sync"]
+    assert assigner.assign(["How do I turn on dark mode?", "refund my invoice", None, "the of and"]) == [
+        "c-dark",
+        NEW,
+        MISSING,
+        MISSING,
+    ]
+
+
+def test_refresh_periods_are_aligned_to_the_epoch_and_the_reference_precedes_them() -> None:
+    spec = QueryClusters(refresh_hours=24, reference_days=7)
+    assert period_start(START, spec) == datetime(2026, 11, 19, tzinfo=UTC)
+    assert period_start(datetime(2026, 11, 19, 23, 59, tzinfo=UTC), spec) == datetime(2026, 11, 19, tzinfo=UTC)
+    assert reference_window(START, spec) == (datetime(2026, 11, 12, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC))
+
+
+def test_a_profile_is_learned_deterministically_and_round_trips() -> None:
+    rows = [_info(i, version="v1" if i % 3 else "v2", query="Smart Sync is broken") for i in range(6)]
+    rows += [_info(10 + i, version="v1", query="dark mode please") for i in range(3)]
+    rows.append(_info(20, version=None, query="something unique entirely"))
+    rows[0]["assessments"] = [
+        {
+            "assessment_id": "s1",
+            "name": "relevance",
+            "kind": "feedback",
+            "value": "0.25",
+            "source_type": "CODE",
+            "source_id": "relevance@1",
+            "rationale": None,
+            "error": None,
+            "create_time_ms": 5,
+        }
+    ]
+    profile = learn_profile("app", [_table(rows[:5]), _table(rows[5:])], SEGMENTS, ["relevance"], START, END)
+    assert [c.label for c in profile.clusters] == ["broken smart sync", "dark mode"]
+    assert profile.counts["version"] == {"v1": 7, "v2": 2, MISSING: 1}
+    assert sum(profile.counts["topic"].values()) == 10 and profile.counts["topic"][NEW] == 1
+    assert profile.scores == {"relevance": (0.25,)}
+    again = learn_profile("app", [_table(rows)], SEGMENTS, ["relevance"], START, END)
+    assert json.dumps(again.to_dict()) == json.dumps(profile.to_dict())
+    assert ReferenceProfile.from_dict(profile.to_dict()) == profile
+    with pytest.raises(StoreError, match="format"):
+        ReferenceProfile.from_dict({**profile.to_dict(), "format": 99})
+
+
+def _window():
+    rng = random.Random(7)
+    rows = []
+    for i in range(200):
+        version = ["v1", "v1", "v1", "v2", "v3", None][i % 6]
+        topic = "Smart Sync fails" if i % 4 == 0 else ("dark mode" if i % 4 == 1 else "a new question about sso")
+        bad = topic.startswith("Smart") and i % 8 == 0
+        rows.append(
+            _info(
+                i,
+                version=version,
+                query=topic,
+                status="ERROR" if i % 10 == 0 else "OK",
+                latency=rng.randint(50, 5000),
+                fb=(not bad) if i % 3 == 0 else None,
+            )
+        )
+    scores = _scores(
+        [
+            {
+                "trace_id": r["trace_id"],
+                "scorer": "relevance",
+                "numeric": 0.2 if i % 8 == 0 else 0.9,
+                "passed": i % 8 != 0,
+                "weight": 2.0,
+            }
+            for i, r in enumerate(rows)
+            if i % 2 == 0
+        ]
+    )
+    return rows, scores
+
+
+def _accumulate(rows, scores, batches):
+    profile = _profile([SYNC, DARK], counts={"version": {"v1": 50, "v2": 50}, "topic": {"c-sync": 30, "c-dark": 70}})
+    acc = SegmentAccumulator(
+        app="app", segments=SEGMENTS, profile=profile, scored_ids=pa.array(sorted({r["trace_id"] for r in rows}))
+    )
+    for batch in batches:
+        acc.add_traces(_table(batch).select(columns_for(SEGMENTS)))
+    return acc, acc.table(scores, interval_start=START, interval_end=END), profile
+
+
+def test_segment_metrics_equal_a_direct_count_and_do_not_depend_on_batch_order() -> None:
+    rows, scores = _window()
+    acc, table, _ = _accumulate(rows, scores, [rows[:70], rows[70:]])
+    shuffled = rows[:]
+    random.Random(1).shuffle(shuffled)
+    _, again, _ = _accumulate(rows, scores, [shuffled[i : i + 33] for i in range(0, 200, 33)])
+    assert again.equals(table)
+
+    got = {(r["dimension"], r["segment"], r["metric"]): r for r in table.to_pylist()}
+    # top_k = 2: v1 and the larger of v2/v3 by volume (tie -> smaller key) are kept, v3 pooled; (none) never is.
+    versions = sorted({s for d, s, _ in got if d == "version"})
+    assert versions == [MISSING, OTHER, "v1", "v2"]
+    mine = [r for r in rows if (json.loads(r["tags"]).get("app_version") or MISSING) == "v1"]
+    assert got[("version", "v1", "volume")]["value"] == len(mine)
+    assert got[("version", OTHER, "volume")]["value"] == sum(1 for r in rows if r["tags"] == '{"app_version": "v3"}')
+    errors = sum(r["status"] == "ERROR" for r in mine)
+    assert got[("version", "v1", "error_rate")]["value"] == pytest.approx(errors / len(mine))
+    assert got[("version", "v1", "share")]["value"] == pytest.approx(len(mine) / 200)
+    # Smart Sync: the feedback of the bad answers shows in its segment only.
+    sync = [i for i, r in enumerate(rows) if r["query"].startswith("Smart")]
+    rated = [i for i in sync if i % 3 == 0]
+    positive = sum(1 for i in rated if i % 8 != 0)
+    fb = got[("topic", "c-sync", "feedback.user_feedback.positive_rate")]
+    assert (fb["value"], fb["n"]) == (pytest.approx(positive / len(rated)), len(rated))
+    assert fb["ci_low"] <= fb["value"] <= fb["ci_high"]
+    assert got[("topic", NEW, "volume")]["value"] == sum(1 for r in rows if "sso" in r["query"])
+    assert got[("topic", "c-sync", "volume")]["examples"] == sorted(rows[i]["trace_id"] for i in sync)[:5]
+    assert got[("topic", "c-sync", "share")]["examples"] is None
+    # The scorer rows are the app-level estimator over the segment's scored traces.
+    sync_ids = {rows[i]["trace_id"] for i in sync}
+    expected = {
+        r.metric: r
+        for r in _scorer_rows(scores.filter(pa.array([t in sync_ids for t in scores["trace_id"].to_pylist()])))
+    }
+    row = got[("topic", "c-sync", "scorer.relevance.pass_rate")]
+    assert (row["value"], row["n"], row["ci_low"]) == (
+        expected["scorer.relevance.pass_rate"].value,
+        expected["scorer.relevance.pass_rate"].n,
+        expected["scorer.relevance.pass_rate"].ci_low,
+    )
+    latency = np.sort([r["execution_time_ms"] for r in mine])
+    assert got[("version", "v1", "latency_p50_ms")]["value"] == pytest.approx(float(np.quantile(latency, 0.5)))
+    assert acc.dimension_volumes()["version"] == {
+        key: int(got[("version", key, "volume")]["value"]) for key in versions
+    }
+
+
+def test_psi_is_zero_for_the_same_mix_and_matches_a_hand_computation() -> None:
+    assert psi([1000, 2000, 3000], [100, 200, 300]) == pytest.approx(0.0, abs=1e-3)
+    p = [(90 + 0.5) / 101, (10 + 0.5) / 101]
+    q = [(50 + 0.5) / 101, (50 + 0.5) / 101]
+    assert psi([90, 10], [50, 50]) == pytest.approx(sum((a - b) * math.log(a / b) for a, b in zip(p, q, strict=True)))
+    with pytest.raises(ValueError, match="one length"):
+        psi([1], [1, 2])
+    same = np.linspace(0, 1, 200)
+    assert score_psi(same, same) == pytest.approx(0.0, abs=1e-9)
+    assert score_psi(np.zeros(50), np.ones(50)) > 1.0  # pass/fail values: two bins
+    assert score_psi(same[:5], same) is None
+
+
+def test_drift_rows_name_the_mix_the_new_questions_and_the_scores() -> None:
+    rows, scores = _window()
+    acc, _, profile = _accumulate(rows, scores, [rows])
+    profile = _profile(profile.clusters, profile.counts, scores={"relevance": tuple(np.linspace(0.5, 1, 40))})
+    got = {r.metric: r for r in drift_rows(acc, profile, scores, SEGMENTS)}
+    assert set(got) == {
+        "drift.version.psi",
+        "drift.topic.psi",
+        "drift.topic.new_share",
+        "drift.topic.new_clusters",
+        "drift.scorer.relevance.psi",
+    }
+    new = sum(1 for r in rows if "sso" in r["query"])
+    assert got["drift.topic.new_share"].value == pytest.approx(new / 200)
+    assert got["drift.topic.new_clusters"].value == 1.0  # the sso questions form one new pattern
+    assert got["drift.topic.psi"].value > 0.25  # a third of the traffic is new
+    assert got["drift.scorer.relevance.psi"].n == len(scores)
+
+
+def test_the_query_of_a_request_preview_is_read_even_when_cut_short() -> None:
+    assert preview_query('{"query": "How do I enable Smart Sync?"}') == "How do I enable Smart Sync?"
+    assert preview_query('{"question": "How do I en') == "How do I en"
+    assert preview_query('{"messages": [{"role": "user", "content": "hi"}]}') == "hi"
+    assert preview_query(None) is None and preview_query("not json") is None
+
+
+def test_segment_configuration_is_checked(tmp_path) -> None:
+    from genai_flywheel.config import load_config
+
+    base = tmp_path / "f.yaml"
+    text = (Path(__file__).resolve().parents[3] / "flywheel.yaml").read_text()
+    base.write_text(text.replace("name: topic", "name: scorer"))
+    with pytest.raises(ConfigError, match="reserved"):
+        load_config(base)
+    base.write_text(text.replace("source: query_cluster", "source: tags.app_version"))
+    with pytest.raises(ConfigError, match="unique"):
+        load_config(base)
+    base.write_text(text.replace("metric: error_rate\n", "metric: drift.nosuch.psi\n", 1))
+    with pytest.raises(ConfigError, match="not declared"):
+        load_config(base)
