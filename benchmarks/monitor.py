@@ -97,6 +97,7 @@ def _per_slice(config: FlywheelConfig, app_name: str, done: dict[str, list[dict[
 # The monitor's task calls, in order: the one place to change when a stage's signature does.
 STAGE_CALLS = (
     StageCall("extract", "extract", _per_slice),
+    StageCall("reference", "reference"),
     StageCall("validate", "validate"),
     StageCall("sample", "sample"),
     StageCall("score", "score_shard", _per_shard),
