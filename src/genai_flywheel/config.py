@@ -372,7 +372,7 @@ class CurationRule(_Model):
 
     name: str = Field(pattern=_NAME)
     filter: Filter | None = None
-    kind: Literal["filter", "query_clusters", "regression_guard"] = "filter"
+    kind: Literal["filter", "query_clusters", "regression_guard", "segment_alerts"] = "filter"
     cap: int = Field(default=200, ge=1, le=1_000_000)
     priority: int = Field(default=100, ge=0, le=10_000)
     options: RuleOptions = Field(
@@ -628,6 +628,28 @@ class Application(_Model):
                 raise ValueError(
                     f"alerts[{i}].metric (rule {rule.name!r}, segment: {rule.segment}): {problem}; or drop "
                     "segment: to watch the whole application"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _segment_curation_fits(self) -> Application:
+        from genai_flywheel.config_options import SegmentAlertsOptions, names
+
+        segment_rules = [a.name for a in self.alerts if a.segment is not None]
+        for i, rule in enumerate(self.curation.rules):
+            if rule.kind != "segment_alerts" or not isinstance(rule.options, SegmentAlertsOptions):
+                continue
+            where = f"curation.rules[{i}] (rule {rule.name!r}, kind: segment_alerts)"
+            if not segment_rules:
+                raise ValueError(
+                    f"{where}: the application has no per-segment alert rule to follow; add an alert rule "
+                    "with segment: <dimension>, or drop this curation rule"
+                )
+            unknown = sorted(set(names(rule.options.alert_rules, ())) - set(segment_rules))
+            if unknown:
+                raise ValueError(
+                    f"{where}.options.alert_rules: {unknown} are not per-segment alert rules of this "
+                    f"application; name some of {segment_rules}"
                 )
         return self
 

@@ -1,6 +1,6 @@
 """Typed ``options`` of curation rules and built-in scorers, validated when ``flywheel.yaml`` is loaded.
 
-One model per curation rule kind (``filter``, ``query_clusters``, ``regression_guard``) and per built-in
+One model per curation rule kind (``filter``, ``query_clusters``, ``regression_guard``, ``segment_alerts``) and per built-in
 scorer or MLflow judge; each forbids unknown keys, so ``flywheel config validate`` names a misspelt option
 (``applications[0].curation.rules[2].options.min_volume``) instead of a task failing hours later. A scorer
 with ``ref: module:function`` keeps free-form options. Numbers keep the type written in the YAML (an
@@ -152,12 +152,22 @@ class RegressionGuardOptions(ClusterMethodOptions):
     require_positive_feedback: StrictBool = False
 
 
+class SegmentAlertsOptions(FilterRuleOptions):
+    """``kind: segment_alerts``: traces of the segments per-segment alert rules fired on, in the intervals
+    they fired in, ranked by ``order``."""
+
+    alert_rules: Names | None = Field(
+        default=None, description="Per-segment alert rules (alerts[].segment) to follow; default: every one"
+    )
+
+
 RULE_OPTIONS: dict[str, type[_Options]] = {
     "filter": FilterRuleOptions,
     "query_clusters": QueryClustersOptions,
     "regression_guard": RegressionGuardOptions,
+    "segment_alerts": SegmentAlertsOptions,
 }
-RuleOptions = FilterRuleOptions | QueryClustersOptions | RegressionGuardOptions
+RuleOptions = FilterRuleOptions | QueryClustersOptions | RegressionGuardOptions | SegmentAlertsOptions
 
 
 # -- scorers -------------------------------------------------------------------------------------------

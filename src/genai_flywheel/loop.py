@@ -85,8 +85,8 @@ def curate_select(app_name: str, run_id: str, *, config: FlywheelConfig | None =
     """Stage 2: apply the curation rules to the extracted traces; counts per rule and the clusters found."""
     from genai_flywheel.curation.stages import select_stage
 
-    _, app, run_dir = _run("curation", app_name, run_id, config)
-    return select_stage(run_dir, app)
+    cfg, app, run_dir = _run("curation", app_name, run_id, config)
+    return select_stage(run_dir, app, cfg.data_path())
 
 
 def curate_build(app_name: str, run_id: str, *, config: FlywheelConfig | None = None) -> dict[str, Any]:

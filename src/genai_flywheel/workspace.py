@@ -50,12 +50,18 @@ def interval_key(start: datetime) -> str:
 
 
 def to_utc(value: datetime | str) -> datetime:
-    """``value`` as an aware UTC datetime (naive input is taken as UTC; ISO strings are parsed)."""
+    """``value`` as an aware UTC ``datetime`` (naive input is taken as UTC; ISO strings are parsed).
+
+    Always a plain :class:`datetime.datetime`: Airflow passes pendulum ``DateTime`` objects, whose
+    arithmetic differs (the difference of two is a pendulum ``Interval``, which cannot be floor-divided by a
+    ``timedelta``), and the library's interval arithmetic must not depend on who called it.
+    """
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond, tzinfo=UTC
+    )
 
 
 def to_ms(value: datetime | str) -> int:

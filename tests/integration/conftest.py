@@ -54,10 +54,6 @@ def write_config(path: Path, tracking_uri: str, data_root: Path, **overrides) ->
     app = cfg["applications"][0]
     app["mlflow"] = {"tracking_uri": tracking_uri, "experiment": "support-prod"}
     app["scorers"] = [s for s in app["scorers"] if s["name"] != "relevance_to_query"]
-    # Segments are tested on their own (tests/unit/segments, the alerting-week smoke test); these DAG tests
-    # keep the application-level monitor.
-    app.pop("segments", None)
-    app["alerts"] = [a for a in app["alerts"] if "segment" not in a]
     app.update(overrides)
     cfg["data_root"] = str(data_root)
     path.write_text(yaml.safe_dump(cfg))

@@ -25,6 +25,11 @@ Rule kinds and their ``options`` (typed in :mod:`genai_flywheel.config_options`,
     by round robin (largest cluster first), best first inside a cluster. Options: ``min_score`` (0.8),
     ``scores``, ``feedback``, ``require_positive_feedback`` (false), and the clustering options ``method``,
     ``signature_terms``, ``threshold``.
+``segment_alerts``
+    The traces of the segments a per-segment alert rule fired on, from the intervals it fired in (see
+    :mod:`genai_flywheel.curation.segment_alerts`), ranked as a ``filter`` rule ranks. Options:
+    ``alert_rules`` (default: every per-segment alert rule of the application), ``scores``, ``feedback``,
+    ``order``.
 
 An optional ``filter`` narrows the candidates of every kind. Within a rule, a trace whose inputs repeat an
 input already ranked higher is moved behind all first occurrences, so a cap buys as many distinct records
@@ -38,7 +43,7 @@ and the lookback window ages old traces out), then ``trace_id``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -259,8 +264,15 @@ def _select_guard(rule: CurationRule, view: TraceView, open_rows: list[int], mas
     return chosen
 
 
-def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
-    """Apply ``rules`` (already in run order) to a trace table; see the module docstring."""
+def select(
+    rules: Sequence[CurationRule], table: pa.Table, segment_masks: Mapping[str, list[bool]] | None = None
+) -> Selection:
+    """Apply ``rules`` (already in run order) to a trace table; see the module docstring.
+
+    ``segment_masks`` holds the candidates of every ``segment_alerts`` rule by name (see
+    :func:`genai_flywheel.curation.segment_alerts.segment_alert_masks`): those come from the alert event log,
+    not from the table alone.
+    """
     view = TraceView(table)
     selection = Selection()
     taken: set[int] = set()
@@ -272,6 +284,11 @@ def select(rules: Sequence[CurationRule], table: pa.Table) -> Selection:
             selection.selected_clusters.extend(clusters)
         elif rule.kind == "regression_guard":
             rows = _select_guard(rule, view, open_rows, mask)
+        elif rule.kind == "segment_alerts":
+            if segment_masks is None or rule.name not in segment_masks:
+                raise ValueError(f"curation rule {rule.name!r} (segment_alerts) needs its alerted-segment mask")
+            alerted = segment_masks[rule.name]
+            rows = _select_filter(rule, view, open_rows, [m and a for m, a in zip(mask, alerted, strict=True)])
         else:
             rows = _select_filter(rule, view, open_rows, mask)
         for rank, row in enumerate(rows):

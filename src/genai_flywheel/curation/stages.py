@@ -98,12 +98,27 @@ def extract_stage(
     return {"traces": table.num_rows, "path": str(path), **window}
 
 
-def select_stage(run_dir: Path, app: Application) -> dict[str, Any]:
-    """Apply the curation rules to ``traces.parquet``; write the selection and the cluster report."""
+def select_stage(run_dir: Path, app: Application, data_root: Path | str | None = None) -> dict[str, Any]:
+    """Apply the curation rules to ``traces.parquet``; write the selection and the cluster report.
+
+    ``data_root`` holds the monitor's alert event log and reference profiles, which ``segment_alerts``
+    rules read (required only when the rule set has one).
+    """
     run_dir = Path(run_dir)
     traces = _read_parquet(run_dir / TRACES_FILE, "extract")
     rules = effective_rules(app)
-    selection = select(rules, traces)
+    masks: dict[str, list[bool]] = {}
+    followed: dict[str, list[dict[str, Any]]] = {}
+    if any(r.kind == "segment_alerts" for r in rules):
+        from genai_flywheel.curation.segment_alerts import segment_alert_masks
+
+        if data_root is None:
+            raise ValueError("segment_alerts curation rules read the monitor's alert events: pass data_root")
+        window = json.loads((run_dir / WINDOW_FILE).read_text(encoding="utf-8"))
+        masks, followed = segment_alert_masks(
+            app, data_root, rules, traces, window["interval_start_ms"], window["interval_end_ms"]
+        )
+    selection = select(rules, traces, masks)
     selected = selection_table(traces, selection)
     clusters = stats_to_table(selection.cluster_stats, selected=selection.selected_clusters)
     _write_parquet(selected, run_dir / SELECTED_FILE)
@@ -116,6 +131,7 @@ def select_stage(run_dir: Path, app: Application) -> dict[str, Any]:
         "bad_clusters": sum(1 for s in selection.cluster_stats if s.bad),
         "selected_clusters": selection.selected_clusters,
         "rules": [r.name for r in rules],
+        **({"alerted_segments": followed} if followed else {}),
     }
     _write_json(summary, run_dir / SELECTION_FILE)
     return {**summary, "path": str(run_dir / SELECTED_FILE), "cluster_report": str(run_dir / CLUSTERS_FILE)}

@@ -11,12 +11,15 @@ _LABEL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$")
 _LABEL_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
 
 
-def to_utc(value: datetime) -> datetime:
-    """``value`` in UTC, truncated to milliseconds; a naive datetime is taken to be UTC already.
+def to_utc(value: datetime | str) -> datetime:
+    """``value`` in UTC (see :func:`genai_flywheel.workspace.to_utc`), truncated to milliseconds, the
+    resolution of the metrics store's timestamps; a naive datetime is taken to be UTC already.
 
     (Python would read a naive datetime as local time, which differs between a laptop and a worker.)
     """
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    from genai_flywheel.workspace import to_utc as utc
+
+    value = utc(value)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 

@@ -23,6 +23,7 @@ from genai_flywheel.segments.reference import (
     ReferenceProfile,
     learn_profile,
     period_start,
+    profile_path,
     reference_window,
 )
 from genai_flywheel.traces.extract import preview_query
@@ -133,6 +134,22 @@ def test_refresh_periods_are_aligned_to_the_epoch_and_the_reference_precedes_the
     assert period_start(START, spec) == datetime(2026, 11, 19, tzinfo=UTC)
     assert period_start(datetime(2026, 11, 19, 23, 59, tzinfo=UTC), spec) == datetime(2026, 11, 19, tzinfo=UTC)
     assert reference_window(START, spec) == (datetime(2026, 11, 12, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC))
+
+
+def test_airflow_pendulum_datetimes_give_the_same_periods_and_paths(tmp_path: Path) -> None:
+    """Airflow hands tasks pendulum DateTimes, whose difference cannot be floor-divided by a timedelta."""
+    import pendulum
+
+    from genai_flywheel.workspace import IntervalWorkspace, to_utc
+
+    spec = QueryClusters(refresh_hours=24, reference_days=7)
+    start = pendulum.datetime(2026, 11, 19, 12, tz="UTC")
+    assert type(to_utc(start)) is datetime and to_utc(start) == datetime(2026, 11, 19, 12, tzinfo=UTC)
+    assert period_start(start, spec) == datetime(2026, 11, 19, tzinfo=UTC)
+    ws = IntervalWorkspace.of(tmp_path, "app", start, start.add(hours=6))
+    assert type(ws.start) is datetime and type(ws.end) is datetime
+    plain = datetime(2026, 11, 19, 12, tzinfo=UTC)
+    assert profile_path(tmp_path, "app", start, spec) == profile_path(tmp_path, "app", plain, spec)
 
 
 def test_a_profile_is_learned_deterministically_and_round_trips() -> None:
