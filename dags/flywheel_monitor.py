@@ -1,9 +1,9 @@
 """Production monitor: one DAG per application in flywheel.yaml, one task per stage, per schedule interval.
 
-extract (mapped over time slices) -> validate -> sample -> score (mapped over shards) -> write_back -> aggregate
--> store -> alert, and reference -> aggregate. extract lists the trace infos of its slice (no spans); score
-reads its shard's sampled traces in full, checks, scores and summarises them; reference learns the query
-clusters and the reference mix the segment and drift metrics use (once per refresh period). Each task makes
+extract (mapped over time slices) -> validate -> sample -> score (mapped over shards) -> write_back ->
+reference -> aggregate -> store -> alert. extract lists the trace infos of its slice (no spans); score reads
+its shard's sampled traces in full, checks, scores and summarises them; reference learns the query clusters
+and the reference mix the segment and drift metrics use (once per refresh period). Each task makes
 one call into ``genai_flywheel.pipeline`` and returns paths and counts, never data.
 """
 
@@ -96,10 +96,7 @@ def build_monitor(app_name: str) -> None:
         slices = extract.expand(slice_index=list(range(app.extract.slices)))
         shards = slices >> validate() >> sample()
         scored = score.expand(shard=shards)
-        aggregated = aggregate()
-        scored >> write_back() >> aggregated
-        reference() >> aggregated
-        aggregated >> store() >> alert()
+        scored >> write_back() >> reference() >> aggregate() >> store() >> alert()
 
     monitor()
 

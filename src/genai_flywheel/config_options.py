@@ -1,11 +1,11 @@
 """Typed ``options`` of curation rules and built-in scorers, validated when ``flywheel.yaml`` is loaded.
 
-One model per curation rule kind (``filter``, ``query_clusters``, ``regression_guard``, ``segment_alerts``) and per built-in
-scorer or MLflow judge; each forbids unknown keys, so ``flywheel config validate`` names a misspelt option
-(``applications[0].curation.rules[2].options.min_volume``) instead of a task failing hours later. A scorer
-with ``ref: module:function`` keeps free-form options. Numbers keep the type written in the YAML (an
-``int`` stays an ``int``): scorer versions hash their options, and must not change when this file is read
-by a newer version of the project.
+One model per curation rule kind (``filter``, ``query_clusters``, ``regression_guard``, ``segment_alerts``)
+and per built-in scorer or MLflow judge; each forbids unknown keys, so ``flywheel config validate`` names a
+misspelt option (``applications[0].curation.rules[2].options.min_volume``) instead of a task failing hours
+later. A scorer with ``ref: module:function`` keeps free-form options. Numbers keep the type written in the
+YAML (an ``int`` stays an ``int``): scorer versions hash their options, and must not change when this file
+is read by a newer version of the project.
 """
 
 from __future__ import annotations

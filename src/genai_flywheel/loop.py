@@ -83,10 +83,13 @@ def curate_extract(
 
 def curate_select(app_name: str, run_id: str, *, config: FlywheelConfig | None = None) -> dict[str, Any]:
     """Stage 2: apply the curation rules to the extracted traces; counts per rule and the clusters found."""
+    from functools import partial
+
     from genai_flywheel.curation.stages import select_stage
+    from genai_flywheel.segments.alerted import segment_alert_masks
 
     cfg, app, run_dir = _run("curation", app_name, run_id, config)
-    return select_stage(run_dir, app, cfg.data_path())
+    return select_stage(run_dir, app, partial(segment_alert_masks, app, cfg.data_path()))
 
 
 def curate_build(app_name: str, run_id: str, *, config: FlywheelConfig | None = None) -> dict[str, Any]:

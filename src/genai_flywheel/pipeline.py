@@ -95,7 +95,11 @@ def extract(
 
 def reference(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None = None) -> dict:
     """The reference profile the interval's segment and drift metrics use (query clusters, the reference mix
-    and scores), learned from MLflow's trace infos once per refresh period; a no-op without segments."""
+    and scores), learned from MLflow's trace infos once per refresh period; a no-op without segments.
+
+    It runs after the interval's write-back: a cold-start profile (an application too new for a reference
+    window) is learned from the interval itself, scores included, and must not depend on how far the
+    write-back had got."""
     _, app, ws = _context(app_name, start, end, config)
     if not app.segments.dimensions:
         return {"path": None}
@@ -246,20 +250,6 @@ def score_shard(
     }
 
 
-def _scores(ws: IntervalWorkspace, columns: list[str] | None = None) -> pa.Table:
-    """Every score row of the interval (only ``columns`` when given), shard file after shard file (the
-    aggregate orders them itself; a sorted copy here would double the table's memory)."""
-    import pyarrow as pa
-
-    from genai_flywheel.traces.schema import SCORE_SCHEMA
-
-    schema = pa.schema([SCORE_SCHEMA.field(c) for c in columns]) if columns else SCORE_SCHEMA
-    files = ws.parts("scores")
-    if not files:
-        return schema.empty_table()
-    return pa.concat_tables([_read(f, "score", columns).cast(schema) for f in files])
-
-
 def write_back(
     app_name: str, start: Any, end: Any, *, run_id: str | None = None, config: FlywheelConfig | None = None
 ) -> dict:
@@ -305,14 +295,16 @@ def aggregate(
 ) -> dict:
     """Stage 6: operational and quality metrics of the interval into ``metrics.parquet``, streaming over the
     valid trace infos and the fetched sample (see :func:`genai_flywheel.metrics.aggregate_window`)."""
-    from genai_flywheel.metrics.aggregate import INFO_TRACE_COLUMNS, SCORE_COLUMNS, aggregate_window
+    from genai_flywheel.metrics.aggregate import INFO_TRACE_COLUMNS, aggregate_window
+    from genai_flywheel.metrics.scores import read_score_arrays
     from genai_flywheel.workspace import iter_parquet_batches
 
     _, app, ws = _context(app_name, start, end, config)
     quarantined = _read(ws.path("quarantine.parquet"), "validate", ["trace_id"]).num_rows
     quarantined += sum(_read(p, "score", ["trace_id"]).num_rows for p in ws.parts("quarantine"))
     _exists(ws, "valid.parquet", "validate")
-    scores = _scores(ws, [*SCORE_COLUMNS, "source_type"])  # the scores' text (values, rationales) is not read
+    # One entry per (trace, scorer) as a few numbers, batch by batch: the scores' text is never held.
+    scores = read_score_arrays(ws.parts("scores"))
     drift: list = []
     segment_rows = 0
     if app.segments.dimensions:
@@ -436,11 +428,11 @@ def run_monitor_interval(
     """All monitor stages of one interval in this process (what the DAG does, without Airflow)."""
     cfg = config or load_config()
     out: dict[str, Any] = {"extract": extract(app_name, start, end, config=cfg)}  # every slice in turn
-    out["reference"] = reference(app_name, start, end, config=cfg)
     out["validate"] = validate(app_name, start, end, config=cfg)
     out["sample"] = sample(app_name, start, end, config=cfg)
     out["score"] = [score_shard(app_name, start, end, s, judge=judge, config=cfg) for s in out["sample"]["shards"]]
     out["write_back"] = write_back(app_name, start, end, config=cfg)
+    out["reference"] = reference(app_name, start, end, config=cfg)  # after write-back: see reference()
     out["aggregate"] = aggregate(app_name, start, end, config=cfg)
     out["store"] = store(app_name, start, end, config=cfg)
     out["alert"] = alert(app_name, start, end, config=cfg)

@@ -70,6 +70,7 @@ def test_unfinished_trace_is_quarantined_with_its_reason(tmp_path: Path, store_w
     assert store_with_bad_traces["bad"] not in valid_ids
     # The quarantined trace still counts: the metrics report it.
     pipeline.sample("support-assistant", START, END, config=cfg)
+    pipeline.reference("support-assistant", START, END, config=cfg)
     agg = pipeline.aggregate("support-assistant", START, END, config=cfg)
     metrics = {r["metric"]: r["value"] for r in read_parquet(Path(agg["path"])).to_pylist()}
     assert metrics["quarantined"] == 1

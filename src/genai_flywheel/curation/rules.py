@@ -27,7 +27,7 @@ Rule kinds and their ``options`` (typed in :mod:`genai_flywheel.config_options`,
     ``signature_terms``, ``threshold``.
 ``segment_alerts``
     The traces of the segments a per-segment alert rule fired on, from the intervals it fired in (see
-    :mod:`genai_flywheel.curation.segment_alerts`), ranked as a ``filter`` rule ranks. Options:
+    :mod:`genai_flywheel.segments.alerted`), ranked as a ``filter`` rule ranks. Options:
     ``alert_rules`` (default: every per-segment alert rule of the application), ``scores``, ``feedback``,
     ``order``.
 
@@ -270,7 +270,7 @@ def select(
     """Apply ``rules`` (already in run order) to a trace table; see the module docstring.
 
     ``segment_masks`` holds the candidates of every ``segment_alerts`` rule by name (see
-    :func:`genai_flywheel.curation.segment_alerts.segment_alert_masks`): those come from the alert event log,
+    :func:`genai_flywheel.segments.alerted.segment_alert_masks`): those come from the alert event log,
     not from the table alone.
     """
     view = TraceView(table)

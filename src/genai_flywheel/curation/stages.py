@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +49,14 @@ from genai_flywheel.workspace import (
 )
 
 if TYPE_CHECKING:
-    pass
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
+
+#: ``(rules, traces, start_ms, end_ms) -> (candidate mask per segment_alerts rule, segments it followed)``.
+SegmentMasks = Callable[
+    [Sequence[CurationRule], "pa.Table", int, int], tuple[dict[str, list[bool]], dict[str, list[dict[str, Any]]]]
+]
 
 DAY_MS = 86_400_000
 TRACES_FILE = "traces.parquet"
@@ -98,11 +104,12 @@ def extract_stage(
     return {"traces": table.num_rows, "path": str(path), **window}
 
 
-def select_stage(run_dir: Path, app: Application, data_root: Path | str | None = None) -> dict[str, Any]:
+def select_stage(run_dir: Path, app: Application, segment_masks: SegmentMasks | None = None) -> dict[str, Any]:
     """Apply the curation rules to ``traces.parquet``; write the selection and the cluster report.
 
-    ``data_root`` holds the monitor's alert event log and reference profiles, which ``segment_alerts``
-    rules read (required only when the rule set has one).
+    ``segment_masks(rules, traces, start_ms, end_ms)`` gives the candidates of the ``segment_alerts`` rules
+    (they come from the monitor's alert events, see :func:`genai_flywheel.segments.alerted.segment_alert_masks`);
+    required only when the rule set has one.
     """
     run_dir = Path(run_dir)
     traces = _read_parquet(run_dir / TRACES_FILE, "extract")
@@ -110,14 +117,13 @@ def select_stage(run_dir: Path, app: Application, data_root: Path | str | None =
     masks: dict[str, list[bool]] = {}
     followed: dict[str, list[dict[str, Any]]] = {}
     if any(r.kind == "segment_alerts" for r in rules):
-        from genai_flywheel.curation.segment_alerts import segment_alert_masks
-
-        if data_root is None:
-            raise ValueError("segment_alerts curation rules read the monitor's alert events: pass data_root")
+        if segment_masks is None:
+            raise ValueError(
+                "segment_alerts curation rules read the monitor's alert events: pass segment_masks "
+                "(genai_flywheel.segments.alerted.segment_alert_masks bound to the application and data root)"
+            )
         window = json.loads((run_dir / WINDOW_FILE).read_text(encoding="utf-8"))
-        masks, followed = segment_alert_masks(
-            app, data_root, rules, traces, window["interval_start_ms"], window["interval_end_ms"]
-        )
+        masks, followed = segment_masks(rules, traces, window["interval_start_ms"], window["interval_end_ms"])
     selection = select(rules, traces, masks)
     selected = selection_table(traces, selection)
     clusters = stats_to_table(selection.cluster_stats, selected=selection.selected_clusters)

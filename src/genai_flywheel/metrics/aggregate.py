@@ -73,13 +73,14 @@ from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metric_names import is_estimate  # noqa: F401  (re-exported: part of this module's API)
 from genai_flywheel.metrics import stats
 from genai_flywheel.metrics.intervals import to_utc
-from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
+from genai_flywheel.metrics.scores import SCORE_COLUMNS  # noqa: F401  (re-exported: part of this module's API)
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
     from genai_flywheel.config import Price
+    from genai_flywheel.metrics.scores import ScoreArrays
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,6 @@ TRACE_COLUMNS = (
 INFO_TRACE_COLUMNS = tuple(c for c in TRACE_COLUMNS if c not in ("error_type", "spans"))
 #: What :meth:`WindowAccumulator.add_fetched` reads of a trace read in full.
 FETCHED_COLUMNS = ("trace_id", "status", "error_type", "spans", "weight")
-SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id")
 
 
 @functools.cache
@@ -326,8 +326,8 @@ class WindowAccumulator:
         """Whether every trace of the window was read in full (the span and error-type metrics are exact)."""
         return self.fetched == self.volume
 
-    def rows(self, scores: pa.Table, quarantined: int) -> list[_Row]:
-        """Every metric row of the window, given its score table and quarantined count."""
+    def rows(self, scores: pa.Table | ScoreArrays, quarantined: int) -> list[_Row]:
+        """Every metric row of the window, given its scores and quarantined count."""
         import numpy as np
 
         volume = self.volume
@@ -361,7 +361,7 @@ class WindowAccumulator:
             w = np.asarray(weights, dtype=float)
             # Horvitz-Thompson: the estimated count is the sum of the weights; its variance under Poisson
             # sampling is the sum of (1 - pi) / pi^2 = w^2 - w. Zero when every failed trace was read.
-            count, variance = math.fsum(w.tolist()), math.fsum((w * w - w).tolist())
+            count, variance = stats.fsum(w), stats.fsum(w * w - w)
             if exact and variance == 0.0:
                 rows.append(_proportion_row(f"error_rate.{error_type}", count, volume, volume))
                 continue
@@ -397,16 +397,16 @@ class WindowAccumulator:
         has_usage = ~np.isnan(per_trace)
         tokens_mean, (low, high) = stats.mean_ci(np.sort(per_trace[has_usage]))
         rows = [
-            _Row("tokens_input", math.fsum(inp[has_in].tolist()), int(has_in.sum())),
-            _Row("tokens_output", math.fsum(out[has_out].tolist()), int(has_out.sum())),
-            _Row("tokens_total", math.fsum(per_trace[has_usage].tolist()), int(has_usage.sum())),
+            _Row("tokens_input", stats.fsum(inp[has_in]), int(has_in.sum())),
+            _Row("tokens_output", stats.fsum(out[has_out]), int(has_out.sum())),
+            _Row("tokens_total", stats.fsum(per_trace[has_usage]), int(has_usage.sum())),
             _Row("tokens_per_trace", _finite(tokens_mean), int(has_usage.sum()), low, high),
         ]
         # Traces without token usage cost nothing and are neither priced nor unpriced; a bare total cannot be
         # priced because input and output tokens have different prices.
         priced = has_usage & split & ~np.isnan(in_price)
         per_trace_cost = np.nan_to_num(inp) / 1000.0 * in_price + np.nan_to_num(out) / 1000.0 * out_price
-        costs = per_trace_cost[priced].tolist()
+        costs = per_trace_cost[priced]
         unpriced = self._unpriced
         if unpriced:
             log.warning(
@@ -417,7 +417,7 @@ class WindowAccumulator:
                 sum(unpriced.values()),
                 ", ".join(sorted(unpriced)),
             )
-        rows.append(_Row("cost_usd", math.fsum(costs), len(costs)))
+        rows.append(_Row("cost_usd", stats.fsum(costs), int(costs.size)))
         rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), int(has_usage.sum())))
         return rows
 
@@ -501,59 +501,24 @@ def _feedback_counts(traces: pa.Table) -> tuple[Counter[str], Counter[str]]:
     return positives, counted
 
 
-def _scorer_rows(scores: pa.Table) -> list[_Row]:
+def _scorer_rows(scores: pa.Table | ScoreArrays) -> list[_Row]:
+    """``sampled`` and the ``scorer.<name>.*`` and ``judge.*`` rows of a score table, each (trace, scorer)
+    counted once (see :mod:`genai_flywheel.metrics.scores`)."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if scores.num_rows == 0:
+    from genai_flywheel.metrics.scores import ScoreArrays
+
+    arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
+    if len(arrays) == 0:
         return [_Row("sampled", 0.0, 0)]
-    # One row per (trace, scorer): a retried shard may have written a trace twice. Sorting puts scored rows
-    # before error rows, then the lowest assessment id, and the first row of each key is kept. Only the sort
-    # order is computed (8 bytes a row), never a sorted copy of the score table; each column is read through
-    # it as a NumPy array or as integer codes, not as Python strings: a million score rows stay a few MB.
-    errored_column = pc.is_valid(scores.column("error"))
-    order = pc.sort_indices(
-        scores.append_column("_errored", errored_column),
-        sort_keys=[
-            ("trace_id", "ascending"),
-            ("scorer", "ascending"),
-            ("_errored", "ascending"),
-            ("assessment_id", "ascending"),
-        ],
-    ).to_numpy()
-
-    def in_order(values: Any, dtype: Any = float) -> np.ndarray:
-        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=dtype)[order]
-
-    traces = pc.dictionary_encode(scores.column("trace_id").combine_chunks())
-    encoded = pc.dictionary_encode(scores.column("scorer").combine_chunks())
-    scorer_names = encoded.dictionary.to_pylist()
-    trace_codes, scorer_codes = in_order(traces.indices, np.int64), in_order(encoded.indices, np.int64)
-    n_rows = scores.num_rows
-    first = np.ones(n_rows, dtype=bool)
-    if n_rows > 1:
-        first[1:] = (trace_codes[1:] != trace_codes[:-1]) | (scorer_codes[1:] != scorer_codes[:-1])
-    if not first.all():
-        log.warning("score table holds %d duplicate (trace, scorer) row(s); counted once", int((~first).sum()))
-
-    errored = in_order(errored_column, bool)
-    numeric = in_order(pc.cast(scores.column("numeric"), pa.float64()))
-    passed = in_order(pc.cast(scores.column("passed"), pa.float64()))
-    weight = in_order(pc.fill_null(pc.cast(scores.column("weight"), pa.float64()), 1.0))
-    # A null weight means the rows did not go through the sample stage: each counts once.
-    bad = first & ~errored & ~(np.isfinite(weight) & (weight > 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataContractError(
-            f"scorer {scorer_names[scorer_codes[i]]!r}, trace {traces.dictionary[int(trace_codes[i])].as_py()!r}: "
-            f"inclusion weight {float(weight[i])!r} is not "
-            "a positive number; the sample stage must set weight = 1 / sample_rate with 0 < rate <= 1"
-        )
-    sampled = len(np.unique(trace_codes[first]))
+    sampled = arrays.traces
     rows = [_Row("sampled", float(sampled), sampled)]
-    for code, scorer in sorted(enumerate(scorer_names), key=lambda item: item[1]):
-        mine = first & (scorer_codes == code)
+    numeric, passed, weight, errored = arrays.numeric, arrays.passed, arrays.weight, arrays.errored
+    present = np.unique(arrays.scorer)
+    for code, scorer in sorted(enumerate(arrays.names), key=lambda item: item[1]):
+        if code not in present:
+            continue
+        mine = arrays.scorer == code
         scored = mine & ~errored
         has_value = scored & np.isfinite(numeric)
         has_pass = scored & ~np.isnan(passed)
@@ -561,7 +526,7 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
         rows.append(_Row(f"scorer.{scorer}.mean", _finite(mean), int(has_value.sum()), low, high))
         if has_pass.any():
             w = weight[has_pass]
-            rate = math.fsum((passed[has_pass] * w).tolist()) / math.fsum(w.tolist())
+            rate = stats.fsum(passed[has_pass] * w) / stats.fsum(w)
             n_eff = stats.kish_effective_n(w)
             low, high = stats.wilson_interval(rate * n_eff, n_eff)
             rows.append(_Row(f"scorer.{scorer}.pass_rate", rate, int(has_pass.sum()), low, high))
@@ -569,25 +534,19 @@ def _scorer_rows(scores: pa.Table) -> list[_Row]:
             rows.append(_Row(f"scorer.{scorer}.pass_rate", None, 0))
         rows.append(_Row(f"scorer.{scorer}.n", float(scored.sum()), int(scored.sum())))
         rows.append(_Row(f"scorer.{scorer}.errors", float((mine & errored).sum()), int(mine.sum())))
-    rows.extend(_judge_rows(scores, order, first, errored))
+    rows.extend(_judge_rows(arrays))
     return rows
 
 
-def _judge_rows(scores: pa.Table, order: Any, first: Any, errored: Any) -> list[_Row]:
+def _judge_rows(arrays: ScoreArrays) -> list[_Row]:
     """``judge.error_rate`` over the judge calls made (a judge outage is alertable with its CI) and
-    ``judge.skipped_budget``, the judge calls the per-run budget did not allow. ``order`` is the sort order
-    of the score rows that ``first`` and ``errored`` are in."""
-    import numpy as np
-    import pyarrow.compute as pc
-
-    is_judge = pc.fill_null(pc.equal(scores.column("source_type"), "LLM_JUDGE"), False)
-    judge = first & np.asarray(is_judge.to_numpy(zero_copy_only=False), dtype=bool)[order]
+    ``judge.skipped_budget``, the judge calls the per-run budget did not allow."""
+    judge = arrays.judge
     if not judge.any():
         return []
-    budget_skip = pc.fill_null(pc.starts_with(scores.column("error"), BUDGET_SKIP_PREFIX), False)
-    skipped = judge & np.asarray(budget_skip.to_numpy(zero_copy_only=False), dtype=bool)[order]
+    skipped = judge & arrays.budget_skipped
     attempted = judge & ~skipped
-    failed = int((attempted & errored).sum())
+    failed = int((attempted & arrays.errored).sum())
     n = int(attempted.sum())
     return [
         _proportion_row("judge.error_rate", failed, n, n),
@@ -633,7 +592,7 @@ def aggregate(
 def aggregate_window(
     traces: Iterable[pa.Table | pa.RecordBatch],
     fetched: Iterable[pa.Table | pa.RecordBatch],
-    scores: pa.Table,
+    scores: pa.Table | ScoreArrays,
     *,
     app: str,
     interval_start: datetime,
@@ -646,7 +605,8 @@ def aggregate_window(
     """Compute every metric of one application's interval ``[interval_start, interval_end)``, streaming.
 
     ``traces`` are batches of the window's validated traces (trace infos suffice), ``fetched`` batches of
-    the sampled traces read in full (``FETCHED_COLUMNS``), ``scores`` the score table of the sample,
+    the sampled traces read in full (``FETCHED_COLUMNS``), ``scores`` the score table of the sample (or its
+    :class:`~genai_flywheel.metrics.scores.ScoreArrays`, as the monitor reads its score files),
     ``prices`` the application's USD-per-1k-token table by model name and ``quarantined`` the number of
     rows the contracts set aside. ``run_id`` only labels log lines: it is not stored, so a re-run produces
     identical bytes. ``extra_rows`` are metric rows computed elsewhere (the segment stage's drift metrics).
@@ -666,7 +626,11 @@ def aggregate_window(
         raise ValueError(f"interval_end {end.isoformat()} must be after interval_start {start.isoformat()}")
     if quarantined < 0:
         raise ValueError(f"quarantined must be a count >= 0, got {quarantined!r}")
-    _require_columns(scores, SCORE_COLUMNS, "score", "score")
+    from genai_flywheel.metrics.scores import ScoreArrays
+
+    if not isinstance(scores, ScoreArrays):
+        _require_columns(scores, SCORE_COLUMNS, "score", "score")
+        scores = ScoreArrays.of(scores)
     acc = WindowAccumulator(app=app, prices=prices)
     for batch in traces:
         acc.add_traces(batch)
@@ -687,7 +651,7 @@ def aggregate_window(
         len(rows),
         acc.volume,
         acc.fetched,
-        scores.num_rows,
+        len(scores),
         run_id or "-",
     )
     count = len(rows)

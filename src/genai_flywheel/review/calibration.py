@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.curation.assessments import to_number
-from genai_flywheel.metrics.stats import CONFIDENCE, kish_effective_n, wilson_interval
+from genai_flywheel.metrics.stats import CONFIDENCE, fsum, kish_effective_n, wilson_interval
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,10 +85,10 @@ def accuracy(agree: Sequence[bool], confidence: float = CONFIDENCE, weights: Seq
     """The (weighted) share of ``True`` in ``agree`` with its Wilson interval on Kish's effective n."""
     n = len(agree)
     w = _weights(n, weights)
-    total = math.fsum(w.tolist())
+    total = fsum(w)
     if n == 0 or total <= 0:
         return Stat(None, n)
-    share = math.fsum(w[[bool(a) for a in agree]].tolist()) / total
+    share = fsum(w[[bool(a) for a in agree]]) / total
     n_eff = kish_effective_n(w)
     low, high = wilson_interval(share * n_eff, n_eff, confidence)
     return Stat(share, n, low, high)

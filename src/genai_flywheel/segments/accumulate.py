@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from genai_flywheel.config import SegmentDimension, Segments
+    from genai_flywheel.metrics.scores import ScoreArrays
     from genai_flywheel.segments.reference import ReferenceProfile
 
 log = logging.getLogger(__name__)
@@ -212,10 +213,9 @@ class SegmentAccumulator:
             return self.assigner.labels.get(key, key)
         return key
 
-    def rows(self, scores: pa.Table) -> list[dict[str, Any]]:
+    def rows(self, scores: pa.Table | ScoreArrays) -> list[dict[str, Any]]:
         """Every segment metric row (dimension, segment, label, metric, value, n, ci_low, ci_high, examples)."""
         import numpy as np
-        import pyarrow as pa
 
         from genai_flywheel.metrics.segment_schema import EXAMPLES, OTHER
 
@@ -223,28 +223,23 @@ class SegmentAccumulator:
             "errors": np.concatenate(self._errors) if self._errors else np.empty(0, dtype=bool),
             "latency": np.concatenate(self._latency) if self._latency else np.empty(0),
         }
+        from genai_flywheel.metrics.scores import ScoreArrays
+
         feedback = self._feedback_arrays()
-        scored = pa.concat_tables(self._scored) if self._scored else None
-        joined = scores.join(scored, "trace_id", join_type="inner") if scored is not None else None
-        if joined is not None:
-            joined = joined.sort_by([("trace_id", "ascending"), ("scorer", "ascending")])
+        unique, codes = self._scored_codes(scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores))
         out: list[dict[str, Any]] = []
         for state in self.dims:
             mapping, keys = self.segment_codes(state)
             seg = self._traces_by_segment(state, mapping)
             pooled = len(state.keys) - (len(keys) - (1 if keys and keys[-1] == OTHER else 0))
-            scored_segment = (
-                np.asarray(mapping[joined.column(state.dim.name).to_numpy()], dtype=np.int32)
-                if joined is not None and joined.num_rows
-                else None
-            )
+            scored_segment = mapping[codes[state.dim.name]] if unique is not None else None
             for index, key in enumerate(keys):
                 mask = seg == index
                 if not mask.any():
                     continue
                 examples = sorted(t for c, ids in state.examples.items() if mapping[c] == index for t in ids)
                 head = {"dimension": state.dim.name, "segment": key, "label": self.label(state, key, pooled)}
-                mine = joined.filter(pa.array(scored_segment == index)) if scored_segment is not None else None
+                mine = unique.subset(scored_segment == index) if scored_segment is not None else None
                 for i, (metric, value, n, low, high) in enumerate(self._metrics(mask, columns, feedback, mine)):
                     out.append(
                         {
@@ -259,12 +254,33 @@ class SegmentAccumulator:
                     )
         return out
 
+    def _scored_codes(self, scores: ScoreArrays) -> tuple[ScoreArrays | None, dict[str, np.ndarray]]:
+        """The score entries of traces seen by :meth:`add_traces`, and each entry's key code per dimension
+        (None and {} when nothing was scored)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self._scored or not len(scores):
+            return None, {}
+        scored = pa.concat_tables(self._scored).combine_chunks()
+        # Per distinct scored trace its row in ``scored`` (-1: not among the valid traces), then per entry.
+        found = pc.index_in(scores.trace_ids, value_set=scored.column("trace_id").chunk(0))
+        row = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)[scores.trace]
+        present = row >= 0
+        codes = {
+            state.dim.name: np.asarray(scored.column(state.dim.name).to_numpy(), dtype=np.int32)[row[present]]
+            for state in self.dims
+        }
+        # Every scored trace is a valid one as a rule: no copy of the entries then.
+        return (scores if present.all() else scores.subset(present)), codes
+
     def _metrics(
         self,
         mask: np.ndarray,
         columns: dict[str, np.ndarray],
         feedback: dict[str, np.ndarray],
-        scores: pa.Table | None,
+        scores: ScoreArrays | None,
     ) -> list[tuple[str, float | None, int, float | None, float | None]]:
         """One segment's metrics (``volume`` first) from the traces in ``mask`` and its scored rows."""
         import numpy as np
@@ -289,9 +305,9 @@ class SegmentAccumulator:
             if n:
                 positive = int((polarity[counted] == 1).sum())
                 out.append((f"feedback.{name}.positive_rate", positive / n, n, *stats.wilson_interval(positive, n)))
-        if scores is not None and scores.num_rows:
+        if scores is not None and len(scores):
             # The app-level estimators (weights, de-duplication, CIs) over the segment's scored traces.
-            rows = _scorer_rows(scores.drop_columns([d.dim.name for d in self.dims]))
+            rows = _scorer_rows(scores)
             out += [
                 (r.metric, r.value, r.n, r.ci_low, r.ci_high)
                 for r in rows
@@ -299,7 +315,7 @@ class SegmentAccumulator:
             ]
         return out
 
-    def table(self, scores: pa.Table, *, interval_start: datetime, interval_end: datetime) -> pa.Table:
+    def table(self, scores: pa.Table | ScoreArrays, *, interval_start: datetime, interval_end: datetime) -> pa.Table:
         """The interval's segment metrics table (``segments_schema``), sorted by (dimension, segment, metric)."""
         import math
 

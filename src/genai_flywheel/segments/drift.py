@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from genai_flywheel.config import Segments
     from genai_flywheel.metrics.aggregate import _Row
+    from genai_flywheel.metrics.scores import ScoreArrays
     from genai_flywheel.segments.accumulate import SegmentAccumulator
     from genai_flywheel.segments.reference import ReferenceProfile
 
@@ -96,14 +97,15 @@ def score_psi(current: np.ndarray, reference: np.ndarray) -> float | None:
     return psi(cur.tolist(), ref.tolist())
 
 
-def drift_rows(acc: SegmentAccumulator, profile: ReferenceProfile, scores: pa.Table, segments: Segments) -> list[_Row]:
+def drift_rows(
+    acc: SegmentAccumulator, profile: ReferenceProfile, scores: pa.Table | ScoreArrays, segments: Segments
+) -> list[_Row]:
     """The interval's drift metric rows (see the module docstring)."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     from genai_flywheel.curation.clusters import cluster_signatures
     from genai_flywheel.metrics.aggregate import _Row
+    from genai_flywheel.metrics.scores import ScoreArrays
     from genai_flywheel.metrics.segment_schema import NEW
 
     rows: list[_Row] = []
@@ -124,15 +126,10 @@ def drift_rows(acc: SegmentAccumulator, profile: ReferenceProfile, scores: pa.Ta
             found = cluster_signatures(acc.new_terms).clusters.values()
             patterns = sum(1 for c in found if len(c.members) >= segments.clusters.min_size)
             rows.append(_Row(f"drift.{dim.name}.new_clusters", float(patterns), len(acc.new_terms)))
-    scored = scores.filter(pc.is_null(scores.column("error"))) if scores.num_rows else scores
+    arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
     for name in sorted(profile.scores):
-        mine = pc.equal(scored.column("scorer"), name) if scored.num_rows else None
-        values = pc.filter(scored.column("numeric"), mine) if mine is not None else None
-        current = (
-            np.asarray(pc.drop_null(pc.cast(values, pa.float64())).to_numpy(), dtype=float)
-            if values is not None
-            else np.empty(0)
-        )
+        mine = ~arrays.errored & (arrays.scorer == arrays.names.index(name)) if name in arrays.names else None
+        current = arrays.numeric[mine] if mine is not None else np.empty(0)
         current = current[np.isfinite(current)]
         reference = np.asarray(profile.scores[name], dtype=float)
         rows.append(_Row(f"drift.scorer.{name}.psi", score_psi(current, reference), int(current.size)))

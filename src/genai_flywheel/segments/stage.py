@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from genai_flywheel.config import Application
     from genai_flywheel.metrics.aggregate import _Row
+    from genai_flywheel.metrics.scores import ScoreArrays
     from genai_flywheel.segments.reference import ReferenceProfile
 
 log = logging.getLogger(__name__)
@@ -79,24 +80,24 @@ def segment_metrics(
     app: Application,
     profile: ReferenceProfile,
     infos: Iterable[pa.Table | pa.RecordBatch],
-    scores: pa.Table,
+    scores: pa.Table | ScoreArrays,
     interval_start: datetime,
     interval_end: datetime,
 ) -> tuple[pa.Table, list[_Row]]:
     """The interval's segment metrics table and its drift metric rows, over batches of its valid trace
-    infos (:func:`genai_flywheel.segments.accumulate.columns_for` columns) and its score table."""
-    import pyarrow.compute as pc
-
+    infos (:func:`genai_flywheel.segments.accumulate.columns_for` columns) and its scores."""
+    from genai_flywheel.metrics.scores import ScoreArrays
     from genai_flywheel.segments.accumulate import SegmentAccumulator
     from genai_flywheel.segments.drift import drift_rows
 
+    arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
     acc = SegmentAccumulator(
         app=app.name,
         segments=app.segments,
         profile=profile,
-        scored_ids=pc.unique(scores.column("trace_id")) if scores.num_rows else None,
+        scored_ids=arrays.trace_ids if len(arrays) else None,
     )
     for batch in infos:
         acc.add_traces(batch)
-    table = acc.table(scores, interval_start=interval_start, interval_end=interval_end)
-    return table, drift_rows(acc, profile, scores, app.segments)
+    table = acc.table(arrays, interval_start=interval_start, interval_end=interval_end)
+    return table, drift_rows(acc, profile, arrays, app.segments)

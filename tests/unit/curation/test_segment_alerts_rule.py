@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from genai_flywheel.exceptions import ConfigError
 from genai_flywheel.metrics.aggregate import metrics_schema
 from genai_flywheel.metrics.segment_schema import OTHER, segments_schema
 from genai_flywheel.metrics.stats import wilson_interval
+from genai_flywheel.segments.alerted import segment_alert_masks
 from genai_flywheel.segments.clusters import ReferenceCluster
 from genai_flywheel.segments.reference import ReferenceProfile, profile_path, write_profile
 from tests.unit.curation.curation_tables import BASE_MS, table, trace
@@ -41,18 +43,39 @@ def app_config(**curation_options: Any) -> dict[str, Any]:
             ]
         },
         "alerts": [
-            {"name": "version_satisfaction", "segment": "version", "metric": FEEDBACK, "op": "<",
-             "threshold": 0.65, "min_samples": 4},
-            {"name": "topic_satisfaction", "segment": "topic", "metric": FEEDBACK, "op": "<", "threshold": 0.65,
-             "min_samples": 4},
+            {
+                "name": "version_satisfaction",
+                "segment": "version",
+                "metric": FEEDBACK,
+                "op": "<",
+                "threshold": 0.65,
+                "min_samples": 4,
+            },
+            {
+                "name": "topic_satisfaction",
+                "segment": "topic",
+                "metric": FEEDBACK,
+                "op": "<",
+                "threshold": 0.65,
+                "min_samples": 4,
+            },
             {"name": "errors", "metric": "error_rate", "op": ">", "threshold": 0.5},
         ],  # fmt: skip
         "curation": {
             "rules": [
-                {"name": "negative_feedback", "filter": "assessments.user_feedback.value = 'negative'",
-                 "priority": 50, "cap": 50},
-                {"name": "alerted_segments", "kind": "segment_alerts", "priority": 10, "cap": 50,
-                 "options": curation_options},
+                {
+                    "name": "negative_feedback",
+                    "filter": "assessments.user_feedback.value = 'negative'",
+                    "priority": 50,
+                    "cap": 50,
+                },
+                {
+                    "name": "alerted_segments",
+                    "kind": "segment_alerts",
+                    "priority": 10,
+                    "cap": 50,
+                    "options": curation_options,
+                },
             ]
         },  # fmt: skip
     }
@@ -90,6 +113,11 @@ def tagged(trace_id: str, hour: float, version: str, query: str = "how do I expo
     return trace(trace_id, query, minute=int(hour * HOURS), tags={"version": version}, **kw)
 
 
+def select(run_dir: Path, app: Application, data_root: Path) -> dict[str, Any]:
+    """The curation select stage as the curation DAG runs it (genai_flywheel.loop.curate_select)."""
+    return stages.select_stage(run_dir, app, partial(segment_alert_masks, app, data_root))
+
+
 def selected_ids(run_dir: Path, rule: str) -> list[str]:
     picked = pq.read_table(run_dir / stages.SELECTED_FILE).to_pylist()
     return [r["trace_id"] for r in picked if r["rule"] == rule]
@@ -108,7 +136,7 @@ def test_the_traces_of_an_alerted_segment_in_its_firing_intervals_are_curated(tm
     ]
     run_dir = tmp_path / "run"
     write_run(run_dir, rows)
-    summary = stages.select_stage(run_dir, app, tmp_path)
+    summary = select(run_dir, app, tmp_path)
     # Worst first: the negative verdict ranks before the well-scored trace.
     assert selected_ids(run_dir, "alerted_segments") == ["bad-v2-b", "bad-v2-a"]
     assert summary["per_rule"] == {"alerted_segments": 2, "negative_feedback": 0}
@@ -117,7 +145,7 @@ def test_the_traces_of_an_alerted_segment_in_its_firing_intervals_are_curated(tm
     assert followed["interval_start_ms"] == BASE_MS + 6 * 3_600_000
     # The same inputs give the same bytes.
     first = (run_dir / stages.SELECTED_FILE).read_bytes()
-    stages.select_stage(run_dir, app, tmp_path)
+    select(run_dir, app, tmp_path)
     assert (run_dir / stages.SELECTED_FILE).read_bytes() == first
 
 
@@ -134,7 +162,7 @@ def test_query_cluster_segments_are_keyed_by_the_intervals_stored_profile(tmp_pa
     ]
     run_dir = tmp_path / "run"
     write_run(run_dir, rows)
-    summary = stages.select_stage(run_dir, app, tmp_path)
+    summary = select(run_dir, app, tmp_path)
     # version_satisfaction fired on v1 too, but the rule follows topic_satisfaction alone.
     assert selected_ids(run_dir, "alerted_segments") == ["sync"]
     assert [f["segment"] for f in summary["alerted_segments"]["alerted_segments"]] == ["c-sync"]
@@ -144,7 +172,7 @@ def test_without_alert_events_the_rule_selects_nothing(tmp_path: Path) -> None:
     app = Application.model_validate(app_config())
     run_dir = tmp_path / "run"
     write_run(run_dir, [tagged("t1", 1, "v2", feedback=False)])
-    summary = stages.select_stage(run_dir, app, tmp_path)
+    summary = select(run_dir, app, tmp_path)
     assert summary["per_rule"] == {"alerted_segments": 0, "negative_feedback": 1}
     assert summary["alerted_segments"] == {"alerted_segments": []}
 
@@ -152,7 +180,7 @@ def test_without_alert_events_the_rule_selects_nothing(tmp_path: Path) -> None:
 def test_the_rule_needs_the_data_root(tmp_path: Path) -> None:
     app = Application.model_validate(app_config())
     write_run(tmp_path, [tagged("t1", 1, "v2")])
-    with pytest.raises(ValueError, match="data_root"):
+    with pytest.raises(ValueError, match="pass segment_masks"):
         stages.select_stage(tmp_path, app)
 
 

@@ -213,3 +213,13 @@ def test_weighted_mean_ci() -> None:
     skewed = stats.weighted_mean_ci(values, [1.0] * 20 + [10.0] * 5)
     assert skewed[2] < 25 and skewed[1][1] - skewed[1][0] > ci[1] - ci[0]
     assert stats.weighted_mean_ci([1.0, 0.0], [100.0, 1.0])[1] == (None, None)  # n_eff ~ 1.02
+
+
+def test_fsum_is_math_fsum_without_a_list_of_floats() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=10_001) * 10.0 ** rng.integers(-8, 8, size=10_001)
+    assert stats.fsum(values) == math.fsum(values.tolist())
+    assert stats.fsum(values[::3]) == math.fsum(values[::3].tolist())  # a strided view
+    assert stats.fsum(np.arange(5, dtype=np.int64)) == 10.0 and stats.fsum(np.empty(0)) == 0.0
+    # The same whatever the order: what makes a mean independent of the order batches come in.
+    assert stats.fsum(values[::-1]) == stats.fsum(values)

@@ -1,4 +1,4 @@
-"""The ``segment_alerts`` curation rule's candidates: traces of a segment a per-segment alert fired on.
+"""The candidates of a ``segment_alerts`` curation rule: traces of a segment a per-segment alert fired on.
 
 A per-segment alert rule (``alerts[].segment``) that fires names a dimension and a segment key in the alert
 event log (see :class:`genai_flywheel.alerts.state.AlertStore`). Its evidence is the segment's traces of the
@@ -140,8 +140,10 @@ def alerted_mask(
 def segment_alert_masks(
     app: Application, data_root: Path | str, rules: Sequence[CurationRule], table: pa.Table, start_ms: int, end_ms: int
 ) -> tuple[dict[str, list[bool]], dict[str, list[dict[str, Any]]]]:
-    """Per ``segment_alerts`` rule of ``rules``: its candidate mask over ``table`` and the alerted segments
-    it followed (for the selection summary)."""
+    """Per ``segment_alerts`` rule of ``rules``: its candidate mask over the curation ``table`` of the window
+    [start_ms, end_ms), and the alerted segments it followed (for the selection summary). Bound to an
+    application and a data root, this is the ``segment_masks`` of
+    :func:`genai_flywheel.curation.stages.select_stage`."""
     masks: dict[str, list[bool]] = {}
     followed: dict[str, list[dict[str, Any]]] = {}
     for rule in rules:

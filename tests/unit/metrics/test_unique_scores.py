@@ -1,0 +1,96 @@
+"""De-duplicated score rows: one per (trace, scorer), the same row whatever the order, compact columns, file
+by file equal to the whole window, and the scorer metrics equal from either form."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.metrics.aggregate import _scorer_rows
+from genai_flywheel.metrics.scores import is_unique, read_unique_scores, unique_score_schema, unique_scores
+from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
+from tests.unit.metrics.test_metrics_aggregate import score, scores_table
+
+
+def plain(table: pa.Table) -> list[dict]:
+    """Rows with the scorer as text and NaN as None (NaN never equals itself)."""
+    table = table.set_column(1, "scorer", table.column("scorer").cast(pa.string()))
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in table.to_pylist()]
+
+
+def window_rows() -> list[dict]:
+    rows = []
+    for i in range(40):
+        rows.append(score(i, "relevance", (i % 10) / 10, i % 10 >= 5, weight=1.0 + (i % 3)))
+        rows.append(score(i, "safety", None, i % 7 != 0, weight=1.0 + (i % 3)))
+        if i % 4 == 0:
+            judge = {"source_type": "LLM_JUDGE", "weight": 2.0}
+            error = f"{BUDGET_SKIP_PREFIX} budget reached" if i % 8 == 0 else None
+            rows.append(score(i, "judge", None if error else 1.0, None, error=error, **judge))
+    # Duplicates: an error row beside a scored one, and two scored rows (the lowest assessment id wins).
+    rows.append(score(3, "relevance", None, None, error="scorer crashed", assessment_id="as-0"))
+    rows.append(score(5, "relevance", 0.01, False, assessment_id="as-zzz"))
+    rows.append(score(6, "safety", None, False, assessment_id="as-aaa", weight=1.0))
+    return rows
+
+
+def test_one_row_per_trace_and_scorer_the_same_whatever_the_order() -> None:
+    rows = window_rows()
+    unique = unique_scores(scores_table(rows))
+    assert unique.schema.equals(unique_score_schema()) and is_unique(unique)
+    keys = list(zip(unique["trace_id"].to_pylist(), unique["scorer"].cast(pa.string()).to_pylist(), strict=True))
+    assert len(keys) == len(set(keys)) == 40 * 2 + 10
+    assert keys == sorted(keys)
+    by_key = {k: r for k, r in zip(keys, unique.to_pylist(), strict=True)}
+    assert by_key[("tr-003", "relevance")]["errored"] is False  # the scored row beats the error row
+    assert by_key[("tr-003", "relevance")]["numeric"] == pytest.approx(0.3)
+    assert by_key[("tr-005", "relevance")]["numeric"] == pytest.approx(0.5)  # "as-relevance-5" < "as-zzz"
+    assert by_key[("tr-006", "safety")]["passed"] == 0.0  # "as-aaa" < "as-safety-6"
+    assert by_key[("tr-000", "judge")]["judge"] and by_key[("tr-000", "judge")]["budget_skipped"]
+    for seed in range(5):
+        shuffled = rows[:]
+        random.Random(seed).shuffle(shuffled)
+        assert plain(unique_scores(scores_table(shuffled))) == plain(unique)
+    assert unique_scores(unique) is unique  # already de-duplicated: used as it is
+
+
+def test_file_by_file_equals_the_whole_window(tmp_path: Path) -> None:
+    rows = window_rows()
+    # Two shard files: a trace's rows all in one of them.
+    paths = []
+    for shard in (0, 1):
+        mine = [r for r in rows if int(r["trace_id"][3:]) % 2 == shard]
+        paths.append(tmp_path / f"shard={shard:03d}.parquet")
+        pq.write_table(scores_table(mine), paths[-1])
+    by_file = read_unique_scores(paths)
+    whole = unique_scores(scores_table(rows))
+    assert by_file.num_rows == whole.num_rows
+
+    def key(r: dict) -> tuple:
+        return r["trace_id"], r["scorer"]
+
+    assert sorted(plain(by_file), key=key) == plain(whole)
+    assert [(r.metric, r.value, r.n, r.ci_low, r.ci_high) for r in _scorer_rows(by_file)] == [
+        (r.metric, r.value, r.n, r.ci_low, r.ci_high) for r in _scorer_rows(scores_table(rows))
+    ]
+    assert read_unique_scores([]).num_rows == 0
+
+
+def test_the_compact_rows_are_far_smaller_than_the_score_columns() -> None:
+    rows = [score(i, s, 0.5, True, rationale="a long rationale " * 5) for i in range(500) for s in ("a", "b")]
+    table = scores_table(rows)
+    assert unique_scores(table).nbytes < table.nbytes / 2
+
+
+def test_a_kept_row_without_a_positive_weight_names_scorer_and_trace() -> None:
+    rows = [score(1, "relevance", 0.5, True, weight=0.0)]
+    with pytest.raises(DataContractError, match=r"scorer 'relevance', trace 'tr-001': inclusion weight 0.0"):
+        unique_scores(scores_table(rows))
+    # An error row's weight is not used.
+    unique_scores(scores_table([score(1, "relevance", None, None, weight=0.0, error="timeout")]))
