@@ -495,3 +495,10 @@ def predict_production(query: str) -> str:
 def predict_fixed(query: str) -> str:
     """``predict_fn`` of the development version (v2) that fixes the Smart Sync answers, traced to MLflow."""
     return _app("fixed").answer(query)
+
+
+def fixed_answer(query: str) -> str:
+    """The development version's (v2) answer to ``query``, not traced: what the simulated reviewer writes as
+    the corrected answer (a reviewer's correction is not production traffic, and must not land in whatever
+    tracking store happens to be the default of the process)."""
+    return _app("fixed").run(query, NullTracer())

@@ -71,9 +71,9 @@ def review_queue(
     """Answer the pending items of ``queue_id`` whose hash falls below ``share``; ``queries`` gives each
     trace's user question, ``wrong_ids`` the traces the ground truth says were answered wrongly."""
     if fixed is None:
-        from flywheel_demo.app import predict_fixed
+        from flywheel_demo.app import fixed_answer
 
-        fixed = predict_fixed
+        fixed = fixed_answer
     answered = incorrect = corrections = pending = 0
     wrong_set = set(wrong_ids)
     for item in sorted(backend.queue_items(queue_id, status=PENDING), key=lambda i: i.trace_id):

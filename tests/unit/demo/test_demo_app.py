@@ -179,3 +179,16 @@ def test_demo_modules_do_not_import_mlflow() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_reviewers_corrected_answer_is_v2s_and_is_not_traced(monkeypatch) -> None:
+    from flywheel_demo import app as demo_app
+
+    def no_mlflow(*_args, **_kwargs):
+        raise AssertionError("the reviewer's correction must not be traced to MLflow")
+
+    monkeypatch.setattr(demo_app.MlflowTracer, "span", no_mlflow)
+    query = "Smart Sync created a conflicted copy of my file, what should I do?"
+    recorded = demo_app.RecordingTracer()
+    assert demo_app.fixed_answer(query) == demo_app.make_app("fixed").run(query, recorded)
+    assert demo_app.fixed_answer(query) != demo_app.make_app("production").run(query, demo_app.RecordingTracer())
