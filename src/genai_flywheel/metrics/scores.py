@@ -1,21 +1,21 @@
-"""The score rows the metrics read: one per (trace, scorer), in a few compact columns.
+"""The score rows the metrics read: one per (trace, scorer), in a few numbers.
 
 A score table (``SCORE_SCHEMA``) may hold a (trace, scorer) pair twice (a sample file that lists a trace
 twice, score files of two runs put together); the metrics count each pair once. The row kept is a scored
 row before an error row, then the lowest assessment id: the same row whatever order the rows come in.
 
-:func:`unique_scores` keeps only what the estimators read (:data:`UNIQUE_SCORE_SCHEMA`: the numbers, three
-flags and the trace id for the segment join, about 60 bytes a row), never the values' JSON, rationales or
-assessment ids. The score stage writes every trace's rows into one shard file, so de-duplicating file by
-file is de-duplicating the window: :func:`read_unique_scores` holds the score columns of one shard file
-at a time and the compact rows of the window, not the window's score table.
+:func:`unique_scores` keeps only what the estimators read (:func:`unique_score_schema`: the numbers, three
+flags and the trace id, about 60 bytes a row), never the values' JSON, rationales or assessment ids;
+:class:`ScoreArrays` holds the same as NumPy arrays (35 bytes an entry). :func:`read_score_arrays` reads a
+window's score files a batch at a time: it holds one batch of score columns and the window's arrays, never
+the window's score table.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -286,14 +286,3 @@ def _read_whole(path: Path) -> pa.Table:
     from genai_flywheel.workspace import read_stage_parquet
 
     return read_stage_parquet(path, "score", list(SCORE_COLUMNS))
-
-
-def read_unique_scores(paths: Iterable[Path]) -> pa.Table:
-    """The de-duplicated score rows of score files (shard files of one window: a trace's rows all sit in
-    one file), read file by file (:data:`SCORE_COLUMNS` only)."""
-    import pyarrow as pa
-
-    parts = [unique_scores(_read_whole(p)) for p in paths]
-    if not parts:
-        return unique_score_schema().empty_table()
-    return pa.concat_tables(parts)

@@ -13,7 +13,13 @@ import pytest
 
 from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metrics.aggregate import _scorer_rows
-from genai_flywheel.metrics.scores import is_unique, read_unique_scores, unique_score_schema, unique_scores
+from genai_flywheel.metrics.scores import (
+    ScoreArrays,
+    is_unique,
+    read_score_arrays,
+    unique_score_schema,
+    unique_scores,
+)
 from genai_flywheel.traces.score_errors import BUDGET_SKIP_PREFIX
 from tests.unit.metrics.test_metrics_aggregate import score, scores_table
 
@@ -60,26 +66,53 @@ def test_one_row_per_trace_and_scorer_the_same_whatever_the_order() -> None:
     assert unique_scores(unique) is unique  # already de-duplicated: used as it is
 
 
-def test_file_by_file_equals_the_whole_window(tmp_path: Path) -> None:
+def entries(arrays: ScoreArrays) -> list[tuple]:
+    """Every entry of ``arrays`` as a tuple (trace id, scorer name, values and flags; NaN as None), sorted."""
+    ids = arrays.trace_ids.to_pylist()
+    out = []
+    for i in range(len(arrays)):
+        numbers = (float(arrays.numeric[i]), float(arrays.passed[i]), float(arrays.weight[i]))
+        flags = (bool(arrays.errored[i]), bool(arrays.judge[i]), bool(arrays.budget_skipped[i]))
+        row = (ids[arrays.trace[i]], arrays.names[arrays.scorer[i]], *numbers, *flags)
+        out.append(tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row))
+    return sorted(out)
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    pq.write_table(scores_table(rows), path)
+    return path
+
+
+def test_file_by_file_and_batch_by_batch_equals_the_whole_window(tmp_path: Path) -> None:
     rows = window_rows()
     # Two shard files: a trace's rows all in one of them.
-    paths = []
-    for shard in (0, 1):
-        mine = [r for r in rows if int(r["trace_id"][3:]) % 2 == shard]
-        paths.append(tmp_path / f"shard={shard:03d}.parquet")
-        pq.write_table(scores_table(mine), paths[-1])
-    by_file = read_unique_scores(paths)
-    whole = unique_scores(scores_table(rows))
-    assert by_file.num_rows == whole.num_rows
-
-    def key(r: dict) -> tuple:
-        return r["trace_id"], r["scorer"]
-
-    assert sorted(plain(by_file), key=key) == plain(whole)
-    assert [(r.metric, r.value, r.n, r.ci_low, r.ci_high) for r in _scorer_rows(by_file)] == [
+    paths = [
+        write(tmp_path / f"shard={shard:03d}.parquet", [r for r in rows if int(r["trace_id"][3:]) % 2 == shard])
+        for shard in (0, 1)
+    ]
+    arrays = read_score_arrays(paths)
+    assert entries(arrays) == entries(ScoreArrays.of(scores_table(rows)))
+    assert [(r.metric, r.value, r.n, r.ci_low, r.ci_high) for r in _scorer_rows(arrays)] == [
         (r.metric, r.value, r.n, r.ci_low, r.ci_high) for r in _scorer_rows(scores_table(rows))
     ]
-    assert read_unique_scores([]).num_rows == 0
+    assert len(read_score_arrays([])) == 0
+
+
+def test_a_pair_split_over_two_batches_or_two_files_is_still_counted_once(tmp_path: Path) -> None:
+    from genai_flywheel.workspace import BATCH_ROWS
+
+    # One file longer than a read batch, with a (trace, scorer) pair in its first and its last batch.
+    rows = [score(i, "relevance", 0.5, True) for i in range(BATCH_ROWS + 50)]
+    rows.append(score(0, "relevance", None, None, error="retried", assessment_id="as-0"))
+    split = read_score_arrays([write(tmp_path / "long.parquet", rows)])
+    assert entries(split) == entries(ScoreArrays.of(scores_table(rows)))
+    assert len(split) == BATCH_ROWS + 50 and not split.errored.any()
+    # Two files that share a trace (the score stage never writes them so): de-duplicated together.
+    a = [score(1, "relevance", 0.2, False, assessment_id="as-b"), score(2, "relevance", 0.9, True)]
+    b = [score(1, "relevance", 0.7, True, assessment_id="as-a"), score(3, "safety", None, True)]
+    shared = read_score_arrays([write(tmp_path / "a.parquet", a), write(tmp_path / "b.parquet", b)])
+    assert entries(shared) == entries(ScoreArrays.of(scores_table(a + b)))
+    assert [e[2] for e in entries(shared) if e[0] == "tr-001"] == [0.7]  # the lowest assessment id
 
 
 def test_the_compact_rows_are_far_smaller_than_the_score_columns() -> None:
