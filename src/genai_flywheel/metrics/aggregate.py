@@ -73,7 +73,7 @@ from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metric_names import is_estimate  # noqa: F401  (re-exported: part of this module's API)
 from genai_flywheel.metrics import stats
 from genai_flywheel.metrics.intervals import to_utc
-from genai_flywheel.metrics.scores import SCORE_COLUMNS  # noqa: F401  (re-exported: part of this module's API)
+from genai_flywheel.metrics.scores import SCORE_COLUMNS
 
 if TYPE_CHECKING:
     import numpy as np
