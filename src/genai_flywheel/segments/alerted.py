@@ -59,8 +59,8 @@ def followed_rules(app: Application, rule: CurationRule) -> list[AlertRule]:
 def alerted_segments(
     app: Application, data_root: Path | str, rules: Sequence[AlertRule], start_ms: int, end_ms: int
 ) -> list[AlertedSegment]:
-    """The firing (rule, segment, interval) events of ``rules`` whose interval lies in [start_ms, end_ms),
-    in event-log order."""
+    """The firing (rule, segment, interval) events of ``rules`` whose interval overlaps [start_ms, end_ms),
+    in event-log order (the curation table holds only the window's traces of an interval cut by its edge)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -80,7 +80,7 @@ def alerted_segments(
     found = []
     for row in events.to_pylist():
         lo, hi = to_ms(row["interval_start"]), to_ms(row["interval_end"])
-        if lo < start_ms or hi > end_ms:
+        if hi <= start_ms or lo >= end_ms:
             continue
         if row["segment"] == OTHER:
             log.info(

@@ -102,10 +102,11 @@ def monitor_alerts(root: Path, app: Application, plan: list[list[tuple[str, str,
 GOOD = [("version", "v1", 19, 20), ("version", "v2", 19, 20), ("topic", "c-sync", 19, 20)]
 
 
-def write_run(run_dir: Path, rows: list[dict[str, Any]], hours: int = 24) -> None:
+def write_run(run_dir: Path, rows: list[dict[str, Any]], hours: int = 24, from_hour: int = 0) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(table(rows), run_dir / stages.TRACES_FILE)
-    window = {"app": "demo", "interval_start_ms": BASE_MS, "interval_end_ms": BASE_MS + hours * 3_600_000}
+    start = BASE_MS + from_hour * 3_600_000
+    window = {"app": "demo", "interval_start_ms": start, "interval_end_ms": BASE_MS + hours * 3_600_000}
     (run_dir / stages.WINDOW_FILE).write_text(json.dumps(window))
 
 
@@ -147,6 +148,16 @@ def test_the_traces_of_an_alerted_segment_in_its_firing_intervals_are_curated(tm
     first = (run_dir / stages.SELECTED_FILE).read_bytes()
     select(run_dir, app, tmp_path)
     assert (run_dir / stages.SELECTED_FILE).read_bytes() == first
+
+
+def test_an_interval_cut_by_the_window_edge_is_followed_for_the_traces_inside(tmp_path: Path) -> None:
+    app = Application.model_validate(app_config())
+    monitor_alerts(tmp_path, app, [GOOD, [("version", "v1", 19, 20), ("version", "v2", 0, 8)]])
+    run_dir = tmp_path / "run"
+    # The curation window starts at 09:00, inside the firing interval 06:00-12:00.
+    write_run(run_dir, [tagged("inside", 10, "v2"), tagged("later", 13, "v2")], from_hour=9)
+    select(run_dir, app, tmp_path)
+    assert selected_ids(run_dir, "alerted_segments") == ["inside"]
 
 
 def test_query_cluster_segments_are_keyed_by_the_intervals_stored_profile(tmp_path: Path) -> None:
