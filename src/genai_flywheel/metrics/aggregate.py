@@ -238,8 +238,9 @@ class WindowAccumulator:
     weight ``1 / pi``. When every trace of the window was read in full those metrics are exact too (the same
     values a full read gives); otherwise they are estimates with a CI (see :func:`aggregate_window`).
 
-    Memory: a few numbers per trace (latency, token counts, cost: 40 bytes, 40 MB per million traces) so
-    the quantiles and sums stay exact, plus a few per fetched trace; never the traces themselves.
+    Memory: three numbers per trace (latency, tokens, cost: 24 bytes, 24 MB per million traces) so the
+    quantiles, means and sums stay exact, plus a few per fetched trace; never the traces themselves. The
+    input and output token sums are :class:`~genai_flywheel.metrics.stats.ExactSum`: two numbers a window.
     """
 
     def __init__(self, *, app: str, prices: Mapping[str, Price]) -> None:
@@ -248,7 +249,10 @@ class WindowAccumulator:
         self.volume = 0
         self.errors = 0
         self._latency: list[np.ndarray] = []
-        self._tokens: list[tuple[np.ndarray, ...]] = []
+        self._tokens_input = stats.ExactSum()
+        self._tokens_output = stats.ExactSum()
+        self._tokens: list[np.ndarray] = []  # per trace with token usage
+        self._costs: list[np.ndarray] = []  # per priced trace
         self._unpriced: Counter[str] = Counter()
         self._feedback_positive: Counter[str] = Counter()
         self._feedback_counted: Counter[str] = Counter()
@@ -279,18 +283,34 @@ class WindowAccumulator:
         self.errors += int(pc.sum(is_error).as_py() or 0)
         latency = _float_column(traces, "execution_time_ms")
         self._latency.append(latency[~np.isnan(latency)])
+        self._add_usage(traces)
+        positives, counted = _feedback_counts(traces)
+        self._feedback_positive.update(positives)
+        self._feedback_counted.update(counted)
+
+    def _add_usage(self, traces: pa.Table) -> None:
+        """Token usage and cost of one batch, kept as what the metrics read (see :meth:`_token_and_cost_rows`)."""
+        import numpy as np
+
         inp = _float_column(traces, "input_tokens")
         out = _float_column(traces, "output_tokens")
         total = _float_column(traces, "total_tokens")
         models = traces.column("model").to_pylist()
         in_price, out_price = _prices(models, self.prices)
-        has_usage = ~np.isnan(total) | ~np.isnan(inp) | ~np.isnan(out)
-        priced = has_usage & (~np.isnan(inp) | ~np.isnan(out)) & ~np.isnan(in_price)
+        has_in, has_out = ~np.isnan(inp), ~np.isnan(out)
+        split = has_in | has_out
+        # A trace's tokens: its total, else input + output when it reports either.
+        per_trace = np.where(~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan))
+        has_usage = ~np.isnan(per_trace)
+        # Traces without token usage cost nothing and are neither priced nor unpriced; a bare total cannot be
+        # priced because input and output tokens have different prices.
+        priced = has_usage & split & ~np.isnan(in_price)
         self._unpriced.update(m or "<no model>" for m, flag in zip(models, has_usage & ~priced, strict=True) if flag)
-        self._tokens.append((inp, out, total, in_price, out_price))
-        positives, counted = _feedback_counts(traces)
-        self._feedback_positive.update(positives)
-        self._feedback_counted.update(counted)
+        self._tokens_input.add(inp[has_in])
+        self._tokens_output.add(out[has_out])
+        self._tokens.append(per_trace[has_usage])
+        inp, out = np.nan_to_num(inp[priced]), np.nan_to_num(out[priced])
+        self._costs.append(inp / 1000.0 * in_price[priced] + out / 1000.0 * out_price[priced])
 
     def add_fetched(self, fetched: pa.Table | pa.RecordBatch) -> None:
         """Add one batch of traces read in full: ``trace_id``, ``status``, ``error_type``, ``spans`` and
@@ -389,24 +409,18 @@ class WindowAccumulator:
     def _token_and_cost_rows(self) -> list[_Row]:
         import numpy as np
 
-        columns = [np.concatenate(parts) for parts in zip(*self._tokens, strict=True)] if self._tokens else []
-        inp, out, total, in_price, out_price = columns or [np.empty(0)] * 5
-        has_in, has_out = ~np.isnan(inp), ~np.isnan(out)
-        split = has_in | has_out
-        per_trace = np.where(~np.isnan(total), total, np.where(split, np.nan_to_num(inp) + np.nan_to_num(out), np.nan))
-        has_usage = ~np.isnan(per_trace)
-        tokens_mean, (low, high) = stats.mean_ci(np.sort(per_trace[has_usage]))
+        # Sorted, so a mean over floats does not depend on the order the batches came in.
+        per_trace = np.sort(np.concatenate(self._tokens)) if self._tokens else np.empty(0)
+        tokens_mean, (low, high) = stats.mean_ci(per_trace)
         rows = [
-            _Row("tokens_input", stats.fsum(inp[has_in]), int(has_in.sum())),
-            _Row("tokens_output", stats.fsum(out[has_out]), int(has_out.sum())),
-            _Row("tokens_total", stats.fsum(per_trace[has_usage]), int(has_usage.sum())),
-            _Row("tokens_per_trace", _finite(tokens_mean), int(has_usage.sum()), low, high),
+            _Row("tokens_input", self._tokens_input.value(), self._tokens_input.count),
+            _Row("tokens_output", self._tokens_output.value(), self._tokens_output.count),
+            _Row("tokens_total", stats.fsum(per_trace), int(per_trace.size)),
+            _Row("tokens_per_trace", _finite(tokens_mean), int(per_trace.size), low, high),
         ]
-        # Traces without token usage cost nothing and are neither priced nor unpriced; a bare total cannot be
-        # priced because input and output tokens have different prices.
-        priced = has_usage & split & ~np.isnan(in_price)
-        per_trace_cost = np.nan_to_num(inp) / 1000.0 * in_price + np.nan_to_num(out) / 1000.0 * out_price
-        costs = per_trace_cost[priced]
+        usage = int(per_trace.size)
+        del per_trace
+        costs = np.concatenate(self._costs) if self._costs else np.empty(0)
         unpriced = self._unpriced
         if unpriced:
             log.warning(
@@ -418,7 +432,7 @@ class WindowAccumulator:
                 ", ".join(sorted(unpriced)),
             )
         rows.append(_Row("cost_usd", stats.fsum(costs), int(costs.size)))
-        rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), int(has_usage.sum())))
+        rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), usage))
         return rows
 
 
@@ -501,24 +515,26 @@ def _feedback_counts(traces: pa.Table) -> tuple[Counter[str], Counter[str]]:
     return positives, counted
 
 
-def _scorer_rows(scores: pa.Table | ScoreArrays) -> list[_Row]:
+def _scorer_rows(scores: pa.Table | ScoreArrays, where: np.ndarray | None = None) -> list[_Row]:
     """``sampled`` and the ``scorer.<name>.*`` and ``judge.*`` rows of a score table, each (trace, scorer)
-    counted once (see :mod:`genai_flywheel.metrics.scores`)."""
+    counted once (see :mod:`genai_flywheel.metrics.scores`); with ``where``, of the entries where it holds
+    (a segment's), without copying the arrays."""
     import numpy as np
 
     from genai_flywheel.metrics.scores import ScoreArrays
 
     arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
-    if len(arrays) == 0:
+    entries = np.ones(len(arrays), dtype=bool) if where is None else where
+    if not entries.any():
         return [_Row("sampled", 0.0, 0)]
-    sampled = arrays.traces
+    sampled = int(np.unique(arrays.trace[entries]).size)
     rows = [_Row("sampled", float(sampled), sampled)]
     numeric, passed, weight, errored = arrays.numeric, arrays.passed, arrays.weight, arrays.errored
-    present = np.unique(arrays.scorer)
+    present = np.unique(arrays.scorer[entries])
     for code, scorer in sorted(enumerate(arrays.names), key=lambda item: item[1]):
         if code not in present:
             continue
-        mine = arrays.scorer == code
+        mine = (arrays.scorer == code) & entries
         scored = mine & ~errored
         has_value = scored & np.isfinite(numeric)
         has_pass = scored & ~np.isnan(passed)
@@ -534,14 +550,14 @@ def _scorer_rows(scores: pa.Table | ScoreArrays) -> list[_Row]:
             rows.append(_Row(f"scorer.{scorer}.pass_rate", None, 0))
         rows.append(_Row(f"scorer.{scorer}.n", float(scored.sum()), int(scored.sum())))
         rows.append(_Row(f"scorer.{scorer}.errors", float((mine & errored).sum()), int(mine.sum())))
-    rows.extend(_judge_rows(arrays))
+    rows.extend(_judge_rows(arrays, entries))
     return rows
 
 
-def _judge_rows(arrays: ScoreArrays) -> list[_Row]:
+def _judge_rows(arrays: ScoreArrays, entries: np.ndarray) -> list[_Row]:
     """``judge.error_rate`` over the judge calls made (a judge outage is alertable with its CI) and
-    ``judge.skipped_budget``, the judge calls the per-run budget did not allow."""
-    judge = arrays.judge
+    ``judge.skipped_budget``, the judge calls the per-run budget did not allow (of the ``entries``)."""
+    judge = arrays.judge & entries
     if not judge.any():
         return []
     skipped = judge & arrays.budget_skipped

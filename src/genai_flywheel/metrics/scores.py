@@ -209,24 +209,47 @@ def _arrays(unique: pa.Table, names: Sequence[str] | None = None) -> ScoreArrays
     )
 
 
-def _concat(parts: Sequence[ScoreArrays], names: tuple[str, ...]) -> ScoreArrays:
-    """Parts over disjoint traces (and the same ``names``) as one."""
+def _concat(parts: list[ScoreArrays], names: tuple[str, ...], *, shared: bool = False) -> ScoreArrays:
+    """Parts (with the same ``names``) as one; ``parts`` is emptied as they are copied, so the entries are
+    held once, plus one part, not twice.
+
+    Parts over disjoint traces by default. With ``shared`` the parts are batches of one file whose trace
+    codes are made to index one dictionary first (``unify_dictionaries``: a trace in two batches gets one
+    code, as when the file is encoded whole).
+    """
     import numpy as np
     import pyarrow as pa
 
-    offsets = np.cumsum([0] + [len(p.trace_ids) for p in parts])
-    return ScoreArrays(
-        names=names,
-        trace_ids=pa.concat_arrays([p.trace_ids for p in parts]) if parts else pa.array([], pa.string()),
-        trace=np.concatenate([p.trace + offsets[i] for i, p in enumerate(parts)]).astype(np.int32)
-        if parts
-        else np.empty(0, np.int32),
-        **{
-            name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.empty(0)
-            for name in _ROW_ARRAYS
-            if name != "trace"
-        },
-    )
+    if any(p.names != names for p in parts):
+        raise ValueError("_concat needs parts renamed to the same scorer names")
+    total = sum(len(p) for p in parts)
+    if shared and parts:
+        unified = pa.chunked_array(
+            [pa.DictionaryArray.from_arrays(pa.array(p.trace, pa.int32()), p.trace_ids) for p in parts]
+        ).unify_dictionaries()
+        trace_ids = unified.chunk(0).dictionary if unified.num_chunks else pa.array([], pa.string())
+        # In place: the caller's list is the one emptied below.
+        parts[:] = [
+            replace(p, trace=np.asarray(c.indices, dtype=np.int32)) for p, c in zip(parts, unified.chunks, strict=True)
+        ]
+    else:
+        trace_ids = pa.concat_arrays([p.trace_ids for p in parts]) if parts else pa.array([], pa.string())
+    template = parts[0] if parts else None
+    out = {
+        name: np.empty(total, dtype=getattr(template, name).dtype if template is not None else np.float64)
+        for name in _ROW_ARRAYS
+    }
+    out["trace"] = np.empty(total, dtype=np.int32)
+    row = offset = 0
+    parts.reverse()  # popped from the end, in their order
+    while parts:
+        part = parts.pop()
+        size = len(part)
+        for name in _ROW_ARRAYS:
+            out[name][row : row + size] = getattr(part, name) + offset if name == "trace" else getattr(part, name)
+        row += size
+        offset += 0 if shared else len(part.trace_ids)
+    return ScoreArrays(names=names, trace_ids=trace_ids, **out)
 
 
 def _has_repeats(arrays: ScoreArrays) -> bool:
@@ -240,7 +263,7 @@ def _has_repeats(arrays: ScoreArrays) -> bool:
 def read_score_arrays(paths: Sequence[Path]) -> ScoreArrays:
     """The de-duplicated score rows of a window's score files as :class:`ScoreArrays`, batch by batch.
 
-    Every batch is de-duplicated on its own and kept only as compact rows; a file whose batches still
+    Every batch is de-duplicated on its own and kept only as arrays; a file whose batches still
     repeat a (trace, scorer) pair (rows of one pair split over two batches) is de-duplicated whole, and
     files that share a trace (never written by the score stage, which puts a trace in one shard) are
     de-duplicated together: the result is always that of :func:`unique_scores` over all the rows.
@@ -252,20 +275,29 @@ def read_score_arrays(paths: Sequence[Path]) -> ScoreArrays:
 
     parts = []
     for path in paths:
-        batches = iter_parquet_batches([path], columns=SCORE_COLUMNS)
-        compact = pa.concat_tables([unique_scores(pa.Table.from_batches([b])) for b in batches] or [_empty()])
-        part = _arrays(compact)
-        del compact  # only the arrays are kept: a file's compact rows are freed before the next file
+        # Each batch de-duplicated on its own and kept as arrays only (its trace ids encoded, never the rows).
+        pieces = [
+            _arrays(unique_scores(pa.Table.from_batches([b])))
+            for b in iter_parquet_batches([path], columns=SCORE_COLUMNS)
+        ]
+        part = _union(pieces, shared=True) if pieces else _arrays(_empty())
         if _has_repeats(part):
             log.info("score file %s holds a (trace, scorer) pair in two batches: de-duplicated whole", path)
             part = ScoreArrays.of(_read_whole(path))
         parts.append(part)
-    names = tuple(sorted({n for p in parts for n in p.names}))
-    arrays = _concat([_renamed(p, names) for p in parts], names)
+    arrays = _union(parts)
     if len(arrays.trace_ids) != pc.count_distinct(arrays.trace_ids).as_py():
         log.warning("score files %s share traces: de-duplicated together", [str(p) for p in paths])
         return ScoreArrays.of(pa.concat_tables([_read_whole(p) for p in paths]))
     return arrays
+
+
+def _union(parts: list[ScoreArrays], *, shared: bool = False) -> ScoreArrays:
+    """``parts`` as one over the union of their scorer names (see :func:`_concat`); empties ``parts``."""
+    names = tuple(sorted({n for part in parts for n in part.names}))
+    renamed = [_renamed(part, names) for part in parts]
+    parts.clear()
+    return _concat(renamed, names, shared=shared)
 
 
 def _empty() -> pa.Table:

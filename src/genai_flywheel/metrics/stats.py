@@ -3,6 +3,7 @@
 The distributions themselves (normal, Student t, binomial) come from scipy; what is ours is how the
 metrics use them:
 
+* :func:`fsum`, :class:`ExactSum`: correctly rounded sums, whole or batch by batch.
 * :func:`normal_ppf`: scipy's standard normal quantile, refusing a probability outside [0, 1].
 * :func:`wilson_interval`: the Wilson score interval of a proportion; ``n`` may be fractional (a Kish
   effective sample size), which scipy's ``binomtest(...).proportion_ci`` does not accept.
@@ -58,6 +59,47 @@ def fsum(values: np.ndarray | Sequence[float]) -> float:
 
     arr = np.ascontiguousarray(values, dtype=np.float64)
     return math.fsum(memoryview(arr.reshape(-1))) if arr.size else 0.0
+
+
+class ExactSum:
+    """The correctly rounded sum of values added batch by batch: what :func:`fsum` gives over all of them.
+
+    Integral values (token counts, milliseconds: the trace columns are integers) are summed exactly as
+    Python integers, so the state stays two numbers whatever the window's size; a batch with a fractional,
+    non-finite or huge value is kept as it is and summed with ``math.fsum`` at the end. The result does not
+    depend on the order of the batches.
+    """
+
+    # A batch is summed in int64 only when |value| * rows stays below 2^62: no overflow.
+    _INT64_HEADROOM = 2.0**62
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._integer = 0
+        self._kept: list[np.ndarray] = []
+
+    def add(self, values: np.ndarray | Sequence[float]) -> None:
+        """Add a batch of values (float64; NaN is a value here: filter missing ones out first)."""
+        import numpy as np
+
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not arr.size:
+            return
+        self.count += int(arr.size)
+        biggest = float(np.abs(arr).max())
+        if math.isfinite(biggest) and biggest * arr.size < self._INT64_HEADROOM and bool((arr == np.trunc(arr)).all()):
+            self._integer += int(arr.astype(np.int64).sum())
+        else:
+            self._kept.append(np.array(arr, dtype=np.float64, copy=True))
+
+    def value(self) -> float:
+        """The correctly rounded sum of every value added (0.0 for none)."""
+        import itertools
+
+        # The integer part as two floats whose sum is exact: the rounded value and the (small) remainder.
+        high = float(self._integer)
+        low = float(self._integer - int(high)) if math.isfinite(high) else 0.0
+        return math.fsum(itertools.chain((high, low), *(memoryview(part) for part in self._kept)))
 
 
 def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> Interval:

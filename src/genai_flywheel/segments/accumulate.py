@@ -57,6 +57,14 @@ class _Dimension:
         self.parts: list[np.ndarray] = []
         self.examples: dict[int, list[str]] = {}
 
+    def all_codes(self) -> np.ndarray:
+        """Every trace's key code, in the order the traces came (the batches joined once, then kept so)."""
+        import numpy as np
+
+        if len(self.parts) != 1:
+            self.parts = [np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.int32)]
+        return self.parts[0]
+
     def add(self, keys: list[str], trace_ids: list[str]) -> np.ndarray:
         import numpy as np
 
@@ -94,6 +102,7 @@ class SegmentAccumulator:
         profile: ReferenceProfile | None,
         scored_ids: pa.Array | None = None,
     ) -> None:
+        import numpy as np
         import pyarrow as pa
 
         self.app = app
@@ -108,7 +117,9 @@ class SegmentAccumulator:
         self._errors: list[np.ndarray] = []
         self._latency: list[np.ndarray] = []
         self._feedback: dict[str, list[tuple[int, np.ndarray]]] = {}  # name -> (batch offset, polarity per row)
-        self._scored: list[pa.Table] = []
+        # Per distinct scored trace (a position in ``scored_ids``): its key code per dimension, once seen.
+        self._scored_seen = np.zeros(len(self.scored_ids), dtype=bool)
+        self._scored_keys = {d.name: np.zeros(len(self.scored_ids), dtype=np.int32) for d in segments.dimensions}
         self.new_terms: list[tuple[str, ...]] = []
 
     def add_traces(self, batch: pa.Table | pa.RecordBatch) -> None:
@@ -146,18 +157,26 @@ class SegmentAccumulator:
             polarities[name][row] = int(positive)
         for name, values in polarities.items():
             self._feedback.setdefault(name, []).append((self.volume, values))
-        scored = pc.is_in(table.column("trace_id"), value_set=self.scored_ids)
-        if pc.any(scored).as_py():
-            mask = np.asarray(scored.to_numpy(zero_copy_only=False), dtype=bool)
-            self._scored.append(
-                pa.table(
-                    {
-                        "trace_id": pc.filter(table.column("trace_id"), scored),
-                        **{name: pa.array(c[mask], pa.int32()) for name, c in codes.items()},
-                    }
-                )
-            )
+        self._add_scored(table, codes)
         self.volume += table.num_rows
+
+    def _add_scored(self, table: pa.Table, codes: dict[str, np.ndarray]) -> None:
+        """Keep the key codes of the batch's scored traces by their position in ``scored_ids`` (a few
+        bytes per scored trace, never its id); a trace listed twice keeps its first row's codes."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        found = pc.index_in(table.column("trace_id"), value_set=self.scored_ids)
+        if found.null_count == len(found):
+            return
+        position = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        rows = np.flatnonzero(position >= 0)
+        targets, first = np.unique(position[rows], return_index=True)
+        rows = rows[first][~self._scored_seen[targets]]
+        targets = position[rows]
+        self._scored_seen[targets] = True
+        for name, batch_codes in codes.items():
+            self._scored_keys[name][targets] = batch_codes[rows]
 
     def _feedback_arrays(self) -> dict[str, np.ndarray]:
         import numpy as np
@@ -177,7 +196,7 @@ class SegmentAccumulator:
 
         from genai_flywheel.metrics.segment_schema import MISSING, NEW, OTHER
 
-        codes = np.concatenate(state.parts) if state.parts else np.empty(0, dtype=np.int32)
+        codes = state.all_codes()
         volume = np.bincount(codes, minlength=len(state.keys))
         special = [c for c, key in enumerate(state.keys) if key in (MISSING, NEW)]
         ordinary = sorted(
@@ -194,9 +213,8 @@ class SegmentAccumulator:
         return mapping, segment_keys
 
     def _traces_by_segment(self, state: _Dimension, mapping: np.ndarray) -> np.ndarray:
-        import numpy as np
 
-        codes = np.concatenate(state.parts) if state.parts else np.empty(0, dtype=np.int32)
+        codes = state.all_codes()
         return mapping[codes] if codes.size else codes
 
     def label(self, state: _Dimension, key: str, pooled: int) -> str:
@@ -217,30 +235,39 @@ class SegmentAccumulator:
         """Every segment metric row (dimension, segment, label, metric, value, n, ci_low, ci_high, examples)."""
         import numpy as np
 
+        from genai_flywheel.metrics.scores import ScoreArrays
         from genai_flywheel.metrics.segment_schema import EXAMPLES, OTHER
 
+        latency = np.concatenate(self._latency) if self._latency else np.empty(0)
         columns = {
             "errors": np.concatenate(self._errors) if self._errors else np.empty(0, dtype=bool),
-            "latency": np.concatenate(self._latency) if self._latency else np.empty(0),
+            "latency": latency,
+            "has_latency": ~np.isnan(latency),
         }
-        from genai_flywheel.metrics.scores import ScoreArrays
-
         feedback = self._feedback_arrays()
-        unique, codes = self._scored_codes(scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores))
+        arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
+        trace_codes, present = self._scored_codes(arrays)
         out: list[dict[str, Any]] = []
         for state in self.dims:
             mapping, keys = self.segment_codes(state)
             seg = self._traces_by_segment(state, mapping)
             pooled = len(state.keys) - (len(keys) - (1 if keys and keys[-1] == OTHER else 0))
-            scored_segment = mapping[codes[state.dim.name]] if unique is not None else None
+            # Every score entry's segment (-1: a trace the infos did not hold), through its trace's code.
+            if trace_codes:
+                per_trace = np.where(present, mapping[trace_codes[state.dim.name]], -1).astype(np.int32)
+                scored_segment = per_trace[arrays.trace]
+                del per_trace
+            else:
+                scored_segment = None
             for index, key in enumerate(keys):
                 mask = seg == index
                 if not mask.any():
                     continue
                 examples = sorted(t for c, ids in state.examples.items() if mapping[c] == index for t in ids)
                 head = {"dimension": state.dim.name, "segment": key, "label": self.label(state, key, pooled)}
-                mine = unique.subset(scored_segment == index) if scored_segment is not None else None
-                for i, (metric, value, n, low, high) in enumerate(self._metrics(mask, columns, feedback, mine)):
+                entries = scored_segment == index if scored_segment is not None else None
+                metrics = self._metrics(mask, columns, feedback, arrays if entries is not None else None, entries)
+                for i, (metric, value, n, low, high) in enumerate(metrics):
                     out.append(
                         {
                             **head,
@@ -254,26 +281,20 @@ class SegmentAccumulator:
                     )
         return out
 
-    def _scored_codes(self, scores: ScoreArrays) -> tuple[ScoreArrays | None, dict[str, np.ndarray]]:
-        """The score entries of traces seen by :meth:`add_traces`, and each entry's key code per dimension
-        (None and {} when nothing was scored)."""
+    def _scored_codes(self, scores: ScoreArrays) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per dimension the key code of every distinct scored trace (``scores.trace_ids``), and whether the
+        trace is among the traces seen by :meth:`add_traces` (``{}`` when nothing was scored)."""
         import numpy as np
-        import pyarrow as pa
         import pyarrow.compute as pc
 
-        if not self._scored or not len(scores):
-            return None, {}
-        scored = pa.concat_tables(self._scored).combine_chunks()
-        # Per distinct scored trace its row in ``scored`` (-1: not among the valid traces), then per entry.
-        found = pc.index_in(scores.trace_ids, value_set=scored.column("trace_id").chunk(0))
-        row = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)[scores.trace]
-        present = row >= 0
-        codes = {
-            state.dim.name: np.asarray(scored.column(state.dim.name).to_numpy(), dtype=np.int32)[row[present]]
-            for state in self.dims
-        }
-        # Every scored trace is a valid one as a rule: no copy of the entries then.
-        return (scores if present.all() else scores.subset(present)), codes
+        if not self._scored_seen.any() or not len(scores):
+            return {}, np.empty(0, dtype=bool)
+        found = pc.index_in(scores.trace_ids, value_set=self.scored_ids)
+        position = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        known = position >= 0
+        position[~known] = 0  # any position: masked by ``present``
+        present = known & self._scored_seen[position]
+        return {name: keys[position] for name, keys in self._scored_keys.items()}, present
 
     def _metrics(
         self,
@@ -281,8 +302,9 @@ class SegmentAccumulator:
         columns: dict[str, np.ndarray],
         feedback: dict[str, np.ndarray],
         scores: ScoreArrays | None,
+        entries: np.ndarray | None,
     ) -> list[tuple[str, float | None, int, float | None, float | None]]:
-        """One segment's metrics (``volume`` first) from the traces in ``mask`` and its scored rows."""
+        """One segment's metrics (``volume`` first) from the traces in ``mask`` and its score ``entries``."""
         import numpy as np
 
         from genai_flywheel.metrics.aggregate import _scorer_rows
@@ -294,20 +316,20 @@ class SegmentAccumulator:
             ("share", volume / self.volume, self.volume, *stats.wilson_interval(volume, self.volume)),
             ("error_rate", failed / volume, volume, *stats.wilson_interval(failed, volume)),
         ]
-        latency = columns["latency"]
-        values = np.sort(latency[mask & ~np.isnan(latency)])
+        values = np.sort(columns["latency"][mask & columns["has_latency"]])
         for metric, q in _PERCENTILES:
             value = float(stats.quantile(values, q)) if values.size else None
             out.append((metric, value, int(values.size), *stats.quantile_ci(values, q)))
+        del values
         for name, polarity in feedback.items():
             counted = mask & (polarity >= 0)
             n = int(counted.sum())
             if n:
                 positive = int((polarity[counted] == 1).sum())
                 out.append((f"feedback.{name}.positive_rate", positive / n, n, *stats.wilson_interval(positive, n)))
-        if scores is not None and len(scores):
+        if scores is not None and entries is not None and entries.any():
             # The app-level estimators (weights, de-duplication, CIs) over the segment's scored traces.
-            rows = _scorer_rows(scores)
+            rows = _scorer_rows(scores, entries)
             out += [
                 (r.metric, r.value, r.n, r.ci_low, r.ci_high)
                 for r in rows
