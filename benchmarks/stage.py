@@ -61,6 +61,9 @@ def peak_rss_kib() -> int:
 
 def run(config: str, app: str, start: str, end: str, function: str, kwargs: dict) -> dict:
     """Import, then time ``pipeline.<function>``; the figures as a JSON-able dict."""
+    from genai_flywheel.memory import use_process_env
+
+    use_process_env()  # the Arrow pool a task process starts with (the image and the local stack set it)
     t0 = time.perf_counter()
     for module in STAGE_MODULES:
         importlib.import_module(module)

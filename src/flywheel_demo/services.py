@@ -45,6 +45,7 @@ from tenacity import (
 )
 
 from genai_flywheel.exceptions import FlywheelError
+from genai_flywheel.memory import process_env
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Stack:
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DO_NOT_TRACK": "true",
                 "GX_ANALYTICS_ENABLED": "false",
+                **process_env(),
                 "PYTHONPATH": os.pathsep.join(
                     p for p in (str(self.project / "plugins"), os.environ.get("PYTHONPATH", "")) if p
                 ),

@@ -175,6 +175,9 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``flywheel``; returns the process exit code."""
+    from genai_flywheel.memory import use_process_env
+
+    use_process_env()  # before any stage imports pyarrow (see genai_flywheel.memory)
     return run_command(build_parser(), argv)
 
 

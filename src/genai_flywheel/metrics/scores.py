@@ -209,49 +209,6 @@ def _arrays(unique: pa.Table, names: Sequence[str] | None = None) -> ScoreArrays
     )
 
 
-def _concat(parts: list[ScoreArrays], names: tuple[str, ...], *, shared: bool = False) -> ScoreArrays:
-    """Parts (with the same ``names``) as one; ``parts`` is emptied as they are copied, so the entries are
-    held once, plus one part, not twice.
-
-    Parts over disjoint traces by default. With ``shared`` the parts are batches of one file whose trace
-    codes are made to index one dictionary first (``unify_dictionaries``: a trace in two batches gets one
-    code, as when the file is encoded whole).
-    """
-    import numpy as np
-    import pyarrow as pa
-
-    if any(p.names != names for p in parts):
-        raise ValueError("_concat needs parts renamed to the same scorer names")
-    total = sum(len(p) for p in parts)
-    if shared and parts:
-        unified = pa.chunked_array(
-            [pa.DictionaryArray.from_arrays(pa.array(p.trace, pa.int32()), p.trace_ids) for p in parts]
-        ).unify_dictionaries()
-        trace_ids = unified.chunk(0).dictionary if unified.num_chunks else pa.array([], pa.string())
-        # In place: the caller's list is the one emptied below.
-        parts[:] = [
-            replace(p, trace=np.asarray(c.indices, dtype=np.int32)) for p, c in zip(parts, unified.chunks, strict=True)
-        ]
-    else:
-        trace_ids = pa.concat_arrays([p.trace_ids for p in parts]) if parts else pa.array([], pa.string())
-    template = parts[0] if parts else None
-    out = {
-        name: np.empty(total, dtype=getattr(template, name).dtype if template is not None else np.float64)
-        for name in _ROW_ARRAYS
-    }
-    out["trace"] = np.empty(total, dtype=np.int32)
-    row = offset = 0
-    parts.reverse()  # popped from the end, in their order
-    while parts:
-        part = parts.pop()
-        size = len(part)
-        for name in _ROW_ARRAYS:
-            out[name][row : row + size] = getattr(part, name) + offset if name == "trace" else getattr(part, name)
-        row += size
-        offset += 0 if shared else len(part.trace_ids)
-    return ScoreArrays(names=names, trace_ids=trace_ids, **out)
-
-
 def _has_repeats(arrays: ScoreArrays) -> bool:
     """Whether some (trace, scorer) pair occurs twice."""
     import numpy as np
@@ -263,55 +220,94 @@ def _has_repeats(arrays: ScoreArrays) -> bool:
 def read_score_arrays(paths: Sequence[Path]) -> ScoreArrays:
     """The de-duplicated score rows of a window's score files as :class:`ScoreArrays`, batch by batch.
 
-    Every batch is de-duplicated on its own and kept only as arrays; a file whose batches still
-    repeat a (trace, scorer) pair (rows of one pair split over two batches) is de-duplicated whole, and
-    files that share a trace (never written by the score stage, which puts a trace in one shard) are
-    de-duplicated together: the result is always that of :func:`unique_scores` over all the rows.
+    The arrays are allocated once for every row of the files (Parquet's row counts) and filled a batch at a
+    time: each batch de-duplicated on its own, its trace ids encoded, never held as rows. A trace whose rows
+    run from one batch into the next (the score stage writes a file sorted by trace) keeps one code. Should
+    a (trace, scorer) pair still occur twice (rows of one pair in two batches) or a trace in two places
+    (files that share a trace, never written by the score stage), the files are de-duplicated whole: the
+    result is always that of :func:`unique_scores` over all the rows.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from genai_flywheel.workspace import iter_parquet_batches
 
-    parts = []
+    capacity = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    out = {name: np.empty(capacity, dtype=dtype) for name, dtype in _ROW_DTYPES.items()}
+    names: list[str] = []  # in the order met; sorted at the end
+    ids: list[pa.Array] = []
+    known = 0  # distinct trace ids so far
+    last: str | None = None  # the last trace id of the previous batch
+    continued: list[int] = []  # codes of traces whose rows run into a second batch
+    row = 0
     for path in paths:
-        # Each batch de-duplicated on its own and kept as arrays only (its trace ids encoded, never the rows).
-        pieces = [
-            _arrays(unique_scores(pa.Table.from_batches([b])))
-            for b in iter_parquet_batches([path], columns=SCORE_COLUMNS)
-        ]
-        part = _union(pieces, shared=True) if pieces else _arrays(_empty())
-        if _has_repeats(part):
-            log.info("score file %s holds a (trace, scorer) pair in two batches: de-duplicated whole", path)
-            part = ScoreArrays.of(_read_whole(path))
-        parts.append(part)
-    arrays = _union(parts)
-    if len(arrays.trace_ids) != pc.count_distinct(arrays.trace_ids).as_py():
-        log.warning("score files %s share traces: de-duplicated together", [str(p) for p in paths])
+        for batch in iter_parquet_batches([path], columns=SCORE_COLUMNS):
+            unique = unique_scores(pa.Table.from_batches([batch]))
+            if not unique.num_rows:
+                continue
+            part = _arrays(unique)
+            batch_ids = part.trace_ids  # sorted: unique_scores sorts by trace
+            codes = part.trace.astype(np.int32) + known
+            if last is not None and batch_ids[0].as_py() == last:  # the previous batch's last trace goes on
+                codes = np.where(part.trace == 0, known - 1, codes - 1).astype(np.int32)
+                continued.append(known - 1)
+                batch_ids = batch_ids.slice(1)
+            ids.append(batch_ids)
+            known += len(batch_ids)
+            last = part.trace_ids[-1].as_py()
+            lookup = np.asarray([_code(names, name) for name in part.names] or [0], dtype=np.int32)
+            size = len(part)
+            window = slice(row, row + size)
+            out["trace"][window] = codes
+            out["scorer"][window] = lookup[part.scorer]
+            for name in _ROW_ARRAYS[2:]:
+                out[name][window] = getattr(part, name)
+            row += size
+    # Scorer codes index the sorted names, as a table's own arrays do.
+    order = sorted(range(len(names)), key=names.__getitem__)
+    remap = np.empty(max(1, len(names)), dtype=np.int32)
+    remap[order] = np.arange(len(names), dtype=np.int32)
+    out["scorer"][:row] = remap[out["scorer"][:row]] if row else out["scorer"][:row]
+    arrays = ScoreArrays(
+        names=tuple(sorted(names)),
+        trace_ids=pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
+        **{name: values[:row] for name, values in out.items()},
+    )
+    # A batch holds each pair once, and distinct ids have distinct codes: a pair can only repeat within a
+    # trace that runs into a second batch, or under an id met twice (the distinct count tells).
+    repeated = bool(continued) and _has_repeats(arrays.subset(np.isin(arrays.trace, continued)))
+    if repeated or len(arrays.trace_ids) != pc.count_distinct(arrays.trace_ids).as_py():
+        log.warning(
+            "score files %s repeat a (trace, scorer) pair or share a trace: de-duplicated whole",
+            [str(p) for p in paths],
+        )
+        del arrays, out
         return ScoreArrays.of(pa.concat_tables([_read_whole(p) for p in paths]))
     return arrays
 
 
-def _union(parts: list[ScoreArrays], *, shared: bool = False) -> ScoreArrays:
-    """``parts`` as one over the union of their scorer names (see :func:`_concat`); empties ``parts``."""
-    names = tuple(sorted({n for part in parts for n in part.names}))
-    renamed = [_renamed(part, names) for part in parts]
-    parts.clear()
-    return _concat(renamed, names, shared=shared)
+#: The NumPy type of each per-entry array of :class:`ScoreArrays`.
+_ROW_DTYPES = {
+    "trace": "int32",
+    "scorer": "int32",
+    "numeric": "float64",
+    "passed": "float64",
+    "weight": "float64",
+    "errored": "bool",
+    "judge": "bool",
+    "budget_skipped": "bool",
+}
 
 
-def _empty() -> pa.Table:
-    return unique_score_schema().empty_table()
-
-
-def _renamed(part: ScoreArrays, names: tuple[str, ...]) -> ScoreArrays:
-    """``part`` with its scorer codes indexing ``names`` (a superset of its own)."""
-    import numpy as np
-
-    if part.names == names:
-        return part
-    lookup = np.asarray([names.index(n) for n in part.names] or [0], dtype=np.int32)
-    return replace(part, names=names, scorer=lookup[part.scorer] if len(part) else part.scorer)
+def _code(names: list[str], name: str) -> int:
+    """The position of ``name`` in ``names``, appended when new."""
+    try:
+        return names.index(name)
+    except ValueError:
+        names.append(name)
+        return len(names) - 1
 
 
 def _read_whole(path: Path) -> pa.Table:

@@ -164,7 +164,9 @@ def quantile_ci(values: np.ndarray | Sequence[float], q: float, confidence: floa
     """
     import numpy as np
 
-    arr = np.sort(np.asarray(values, dtype=np.float64))
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size > 1 and not bool((arr[:-1] <= arr[1:]).all()):  # sorted already as a rule: no copy then
+        arr = np.sort(arr)
     ranks = order_statistic_ranks(int(arr.size), q, confidence)
     if ranks is None:
         return None, None

@@ -10,7 +10,9 @@ intervals for latency percentiles, and for the scorers the app-level weighted es
 
 Memory: per trace and dimension a 4-byte segment code, plus a latency, an error flag and a feedback
 polarity per feedback name (about 20 bytes per trace for three dimensions: 20 MB per million traces),
-and the ids of the scored traces; never the traces themselves.
+and per scored trace its key codes (by its position in the score arrays' trace ids, not by its id); never
+the traces themselves. A segment's scorer metrics read the window's score arrays through a mask, never a
+copy of them.
 """
 
 from __future__ import annotations

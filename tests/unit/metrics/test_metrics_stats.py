@@ -223,3 +223,30 @@ def test_fsum_is_math_fsum_without_a_list_of_floats() -> None:
     assert stats.fsum(np.arange(5, dtype=np.int64)) == 10.0 and stats.fsum(np.empty(0)) == 0.0
     # The same whatever the order: what makes a mean independent of the order batches come in.
     assert stats.fsum(values[::-1]) == stats.fsum(values)
+
+
+def test_exact_sum_batch_by_batch_is_fsum_of_every_value_in_any_order() -> None:
+    rng = np.random.default_rng(11)
+    integral = [rng.integers(0, 50_000, size=n).astype(float) for n in (0, 1, 17, 5_000)]
+    # Past 2**53 the integer total is not a float: it is rounded once, at the end, as fsum rounds.
+    large = [np.array([2.0**50, 2.0**50, 1.0, 3.0]) for _ in range(10)]
+    fractional = [rng.random(300) * 1e-3, np.array([0.1, 0.2, 0.3]), np.array([2.0**62, 1.0])]
+    for batches in (integral, large, integral + fractional, fractional + large + integral):
+        for order in (batches, batches[::-1]):
+            acc = stats.ExactSum()
+            for batch in order:
+                acc.add(batch)
+            values = np.concatenate(order)
+            assert acc.value() == math.fsum(values.tolist()) and acc.count == values.size
+    # Integral values are summed as integers: nothing is kept, whatever the number of values.
+    acc = stats.ExactSum()
+    for start in range(0, 1_000_000, 100_000):
+        acc.add(np.arange(start, start + 100_000, dtype=float))
+    assert acc._kept == [] and acc.value() == float(sum(range(1_000_000)))
+    assert stats.ExactSum().value() == 0.0
+
+
+def test_quantile_ci_is_the_same_for_sorted_and_unsorted_values() -> None:
+    values = np.random.default_rng(3).exponential(100.0, size=2_000)
+    for q in (0.5, 0.9, 0.99):
+        assert stats.quantile_ci(values, q) == stats.quantile_ci(np.sort(values), q)

@@ -115,6 +115,46 @@ def test_a_pair_split_over_two_batches_or_two_files_is_still_counted_once(tmp_pa
     assert [e[2] for e in entries(shared) if e[0] == "tr-001"] == [0.7]  # the lowest assessment id
 
 
+def test_a_trace_whose_rows_run_into_the_next_batch_keeps_one_code(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from genai_flywheel.workspace import BATCH_ROWS
+
+    # Sorted by trace, as the score stage writes a shard: three rows a trace, so one trace straddles the
+    # first batch boundary (BATCH_ROWS is not a multiple of 3).
+    assert BATCH_ROWS % 3
+    traces = BATCH_ROWS // 3 + 100
+    rows = [
+        score(i, name, i % 10 / 10, i % 2 == 0, trace_id=f"tr-{i:06d}")
+        for i in range(traces)
+        for name in ("relevance", "safety", "tone")
+    ]
+    with caplog.at_level("WARNING", logger="genai_flywheel.metrics.scores"):
+        arrays = read_score_arrays([write(tmp_path / "sorted.parquet", rows)])
+    assert not caplog.records, "a trace split by a batch boundary must not need the whole-file fallback"
+    assert len(arrays.trace_ids) == traces == arrays.traces and len(arrays) == 3 * traces
+    assert entries(arrays) == entries(ScoreArrays.of(scores_table(rows)))
+    # The same pair (tone) on both sides of the boundary, three times: counted once, the lowest assessment id.
+    straddler = BATCH_ROWS // 3
+    rows[3 * straddler] = score(straddler, "tone", 0.1, False, trace_id=f"tr-{straddler:06d}", assessment_id="as-b")
+    rows[3 * straddler + 1] = score(straddler, "tone", 0.9, True, trace_id=f"tr-{straddler:06d}", assessment_id="as-a")
+    repeated = read_score_arrays([write(tmp_path / "repeated.parquet", rows)])
+    assert entries(repeated) == entries(ScoreArrays.of(scores_table(rows)))
+    assert [e[2] for e in entries(repeated) if e[0] == f"tr-{straddler:06d}"] == [0.9]
+
+
+def test_scorer_rows_over_a_mask_equal_those_of_the_subset() -> None:
+    import numpy as np
+
+    arrays = ScoreArrays.of(scores_table(window_rows()))
+    for seed in range(3):
+        mask = np.random.default_rng(seed).random(len(arrays)) < 0.5
+        assert _scorer_rows(arrays, mask) == _scorer_rows(arrays.subset(mask))
+    assert _scorer_rows(arrays, np.zeros(len(arrays), dtype=bool)) == _scorer_rows(
+        arrays.subset(np.zeros(len(arrays), bool))
+    )
+
+
 def test_the_compact_rows_are_far_smaller_than_the_score_columns() -> None:
     rows = [score(i, s, 0.5, True, rationale="a long rationale " * 5) for i in range(500) for s in ("a", "b")]
     table = scores_table(rows)

@@ -1,0 +1,58 @@
+"""The Arrow pool a pipeline process allocates from (genai_flywheel.memory): jemalloc unless the operator
+chose another, in every place a pipeline process starts: the image, the local stack, the ``flywheel``
+command and the benchmarks' stage processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genai_flywheel.memory import ARROW_POOL, ARROW_POOL_ENV, process_env
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKEND = "import pyarrow as pa; pa.array([1, 2, 3]); print(pa.default_memory_pool().backend_name)"
+
+
+def run_python(code: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != ARROW_POOL_ENV}
+
+
+def test_the_default_is_jemalloc_and_an_operator_choice_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ARROW_POOL_ENV, raising=False)
+    assert process_env() == {ARROW_POOL_ENV: "jemalloc"} and ARROW_POOL == "jemalloc"
+    monkeypatch.setenv(ARROW_POOL_ENV, "system")
+    assert process_env() == {ARROW_POOL_ENV: "system"}
+
+
+def test_a_process_started_with_it_allocates_from_jemalloc() -> None:
+    # The wheel's default is another pool: the setting is what makes the difference, and this wheel has jemalloc.
+    assert run_python(BACKEND, clean_env()) != "jemalloc"
+    assert run_python(BACKEND, {**clean_env(), **process_env()}) == "jemalloc"
+
+
+def test_the_flywheel_command_sets_it_before_pyarrow_is_imported(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from genai_flywheel import cli\n"
+        "assert 'pyarrow' not in sys.modules, 'importing the command imported pyarrow'\n"
+        f"cli.main(['config', 'validate', '--config', {str(ROOT / 'flywheel.yaml')!r}])\n"
+        f"{BACKEND}\n"
+    )
+    assert run_python(code, clean_env()) == "jemalloc"
+
+
+def test_the_image_and_the_local_stack_set_it(tmp_path: Path) -> None:
+    from flywheel_demo.services import Stack
+
+    assert f"{ARROW_POOL_ENV}={ARROW_POOL}" in (ROOT / "Dockerfile").read_text()
+    stack = Stack(project=ROOT, home=tmp_path / "stack")
+    assert stack.airflow_env()[ARROW_POOL_ENV] == process_env()[ARROW_POOL_ENV]
