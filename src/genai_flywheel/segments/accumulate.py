@@ -168,14 +168,16 @@ class SegmentAccumulator:
         import numpy as np
         import pyarrow.compute as pc
 
-        found = pc.index_in(table.column("trace_id"), value_set=self.scored_ids)
+        if not len(self.scored_ids):
+            return
+        # The batch's ids hashed, the scored ids probed: a hash table of one batch, not of the whole sample.
+        # index_in gives a value's first row in the batch, so a trace listed twice keeps its first row.
+        found = pc.index_in(self.scored_ids, value_set=table.column("trace_id").combine_chunks())
         if found.null_count == len(found):
             return
-        position = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        rows = np.flatnonzero(position >= 0)
-        targets, first = np.unique(position[rows], return_index=True)
-        rows = rows[first][~self._scored_seen[targets]]
-        targets = position[rows]
+        row_of = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        targets = np.flatnonzero((row_of >= 0) & ~self._scored_seen)
+        rows = row_of[targets]
         self._scored_seen[targets] = True
         for name, batch_codes in codes.items():
             self._scored_keys[name][targets] = batch_codes[rows]
@@ -307,7 +309,6 @@ class SegmentAccumulator:
         entries: np.ndarray | None,
     ) -> list[tuple[str, float | None, int, float | None, float | None]]:
         """One segment's metrics (``volume`` first) from the traces in ``mask`` and its score ``entries``."""
-        import numpy as np
 
         from genai_flywheel.metrics.aggregate import _scorer_rows
 
@@ -318,7 +319,8 @@ class SegmentAccumulator:
             ("share", volume / self.volume, self.volume, *stats.wilson_interval(volume, self.volume)),
             ("error_rate", failed / volume, volume, *stats.wilson_interval(failed, volume)),
         ]
-        values = np.sort(columns["latency"][mask & columns["has_latency"]])
+        values = columns["latency"][mask & columns["has_latency"]]
+        values.sort()  # in place: a segment's latencies are not copied twice
         for metric, q in _PERCENTILES:
             value = float(stats.quantile(values, q)) if values.size else None
             out.append((metric, value, int(values.size), *stats.quantile_ci(values, q)))
