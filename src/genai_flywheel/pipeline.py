@@ -297,12 +297,13 @@ def aggregate(
     valid trace infos and the fetched sample (see :func:`genai_flywheel.metrics.aggregate_window`)."""
     from genai_flywheel.metrics.aggregate import INFO_TRACE_COLUMNS, aggregate_window
     from genai_flywheel.metrics.scores import read_score_arrays
-    from genai_flywheel.workspace import iter_parquet_batches
+    from genai_flywheel.workspace import iter_parquet_batches, parquet_rows
 
     _, app, ws = _context(app_name, start, end, config)
     quarantined = _read(ws.path("quarantine.parquet"), "validate", ["trace_id"]).num_rows
     quarantined += sum(_read(p, "score", ["trace_id"]).num_rows for p in ws.parts("quarantine"))
     _exists(ws, "valid.parquet", "validate")
+    valid_rows = parquet_rows([ws.path("valid.parquet")])  # per-trace columns are allocated once, this size
     # One entry per (trace, scorer) as a few numbers, batch by batch: the scores' text is never held.
     scores = read_score_arrays(ws.parts("scores"))
     drift: list = []
@@ -318,6 +319,7 @@ def aggregate(
             scores,
             ws.start,
             ws.end,
+            capacity=valid_rows,
         )
         _write(segments, ws.path("segments.parquet"))
         segment_rows = segments.num_rows
@@ -332,6 +334,7 @@ def aggregate(
         quarantined=quarantined,
         run_id=run_id,
         extra_rows=drift,
+        capacity=valid_rows,
     )
     path = _write(metrics, ws.path("metrics.parquet"))
     return {"path": str(path), "metrics": metrics.num_rows, "segment_metrics": segment_rows}

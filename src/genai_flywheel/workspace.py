@@ -315,7 +315,18 @@ def iter_parquet_batches(
 
     for path in paths:
         with pq.ParquetFile(path, pre_buffer=False) as f:
-            yield from f.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None)
+            # One thread: a batch of 10,000 rows gains nothing from the pool, and each of its threads keeps
+            # allocator caches of its own (6 MB less at a million score rows, measured).
+            yield from f.iter_batches(
+                batch_size=batch_rows, columns=list(columns) if columns is not None else None, use_threads=False
+            )
+
+
+def parquet_rows(paths: Iterable[Path | str]) -> int:
+    """The rows of the Parquet files ``paths`` together, from their footers (no data is read)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
 
 
 def rebatch(tables: Iterable[pa.Table | pa.RecordBatch], rows: int, schema: pa.Schema) -> Iterator[pa.Table]:

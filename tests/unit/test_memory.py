@@ -56,3 +56,40 @@ def test_the_image_and_the_local_stack_set_it(tmp_path: Path) -> None:
     assert f"{ARROW_POOL_ENV}={ARROW_POOL}" in (ROOT / "Dockerfile").read_text()
     stack = Stack(project=ROOT, home=tmp_path / "stack")
     assert stack.airflow_env()[ARROW_POOL_ENV] == process_env()[ARROW_POOL_ENV]
+
+
+def test_a_column_with_its_capacity_is_filled_in_place_and_equals_the_batches_joined() -> None:
+    import numpy as np
+
+    from genai_flywheel.memory import Column
+
+    batches = [np.arange(i * 10, i * 10 + 7, dtype=np.float64) for i in range(5)]
+    sized = Column(np.float64, capacity=35)
+    start = sized.values()
+    for batch in batches:
+        sized.append(batch)
+    assert np.shares_memory(sized.values(), start.base if start.base is not None else start)  # never moved
+    assert np.array_equal(sized.values(), np.concatenate(batches)) and len(sized) == 35
+    # A view: sorting it sorts the column (what the aggregate does with a window's latencies).
+    sized.values()[::-1].sort()
+    assert sized.values()[0] == 46.0
+    # Without a capacity, or past it, the column grows and keeps every value.
+    for capacity in (None, 3):
+        grown = Column(np.int32, capacity=capacity)
+        for batch in batches:
+            grown.append(batch.astype(np.int32))
+        assert grown.values().dtype == np.int32
+        assert np.array_equal(grown.values(), np.concatenate(batches).astype(np.int32))
+    assert Column(bool).values().size == 0
+
+
+def test_a_widened_column_keeps_its_values_and_takes_wider_ones() -> None:
+    import numpy as np
+
+    from genai_flywheel.memory import Column
+
+    codes = Column(np.int16, capacity=4)
+    codes.append(np.array([1, 2], dtype=np.int32))
+    codes.widen(np.int32)
+    codes.append(np.array([40_000, 3], dtype=np.int32))
+    assert codes.dtype == np.int32 and codes.values().tolist() == [1, 2, 40_000, 3]

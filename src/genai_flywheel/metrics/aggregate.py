@@ -70,10 +70,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.memory import Column
 from genai_flywheel.metric_names import is_estimate  # noqa: F401  (re-exported: part of this module's API)
 from genai_flywheel.metrics import stats
 from genai_flywheel.metrics.intervals import to_utc
-from genai_flywheel.metrics.scores import SCORE_COLUMNS
+from genai_flywheel.metrics.scores import NO_VERDICT, SCORE_COLUMNS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -165,11 +166,15 @@ def _float_column(table: pa.Table, name: str) -> np.ndarray:
 
 
 def _distribution_rows(prefix: str, values: np.ndarray, with_mean: bool) -> list[_Row]:
+    """Percentile (and mean) rows of ``values``, a float64 array the caller gives up: it is reordered and
+    then sorted in place, never copied (a million-trace window's latencies are 8 MB)."""
     n = int(values.size)
+    estimates = stats.quantiles(values, [q for _, q in PERCENTILES], overwrite=True)
+    values.sort()  # the order statistics and the mean read sorted values, whatever order the batches came in
     rows = []
-    for label, q in PERCENTILES:
+    for (label, q), estimate in zip(PERCENTILES, estimates, strict=True):
         low, high = stats.quantile_ci(values, q)
-        rows.append(_Row(f"{prefix}_{label}_ms", _finite(stats.quantile(values, q)), n, low, high))
+        rows.append(_Row(f"{prefix}_{label}_ms", _finite(estimate), n, low, high))
     if with_mean:
         mean, (low, high) = stats.mean_ci(values)
         rows.append(_Row(f"{prefix}_mean_ms", _finite(mean), n, low, high))
@@ -243,16 +248,19 @@ class WindowAccumulator:
     input and output token sums are :class:`~genai_flywheel.metrics.stats.ExactSum`: two numbers a window.
     """
 
-    def __init__(self, *, app: str, prices: Mapping[str, Price]) -> None:
+    def __init__(self, *, app: str, prices: Mapping[str, Price], capacity: int | None = None) -> None:
+        import numpy as np
+
         self.app = app
         self.prices = prices
         self.volume = 0
         self.errors = 0
-        self._latency: list[np.ndarray] = []
+        # ``capacity``: the window's trace count when known, so these columns are allocated once.
+        self._latency = Column(np.float64, capacity)
         self._tokens_input = stats.ExactSum()
         self._tokens_output = stats.ExactSum()
-        self._tokens: list[np.ndarray] = []  # per trace with token usage
-        self._costs: list[np.ndarray] = []  # per priced trace
+        self._tokens = Column(np.float64, capacity)  # per trace with token usage
+        self._costs = Column(np.float64, capacity)  # per priced trace
         self._unpriced: Counter[str] = Counter()
         self._feedback_positive: Counter[str] = Counter()
         self._feedback_counted: Counter[str] = Counter()
@@ -348,7 +356,6 @@ class WindowAccumulator:
 
     def rows(self, scores: pa.Table | ScoreArrays, quarantined: int) -> list[_Row]:
         """Every metric row of the window, given its scores and quarantined count."""
-        import numpy as np
 
         volume = self.volume
         rows = [
@@ -357,9 +364,7 @@ class WindowAccumulator:
             _proportion_row("error_rate", self.errors, volume, volume),
         ]
         rows += self._error_type_rows()
-        latency = np.concatenate(self._latency) if self._latency else np.empty(0)
-        # Sorted, so a mean over floats does not depend on the order the batches came in.
-        rows += _distribution_rows("latency", np.sort(latency), with_mean=True)
+        rows += _distribution_rows("latency", self._latency.values(), with_mean=True)
         rows += self._span_rows()
         rows += self._token_and_cost_rows()
         rows += [
@@ -407,10 +412,10 @@ class WindowAccumulator:
         return rows
 
     def _token_and_cost_rows(self) -> list[_Row]:
-        import numpy as np
 
         # Sorted, so a mean over floats does not depend on the order the batches came in.
-        per_trace = np.sort(np.concatenate(self._tokens)) if self._tokens else np.empty(0)
+        per_trace = self._tokens.values()
+        per_trace.sort()
         tokens_mean, (low, high) = stats.mean_ci(per_trace)
         rows = [
             _Row("tokens_input", self._tokens_input.value(), self._tokens_input.count),
@@ -419,8 +424,7 @@ class WindowAccumulator:
             _Row("tokens_per_trace", _finite(tokens_mean), int(per_trace.size), low, high),
         ]
         usage = int(per_trace.size)
-        del per_trace
-        costs = np.concatenate(self._costs) if self._costs else np.empty(0)
+        costs = self._costs.values()
         unpriced = self._unpriced
         if unpriced:
             log.warning(
@@ -527,17 +531,20 @@ def _scorer_rows(scores: pa.Table | ScoreArrays, where: np.ndarray | None = None
     entries = np.ones(len(arrays), dtype=bool) if where is None else where
     if not entries.any():
         return [_Row("sampled", 0.0, 0)]
-    sampled = int(np.unique(arrays.trace[entries]).size)
+    # Distinct traces by marking their codes (no sorted copy of the entries' codes, as np.unique makes).
+    seen = np.zeros(len(arrays.trace_ids), dtype=bool)
+    seen[arrays.trace[entries]] = True
+    sampled = int(seen.sum())
+    del seen
     rows = [_Row("sampled", float(sampled), sampled)]
     numeric, passed, weight, errored = arrays.numeric, arrays.passed, arrays.weight, arrays.errored
-    present = np.unique(arrays.scorer[entries])
     for code, scorer in sorted(enumerate(arrays.names), key=lambda item: item[1]):
-        if code not in present:
-            continue
         mine = (arrays.scorer == code) & entries
+        if not mine.any():
+            continue
         scored = mine & ~errored
         has_value = scored & np.isfinite(numeric)
-        has_pass = scored & ~np.isnan(passed)
+        has_pass = scored & (passed != NO_VERDICT)
         mean, (low, high), _ = stats.weighted_mean_ci(numeric[has_value], weight[has_value])
         rows.append(_Row(f"scorer.{scorer}.mean", _finite(mean), int(has_value.sum()), low, high))
         if has_pass.any():
@@ -617,6 +624,7 @@ def aggregate_window(
     quarantined: int = 0,
     run_id: str | None = None,
     extra_rows: Iterable[_Row] = (),
+    capacity: int | None = None,
 ) -> pa.Table:
     """Compute every metric of one application's interval ``[interval_start, interval_end)``, streaming.
 
@@ -625,7 +633,9 @@ def aggregate_window(
     :class:`~genai_flywheel.metrics.scores.ScoreArrays`, as the monitor reads its score files),
     ``prices`` the application's USD-per-1k-token table by model name and ``quarantined`` the number of
     rows the contracts set aside. ``run_id`` only labels log lines: it is not stored, so a re-run produces
-    identical bytes. ``extra_rows`` are metric rows computed elsewhere (the segment stage's drift metrics).
+    identical bytes. ``extra_rows`` are metric rows computed elsewhere (the segment stage's drift metrics);
+    ``capacity`` the number of validated traces when known (Parquet metadata), so that the per-trace
+    columns are allocated once.
     Returns a :data:`METRICS_SCHEMA` table sorted by metric (see the module docstring for
     the names). An empty window gives ``volume`` 0 and null estimates, never an error.
 
@@ -647,7 +657,7 @@ def aggregate_window(
     if not isinstance(scores, ScoreArrays):
         _require_columns(scores, SCORE_COLUMNS, "score", "score")
         scores = ScoreArrays.of(scores)
-    acc = WindowAccumulator(app=app, prices=prices)
+    acc = WindowAccumulator(app=app, prices=prices, capacity=capacity)
     for batch in traces:
         acc.add_traces(batch)
     for batch in fetched:

@@ -6,7 +6,7 @@ row before an error row, then the lowest assessment id: the same row whatever or
 
 :func:`unique_scores` keeps only what the estimators read (:func:`unique_score_schema`: the numbers, three
 flags and the trace id, about 60 bytes a row), never the values' JSON, rationales or assessment ids;
-:class:`ScoreArrays` holds the same as NumPy arrays (35 bytes an entry). :func:`read_score_arrays` reads a
+:class:`ScoreArrays` holds the same as NumPy arrays (26 bytes an entry). :func:`read_score_arrays` reads a
 window's score files a batch at a time: it holds one batch of score columns and the window's arrays, never
 the window's score table.
 """
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: ``ScoreArrays.passed`` of an entry without a pass/fail verdict.
+NO_VERDICT = -1
 #: The score columns :func:`unique_scores` reads.
 SCORE_COLUMNS = ("trace_id", "scorer", "numeric", "passed", "error", "weight", "assessment_id", "source_type")
 
@@ -137,10 +139,11 @@ def unique_scores(scores: pa.Table) -> pa.Table:
 @dataclass(frozen=True)
 class ScoreArrays:
     """A de-duplicated score table as NumPy arrays, one entry per (trace, scorer): what the scorer
-    estimators read (about 35 bytes a row, 33 MB for a million rows), plus the distinct trace ids.
+    estimators read (26 bytes a row, 25 MB for a million rows), plus the distinct trace ids.
 
     ``trace`` codes index ``trace_ids`` (distinct codes are distinct traces); ``scorer`` codes index
-    ``names``. Build one with :meth:`of` (a score table) or :func:`read_score_arrays` (shard files).
+    ``names``; ``passed`` is 1 (pass), 0 (fail) or -1 (no verdict), one byte where the table's float took
+    eight. Build one with :meth:`of` (a score table) or :func:`read_score_arrays` (shard files).
     """
 
     names: tuple[str, ...]
@@ -199,14 +202,24 @@ def _arrays(unique: pa.Table, names: Sequence[str] | None = None) -> ScoreArrays
         names=names,
         trace_ids=encoded.dictionary if encoded is not None else pa.array([], pa.string()),
         trace=np.asarray(encoded.indices, dtype=np.int32) if encoded is not None else np.empty(0, np.int32),
-        scorer=np.asarray(pc.index_in(scorer_text, value_set=pa.array(names, pa.string())), dtype=np.int32),
+        scorer=np.asarray(pc.index_in(scorer_text, value_set=pa.array(names, pa.string())), dtype=np.int16),
         numeric=unique.column("numeric").to_numpy(),
-        passed=unique.column("passed").to_numpy(),
+        passed=_verdicts(unique.column("passed").to_numpy()),
         weight=unique.column("weight").to_numpy(),
         errored=flags("errored"),
         judge=flags("judge"),
         budget_skipped=flags("budget_skipped"),
     )
+
+
+def _verdicts(passed: np.ndarray) -> np.ndarray:
+    """The ``passed`` column (1.0, 0.0, NaN) as :class:`ScoreArrays` holds it: 1, 0, -1 in one byte."""
+    import numpy as np
+
+    out = np.full(passed.size, NO_VERDICT, dtype=np.int8)
+    known = ~np.isnan(passed)
+    out[known] = passed[known]
+    return out
 
 
 def _has_repeats(arrays: ScoreArrays) -> bool:
@@ -229,12 +242,10 @@ def read_score_arrays(paths: Sequence[Path]) -> ScoreArrays:
     """
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    from genai_flywheel.workspace import iter_parquet_batches
+    from genai_flywheel.workspace import iter_parquet_batches, parquet_rows
 
-    capacity = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    capacity = parquet_rows(paths)
     out = {name: np.empty(capacity, dtype=dtype) for name, dtype in _ROW_DTYPES.items()}
     names: list[str] = []  # in the order met; sorted at the end
     ids: list[pa.Array] = []
@@ -278,7 +289,7 @@ def read_score_arrays(paths: Sequence[Path]) -> ScoreArrays:
     # A batch holds each pair once, and distinct ids have distinct codes: a pair can only repeat within a
     # trace that runs into a second batch, or under an id met twice (the distinct count tells).
     repeated = bool(continued) and _has_repeats(arrays.subset(np.isin(arrays.trace, continued)))
-    if repeated or len(arrays.trace_ids) != pc.count_distinct(arrays.trace_ids).as_py():
+    if repeated or _has_repeated_ids(arrays.trace_ids):
         log.warning(
             "score files %s repeat a (trace, scorer) pair or share a trace: de-duplicated whole",
             [str(p) for p in paths],
@@ -291,14 +302,29 @@ def read_score_arrays(paths: Sequence[Path]) -> ScoreArrays:
 #: The NumPy type of each per-entry array of :class:`ScoreArrays`.
 _ROW_DTYPES = {
     "trace": "int32",
-    "scorer": "int32",
+    "scorer": "int16",  # a handful of scorers an application
     "numeric": "float64",
-    "passed": "float64",
+    "passed": "int8",  # see ScoreArrays
     "weight": "float64",
     "errored": "bool",
     "judge": "bool",
     "budget_skipped": "bool",
 }
+
+
+def _has_repeated_ids(ids: pa.Array) -> bool:
+    """Whether a trace id occurs twice in ``ids``.
+
+    By sorting, not hashing: a hash table of a million-trace window's sampled ids (``count_distinct``) took
+    50 MB at its peak, the sort's order and one sorted copy of the ids a fifth of that. Ids from the score
+    stage's files come sorted per file, so the sort has little to do.
+    """
+    import pyarrow.compute as pc
+
+    if len(ids) < 2:
+        return False
+    ordered = pc.take(ids, pc.sort_indices(ids))
+    return bool(pc.any(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))).as_py())
 
 
 def _code(names: list[str], name: str) -> int:

@@ -125,12 +125,23 @@ def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) 
 
 def quantile(values: np.ndarray | Sequence[float], q: float) -> float:
     """The ``q`` sample quantile (linear interpolation, numpy's default); ``nan`` for no values."""
+    return quantiles(values, (q,))[0]
+
+
+def quantiles(values: np.ndarray | Sequence[float], qs: Sequence[float], *, overwrite: bool = False) -> list[float]:
+    """The ``qs`` sample quantiles of ``values``, as :func:`quantile` gives each; ``nan`` for no values.
+
+    With ``overwrite`` a float64 array is reordered in place instead of copied (numpy partitions it): for a
+    caller that owns the values, e.g. a window's latencies, and sorts them next. The values found are the
+    same either way: a quantile depends on the values, not on their order.
+    """
     import numpy as np
 
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
-        return math.nan
-    return float(np.quantile(arr, q))
+        return [math.nan] * len(qs)
+    found = np.quantile(arr, list(qs), overwrite_input=overwrite and arr is values)
+    return [float(x) for x in found]
 
 
 def order_statistic_ranks(n: int, q: float, confidence: float = CONFIDENCE) -> tuple[int, int] | None:

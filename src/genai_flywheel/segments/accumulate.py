@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel.exceptions import DataContractError
+from genai_flywheel.memory import Column
 from genai_flywheel.metrics import stats
 
 if TYPE_CHECKING:
@@ -51,21 +52,20 @@ def columns_for(segments: Segments) -> list[str]:
 class _Dimension:
     """One dimension's running state: the code of every key seen, and every trace's code."""
 
-    def __init__(self, dim: SegmentDimension, top_k: int) -> None:
+    def __init__(self, dim: SegmentDimension, top_k: int, capacity: int | None = None) -> None:
+        import numpy as np
+
         self.dim = dim
         self.top_k = dim.top_k or top_k
         self.codes: dict[str, int] = {}
         self.keys: list[str] = []
-        self.parts: list[np.ndarray] = []
+        # int16 while the keys fit (a dimension's distinct values are few as a rule), int32 past that.
+        self.trace_codes = Column(np.int16, capacity)
         self.examples: dict[int, list[str]] = {}
 
     def all_codes(self) -> np.ndarray:
-        """Every trace's key code, in the order the traces came (the batches joined once, then kept so)."""
-        import numpy as np
-
-        if len(self.parts) != 1:
-            self.parts = [np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.int32)]
-        return self.parts[0]
+        """Every trace's key code, in the order the traces came."""
+        return self.trace_codes.values()
 
     def add(self, keys: list[str], trace_ids: list[str]) -> np.ndarray:
         import numpy as np
@@ -77,7 +77,9 @@ class _Dimension:
                 code = self.codes[key] = len(self.keys)
                 self.keys.append(key)
             codes[i] = code
-        self.parts.append(codes)
+        if len(self.keys) > np.iinfo(self.trace_codes.dtype).max:
+            self.trace_codes.widen(np.int32)
+        self.trace_codes.append(codes)
         # The smallest trace ids of each key: examples that do not depend on the order of the batches.
         from genai_flywheel.metrics.segment_schema import EXAMPLES
 
@@ -103,6 +105,7 @@ class SegmentAccumulator:
         segments: Segments,
         profile: ReferenceProfile | None,
         scored_ids: pa.Array | None = None,
+        capacity: int | None = None,
     ) -> None:
         import numpy as np
         import pyarrow as pa
@@ -113,12 +116,14 @@ class SegmentAccumulator:
         self.assigner = profile.assigner() if profile is not None else None
         if self.assigner is None and any(d.source == "query_cluster" for d in segments.dimensions):
             raise DataContractError(f"app {app!r}: the query_cluster dimension needs a reference profile")
-        self.dims = [_Dimension(d, segments.top_k) for d in segments.dimensions]
+        # ``capacity``: the interval's trace count when known, so the per-trace columns are allocated once.
+        self.dims = [_Dimension(d, segments.top_k, capacity) for d in segments.dimensions]
         self.scored_ids = scored_ids if scored_ids is not None else pa.array([], pa.string())
         self.volume = 0
-        self._errors: list[np.ndarray] = []
-        self._latency: list[np.ndarray] = []
-        self._feedback: dict[str, list[tuple[int, np.ndarray]]] = {}  # name -> (batch offset, polarity per row)
+        self._errors = Column(bool, capacity)
+        self._latency = Column(np.float64, capacity)
+        self._capacity = capacity
+        self._feedback: dict[str, Column] = {}  # name -> per trace: 1 positive, 0 negative, -1 none
         # Per distinct scored trace (a position in ``scored_ids``): its key code per dimension, once seen.
         self._scored_seen = np.zeros(len(self.scored_ids), dtype=bool)
         self._scored_keys = {d.name: np.zeros(len(self.scored_ids), dtype=np.int32) for d in segments.dimensions}
@@ -157,8 +162,12 @@ class SegmentAccumulator:
             if name not in polarities:
                 polarities[name] = np.full(table.num_rows, -1, dtype=np.int8)
             polarities[name][row] = int(positive)
-        for name, values in polarities.items():
-            self._feedback.setdefault(name, []).append((self.volume, values))
+        for name in polarities.keys() - self._feedback.keys():  # first met: none on the traces before
+            self._feedback[name] = Column(np.int8, self._capacity)
+            self._feedback[name].append(np.full(self.volume, -1, dtype=np.int8))
+        for name, column in self._feedback.items():
+            mine = polarities.get(name)
+            column.append(mine if mine is not None else np.full(table.num_rows, -1, dtype=np.int8))
         self._add_scored(table, codes)
         self.volume += table.num_rows
 
@@ -183,15 +192,7 @@ class SegmentAccumulator:
             self._scored_keys[name][targets] = batch_codes[rows]
 
     def _feedback_arrays(self) -> dict[str, np.ndarray]:
-        import numpy as np
-
-        out = {}
-        for name, parts in sorted(self._feedback.items()):
-            values = np.full(self.volume, -1, dtype=np.int8)
-            for offset, polarity in parts:
-                values[offset : offset + polarity.size] = polarity
-            out[name] = values
-        return out
+        return {name: column.values() for name, column in sorted(self._feedback.items())}
 
     def segment_codes(self, state: _Dimension) -> tuple[np.ndarray, list[str]]:
         """The segment index of every key code of the dimension, and the segment keys (top-K and the specials
@@ -209,7 +210,8 @@ class SegmentAccumulator:
         )
         kept = sorted(ordinary[: state.top_k] + special, key=lambda c: state.keys[c])
         segment_keys = [state.keys[c] for c in kept]
-        mapping = np.full(len(state.keys), len(kept), dtype=np.int32)  # default: other
+        # int16: at most 200 kept (config) plus the specials and other; halves each per-trace segment array.
+        mapping = np.full(len(state.keys), len(kept), dtype=np.int16)  # default: other
         for index, code in enumerate(kept):
             mapping[code] = index
         if len(ordinary) > state.top_k:
@@ -242,11 +244,11 @@ class SegmentAccumulator:
         from genai_flywheel.metrics.scores import ScoreArrays
         from genai_flywheel.metrics.segment_schema import EXAMPLES, OTHER
 
-        latency = np.concatenate(self._latency) if self._latency else np.empty(0)
+        latency = self._latency.values()
         columns = {
-            "errors": np.concatenate(self._errors) if self._errors else np.empty(0, dtype=bool),
+            "errors": self._errors.values(),
             "latency": latency,
-            "has_latency": ~np.isnan(latency),
+            "has_latency": None if not np.isnan(latency).any() else ~np.isnan(latency),  # None: every trace
         }
         feedback = self._feedback_arrays()
         arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
@@ -258,7 +260,7 @@ class SegmentAccumulator:
             pooled = len(state.keys) - (len(keys) - (1 if keys and keys[-1] == OTHER else 0))
             # Every score entry's segment (-1: a trace the infos did not hold), through its trace's code.
             if trace_codes:
-                per_trace = np.where(present, mapping[trace_codes[state.dim.name]], -1).astype(np.int32)
+                per_trace = np.where(present, mapping[trace_codes[state.dim.name]], -1).astype(np.int16)
                 scored_segment = per_trace[arrays.trace]
                 del per_trace
             else:
@@ -293,6 +295,10 @@ class SegmentAccumulator:
 
         if not self._scored_seen.any() or not len(scores):
             return {}, np.empty(0, dtype=bool)
+        if scores.trace_ids is self.scored_ids:
+            # The monitor passes the arrays' own ids as ``scored_ids``: positions are codes, no hash table of
+            # the sample's ids (20 MB at a million traces) is needed to find them.
+            return dict(self._scored_keys), self._scored_seen
         found = pc.index_in(scores.trace_ids, value_set=self.scored_ids)
         position = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
         known = position >= 0
@@ -303,7 +309,7 @@ class SegmentAccumulator:
     def _metrics(
         self,
         mask: np.ndarray,
-        columns: dict[str, np.ndarray],
+        columns: dict[str, np.ndarray | None],
         feedback: dict[str, np.ndarray],
         scores: ScoreArrays | None,
         entries: np.ndarray | None,
@@ -319,10 +325,13 @@ class SegmentAccumulator:
             ("share", volume / self.volume, self.volume, *stats.wilson_interval(volume, self.volume)),
             ("error_rate", failed / volume, volume, *stats.wilson_interval(failed, volume)),
         ]
-        values = columns["latency"][mask & columns["has_latency"]]
-        values.sort()  # in place: a segment's latencies are not copied twice
-        for metric, q in _PERCENTILES:
-            value = float(stats.quantile(values, q)) if values.size else None
+        has_latency = columns["has_latency"]
+        values = columns["latency"][mask if has_latency is None else mask & has_latency]
+        # The segment's own copy, partitioned for the estimates and then sorted for the CIs, in place.
+        estimates = stats.quantiles(values, [q for _, q in _PERCENTILES], overwrite=True)
+        values.sort()
+        for (metric, q), estimate in zip(_PERCENTILES, estimates, strict=True):
+            value = estimate if values.size else None
             out.append((metric, value, int(values.size), *stats.quantile_ci(values, q)))
         del values
         for name, polarity in feedback.items():

@@ -83,9 +83,11 @@ def segment_metrics(
     scores: pa.Table | ScoreArrays,
     interval_start: datetime,
     interval_end: datetime,
+    capacity: int | None = None,
 ) -> tuple[pa.Table, list[_Row]]:
     """The interval's segment metrics table and its drift metric rows, over batches of its valid trace
-    infos (:func:`genai_flywheel.segments.accumulate.columns_for` columns) and its scores."""
+    infos (:func:`genai_flywheel.segments.accumulate.columns_for` columns) and its scores; ``capacity`` is
+    their number when known (per-trace columns allocated once)."""
     from genai_flywheel.metrics.scores import ScoreArrays
     from genai_flywheel.segments.accumulate import SegmentAccumulator
     from genai_flywheel.segments.drift import drift_rows
@@ -96,6 +98,7 @@ def segment_metrics(
         segments=app.segments,
         profile=profile,
         scored_ids=arrays.trace_ids if len(arrays) else None,
+        capacity=capacity,
     )
     for batch in infos:
         acc.add_traces(batch)

@@ -170,6 +170,22 @@ def test_quantile_is_numpy_linear() -> None:
     assert math.isnan(stats.quantile([], 0.5))
 
 
+def test_quantiles_are_each_quantile_and_may_reorder_the_callers_array_instead_of_copying() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.integers(1, 5000, size=2001).astype(np.float64)
+    qs = [0.5, 0.9, 0.95, 0.99]
+    expected = [stats.quantile(values, q) for q in qs]
+    kept = values.copy()
+    assert stats.quantiles(values, qs) == expected
+    assert np.array_equal(values, kept)  # without overwrite the values are left as they were
+    assert stats.quantiles(values, qs, overwrite=True) == expected  # the same values, bit for bit
+    assert not np.array_equal(values, kept) and np.array_equal(np.sort(values), np.sort(kept))  # reordered
+    # Only a float64 array is reordered: anything else is converted, so the caller's values are untouched.
+    ints = kept.astype(np.int64)
+    assert stats.quantiles(ints, qs, overwrite=True) == expected and np.array_equal(ints, kept.astype(np.int64))
+    assert all(math.isnan(x) for x in stats.quantiles(np.empty(0), qs, overwrite=True))
+
+
 def test_mean_ci_known_value() -> None:
     mean, (low, high) = stats.mean_ci(np.arange(1.0, 11.0))
     # t.interval(0.95, 9, loc=5.5, scale=sem([1..10])) = (3.3341494, 7.6658506)

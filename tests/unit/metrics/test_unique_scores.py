@@ -14,6 +14,7 @@ import pytest
 from genai_flywheel.exceptions import DataContractError
 from genai_flywheel.metrics.aggregate import _scorer_rows
 from genai_flywheel.metrics.scores import (
+    NO_VERDICT,
     ScoreArrays,
     is_unique,
     read_score_arrays,
@@ -71,7 +72,8 @@ def entries(arrays: ScoreArrays) -> list[tuple]:
     ids = arrays.trace_ids.to_pylist()
     out = []
     for i in range(len(arrays)):
-        numbers = (float(arrays.numeric[i]), float(arrays.passed[i]), float(arrays.weight[i]))
+        passed = None if arrays.passed[i] == NO_VERDICT else float(arrays.passed[i])
+        numbers = (float(arrays.numeric[i]), passed, float(arrays.weight[i]))
         flags = (bool(arrays.errored[i]), bool(arrays.judge[i]), bool(arrays.budget_skipped[i]))
         row = (ids[arrays.trace[i]], arrays.names[arrays.scorer[i]], *numbers, *flags)
         out.append(tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row))
@@ -153,6 +155,17 @@ def test_scorer_rows_over_a_mask_equal_those_of_the_subset() -> None:
     assert _scorer_rows(arrays, np.zeros(len(arrays), dtype=bool)) == _scorer_rows(
         arrays.subset(np.zeros(len(arrays), bool))
     )
+
+
+def test_verdicts_are_one_byte_each_and_count_as_the_table_s_floats() -> None:
+    import numpy as np
+
+    rows = [score(1, "relevance", 0.9, True), score(2, "relevance", 0.1, False), score(3, "relevance", 0.5, None)]
+    rows.append(score(4, "relevance", None, None, error="timeout"))
+    arrays = ScoreArrays.of(scores_table(rows))
+    assert arrays.passed.dtype == np.int8 and arrays.passed.tolist() == [1, 0, NO_VERDICT, NO_VERDICT]
+    rate = {r.metric: r for r in _scorer_rows(arrays)}["scorer.relevance.pass_rate"]
+    assert (rate.value, rate.n) == (0.5, 2)  # the entry without a verdict is not counted
 
 
 def test_the_compact_rows_are_far_smaller_than_the_score_columns() -> None:

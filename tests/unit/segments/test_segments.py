@@ -271,6 +271,49 @@ def test_segment_metrics_equal_a_direct_count_and_do_not_depend_on_batch_order()
     }
 
 
+def test_the_score_arrays_own_ids_give_the_same_table_without_a_second_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pyarrow.compute as pc
+
+    from genai_flywheel.metrics.scores import ScoreArrays
+
+    rows, scores = _window()
+    _, separate, profile = _accumulate(rows, scores, [rows[:70], rows[70:]])
+    # As the monitor does: the score arrays' own trace ids are the scored ids, and the columns are sized.
+    arrays = ScoreArrays.of(scores)
+    acc = SegmentAccumulator(
+        app="app", segments=SEGMENTS, profile=profile, scored_ids=arrays.trace_ids, capacity=len(rows)
+    )
+    for batch in (rows[:70], rows[70:]):
+        acc.add_traces(_table(batch).select(columns_for(SEGMENTS)))
+    lookups = []
+    real = pc.index_in
+    monkeypatch.setattr(pc, "index_in", lambda *a, **k: lookups.append(1) or real(*a, **k))
+    shared = acc.table(arrays, interval_start=START, interval_end=END)
+    assert shared.equals(separate)
+    assert not lookups  # positions in the arrays' ids are their trace codes
+
+
+def test_a_dimension_with_more_values_than_int16_codes_hold_widens_them() -> None:
+    segments = Segments.model_validate({"top_k": 3, "dimensions": [{"name": "user", "source": "tags.user"}]})
+    acc = SegmentAccumulator(app="app", segments=segments, profile=None, capacity=10)
+    users = [f"u{i % 33_000}" for i in range(40_000)]  # 33,000 values: past int16's 32,767 codes
+    users[:6] = ["hot"] * 6  # the top values by volume
+    users[6:10] = ["warm"] * 4
+    rows = [_info(i, version=None, query="q") | {"tags": json.dumps({"user": u})} for i, u in enumerate(users)]
+    for start in range(0, len(rows), 15_000):
+        acc.add_traces(_table(rows[start : start + 15_000]).select(columns_for(segments)))
+    assert acc.dims[0].all_codes().dtype == np.int32
+    volumes = acc.dimension_volumes()["user"]
+    assert sum(volumes.values()) == 40_000
+    assert (
+        volumes["hot"] == 6
+        and volumes["warm"] == 4
+        and volumes[OTHER] == 40_000 - sum(n for key, n in volumes.items() if key != OTHER)
+    )
+
+
 def test_psi_is_zero_for_the_same_mix_and_matches_a_hand_computation() -> None:
     assert psi([1000, 2000, 3000], [100, 200, 300]) == pytest.approx(0.0, abs=1e-3)
     p = [(90 + 0.5) / 101, (10 + 0.5) / 101]
