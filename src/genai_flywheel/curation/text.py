@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -93,6 +94,23 @@ def query_terms(text: str | None) -> tuple[str, ...]:
     terms = {stem(w) for w in words if len(w) > 1 and w not in STOP_WORDS}
     terms.discard("")
     return tuple(sorted(t for t in terms if t not in STOP_WORDS))
+
+
+def batch_query_terms(texts: Iterable[str | None]) -> list[tuple[str, ...]]:
+    """:func:`query_terms` of every text, each distinct text worked out once, with nothing kept after the call.
+
+    For a pass over a whole window: :func:`query_terms`'s memo would end up holding up to 65,536 questions
+    and their terms (about 20 MB) for the rest of the process; a batch's own repeats are what pay off.
+    """
+    compute = query_terms.__wrapped__
+    memo: dict[str | None, tuple[str, ...]] = {}
+    out = []
+    for text in texts:
+        terms = memo.get(text)
+        if terms is None:
+            terms = memo[text] = compute(text)
+        out.append(terms)
+    return out
 
 
 def _fold_text(text: str) -> str:

@@ -545,10 +545,11 @@ def _scorer_rows(scores: pa.Table | ScoreArrays, where: np.ndarray | None = None
         scored = mine & ~errored
         has_value = scored & np.isfinite(numeric)
         has_pass = scored & (passed != NO_VERDICT)
-        mean, (low, high), _ = stats.weighted_mean_ci(numeric[has_value], weight[has_value])
+        # Weights may be held as float32 (exact values): every sum below is taken in float64.
+        mean, (low, high), _ = stats.weighted_mean_ci(numeric[has_value], weight[has_value].astype(np.float64))
         rows.append(_Row(f"scorer.{scorer}.mean", _finite(mean), int(has_value.sum()), low, high))
         if has_pass.any():
-            w = weight[has_pass]
+            w = weight[has_pass].astype(np.float64)
             rate = stats.fsum(passed[has_pass] * w) / stats.fsum(w)
             n_eff = stats.kish_effective_n(w)
             low, high = stats.wilson_interval(rate * n_eff, n_eff)

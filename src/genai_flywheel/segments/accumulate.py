@@ -126,7 +126,7 @@ class SegmentAccumulator:
         self._feedback: dict[str, Column] = {}  # name -> per trace: 1 positive, 0 negative, -1 none
         # Per distinct scored trace (a position in ``scored_ids``): its key code per dimension, once seen.
         self._scored_seen = np.zeros(len(self.scored_ids), dtype=bool)
-        self._scored_keys = {d.name: np.zeros(len(self.scored_ids), dtype=np.int32) for d in segments.dimensions}
+        self._scored_keys = {d.name: np.zeros(len(self.scored_ids), dtype=np.int16) for d in segments.dimensions}
         self.new_terms: list[tuple[str, ...]] = []
 
     def add_traces(self, batch: pa.Table | pa.RecordBatch) -> None:
@@ -148,10 +148,10 @@ class SegmentAccumulator:
             keys = dimension_keys(table, state.dim, self.assigner)
             codes[state.dim.name] = state.add(keys, trace_ids)
             if state.dim.source == "query_cluster" and len(self.new_terms) < MAX_NEW_QUESTIONS:
-                from genai_flywheel.curation.text import query_terms
+                from genai_flywheel.curation.text import batch_query_terms
 
                 queries = table.column("query").to_pylist()
-                self.new_terms.extend(query_terms(queries[i]) for i, key in enumerate(keys) if key == NEW)
+                self.new_terms.extend(batch_query_terms(queries[i] for i, key in enumerate(keys) if key == NEW))
                 del self.new_terms[MAX_NEW_QUESTIONS:]
         is_error = pc.fill_null(pc.equal(pc.utf8_upper(table.column("status")), "ERROR"), False)
         self._errors.append(np.asarray(is_error.to_numpy(zero_copy_only=False), dtype=bool))
@@ -189,6 +189,8 @@ class SegmentAccumulator:
         rows = row_of[targets]
         self._scored_seen[targets] = True
         for name, batch_codes in codes.items():
+            if self._scored_keys[name].itemsize < batch_codes.itemsize and batch_codes.max() > np.iinfo(np.int16).max:
+                self._scored_keys[name] = self._scored_keys[name].astype(batch_codes.dtype)  # as the dimension widened
             self._scored_keys[name][targets] = batch_codes[rows]
 
     def _feedback_arrays(self) -> dict[str, np.ndarray]:

@@ -49,6 +49,6 @@ class ClusterAssigner:
 
     def assign(self, queries: Iterable[str | None]) -> list[str]:
         """The segment key of every question (see the class docstring)."""
-        from genai_flywheel.curation.text import query_terms
+        from genai_flywheel.curation.text import batch_query_terms
 
-        return [self.assign_terms(query_terms(q)) for q in queries]
+        return [self.assign_terms(terms) for terms in batch_query_terms(queries)]

@@ -168,6 +168,22 @@ def test_verdicts_are_one_byte_each_and_count_as_the_table_s_floats() -> None:
     assert (rate.value, rate.n) == (0.5, 2)  # the entry without a verdict is not counted
 
 
+def test_weights_are_held_as_float32_only_where_that_holds_them_exactly(tmp_path: Path) -> None:
+    import numpy as np
+
+    from genai_flywheel.workspace import BATCH_ROWS
+
+    exact = ScoreArrays.of(scores_table([score(i, "relevance", 0.5, True, weight=w) for i, w in enumerate((1, 2, 10))]))
+    assert exact.weight.dtype == np.float32 and exact.weight.tolist() == [1.0, 2.0, 10.0]
+    # A file whose last batch brings a weight float32 cannot hold (1 / 0.3): the column widens, values kept.
+    rows = [score(i, "relevance", 0.5, True, trace_id=f"tr-{i:06d}", weight=2.0) for i in range(BATCH_ROWS + 5)]
+    rows[-1] = score(BATCH_ROWS + 4, "relevance", 0.5, True, trace_id=f"tr-{BATCH_ROWS + 4:06d}", weight=1 / 0.3)
+    arrays = read_score_arrays([write(tmp_path / "weights.parquet", rows)])
+    assert arrays.weight.dtype == np.float64 and arrays.weight[-1] == 1 / 0.3
+    assert entries(arrays) == entries(ScoreArrays.of(scores_table(rows)))
+    assert _scorer_rows(arrays) == _scorer_rows(ScoreArrays.of(scores_table(rows)))
+
+
 def test_the_compact_rows_are_far_smaller_than_the_score_columns() -> None:
     rows = [score(i, s, 0.5, True, rationale="a long rationale " * 5) for i in range(500) for s in ("a", "b")]
     table = scores_table(rows)

@@ -296,22 +296,35 @@ def test_the_score_arrays_own_ids_give_the_same_table_without_a_second_lookup(
 
 
 def test_a_dimension_with_more_values_than_int16_codes_hold_widens_them() -> None:
+    from genai_flywheel.metrics.scores import ScoreArrays
+
     segments = Segments.model_validate({"top_k": 3, "dimensions": [{"name": "user", "source": "tags.user"}]})
-    acc = SegmentAccumulator(app="app", segments=segments, profile=None, capacity=10)
     users = [f"u{i % 33_000}" for i in range(40_000)]  # 33,000 values: past int16's 32,767 codes
     users[:6] = ["hot"] * 6  # the top values by volume
     users[6:10] = ["warm"] * 4
+    users[-8:] = ["late"] * 8  # first met last: a code past 32,767, and the top value by volume
     rows = [_info(i, version=None, query="q") | {"tags": json.dumps({"user": u})} for i, u in enumerate(users)]
+    # Scored: two "hot" traces (small codes), two pooled in "other" and the eight "late" ones.
+    scored = [rows[0], rows[1], *rows[-10:]]
+    arrays = ScoreArrays.of(
+        _scores([{"trace_id": r["trace_id"], "scorer": "relevance", "numeric": 0.5, "passed": True} for r in scored])
+    )
+    acc = SegmentAccumulator(app="app", segments=segments, profile=None, scored_ids=arrays.trace_ids, capacity=10)
     for start in range(0, len(rows), 15_000):
         acc.add_traces(_table(rows[start : start + 15_000]).select(columns_for(segments)))
     assert acc.dims[0].all_codes().dtype == np.int32
     volumes = acc.dimension_volumes()["user"]
     assert sum(volumes.values()) == 40_000
     assert (
-        volumes["hot"] == 6
+        volumes["late"] == 8
+        and volumes["hot"] == 6
         and volumes["warm"] == 4
         and volumes[OTHER] == 40_000 - sum(n for key, n in volumes.items() if key != OTHER)
     )
+    table = acc.table(arrays, interval_start=START, interval_end=END).to_pylist()
+    n = {(r["segment"], r["metric"]): r["n"] for r in table}
+    assert n[("late", "scorer.relevance.pass_rate")] == 8 and n[("hot", "scorer.relevance.pass_rate")] == 2
+    assert n[(OTHER, "scorer.relevance.pass_rate")] == 2
 
 
 def test_psi_is_zero_for_the_same_mix_and_matches_a_hand_computation() -> None:
