@@ -219,8 +219,8 @@ def _span_durations(traces: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]
 
 def _estimated_distribution_rows(prefix: str, values: np.ndarray, weights: np.ndarray) -> list[_Row]:
     rows = []
-    for label, q in PERCENTILES:
-        value, (low, high) = stats.weighted_quantile_ci(values, weights, q)
+    found = stats.weighted_quantiles_ci(values, weights, [q for _, q in PERCENTILES])
+    for (label, _), (value, (low, high)) in zip(PERCENTILES, found, strict=True):
         rows.append(_Row(f"{prefix}_{label}_ms", _finite(value), int(values.size), low, high))
     return rows
 

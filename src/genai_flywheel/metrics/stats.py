@@ -255,24 +255,42 @@ def weighted_quantile_ci(
     (too few samples to bound it), as :func:`quantile_ci` is. Equal weights give the plain sample quantile's
     lower value (no interpolation).
     """
+    return weighted_quantiles_ci(values, weights, (q,), confidence)[0]
+
+
+def weighted_quantiles_ci(
+    values: np.ndarray | Sequence[float],
+    weights: np.ndarray | Sequence[float],
+    qs: Sequence[float],
+    confidence: float = CONFIDENCE,
+) -> list[tuple[float, Interval]]:
+    """:func:`weighted_quantile_ci` for each of ``qs``: one weighted CDF for all of them, and no sorted copy
+    of values that come sorted by (value, weight) already."""
     import numpy as np
 
     v = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=float)
     if v.size != w.size:
         raise ValueError(f"values and weights differ in length: {v.size} != {w.size}")
-    if not 0.0 < q < 1.0:
-        raise ValueError(f"q must be in (0, 1), got {q!r}")
+    for q in qs:
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"q must be in (0, 1), got {q!r}")
     if v.size == 0:
-        return math.nan, (None, None)
-    order = np.lexsort((w, v))
-    v, w = v[order], w[order]
+        return [(math.nan, (None, None)) for _ in qs]
+    ordered = bool(np.all((v[1:] > v[:-1]) | ((v[1:] == v[:-1]) & (w[1:] >= w[:-1]))))
+    if not ordered:
+        order = np.lexsort((w, v))
+        v, w = v[order], w[order]
     cdf = np.cumsum(w) / fsum(w)
+    n_eff = kish_effective_n(w)
+    z = normal_ppf(1.0 - (1.0 - confidence) / 2.0)
 
     def at(p: float) -> float:
         return float(v[min(int(np.searchsorted(cdf, p, side="left")), v.size - 1)])
 
-    half = normal_ppf(1.0 - (1.0 - confidence) / 2.0) * math.sqrt(q * (1.0 - q) / kish_effective_n(w))
-    if q - half <= 0.0 or q + half >= 1.0:
-        return at(q), (None, None)
-    return at(q), (at(q - half), at(q + half))
+    out: list[tuple[float, Interval]] = []
+    for q in qs:
+        half = z * math.sqrt(q * (1.0 - q) / n_eff)
+        bounded = 0.0 < q - half and q + half < 1.0  # else too few samples to bound it
+        out.append((at(q), (at(q - half), at(q + half)) if bounded else (None, None)))
+    return out

@@ -122,6 +122,7 @@ class SegmentAccumulator:
         self.volume = 0
         self._errors = Column(bool, capacity)
         self._latency = Column(np.float64, capacity)
+        self._latency_reordered = False  # rows() sorted it in place for a segment spanning the window
         self._capacity = capacity
         self._feedback: dict[str, Column] = {}  # name -> per trace: 1 positive, 0 negative, -1 none
         # Per distinct scored trace (a position in ``scored_ids``): its key code per dimension, once seen.
@@ -204,7 +205,7 @@ class SegmentAccumulator:
         from genai_flywheel.metrics.segment_schema import MISSING, NEW, OTHER
 
         codes = state.all_codes()
-        volume = np.bincount(codes, minlength=len(state.keys))
+        volume = _count(codes, len(state.keys))
         special = [c for c, key in enumerate(state.keys) if key in (MISSING, NEW)]
         ordinary = sorted(
             (c for c, key in enumerate(state.keys) if key not in (MISSING, NEW)),
@@ -244,8 +245,10 @@ class SegmentAccumulator:
         import numpy as np
 
         from genai_flywheel.metrics.scores import ScoreArrays
-        from genai_flywheel.metrics.segment_schema import EXAMPLES, OTHER
+        from genai_flywheel.metrics.segment_schema import OTHER
 
+        if self._latency_reordered:
+            raise RuntimeError("SegmentAccumulator.rows() reorders the latency column: call it (or table()) once")
         latency = self._latency.values()
         columns = {
             "errors": self._errors.values(),
@@ -255,7 +258,10 @@ class SegmentAccumulator:
         feedback = self._feedback_arrays()
         arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
         trace_codes, present = self._scored_codes(arrays)
-        out: list[dict[str, Any]] = []
+        blocks: list[list[dict[str, Any]]] = []  # one per segment, in order
+        # A segment holding every trace of the window (one model, one version) takes the latency column itself,
+        # sorted in place once the other segments are done with it: no copy of the window's latencies.
+        spanning: list[tuple[int, dict[str, Any], list[str], np.ndarray | None]] = []
         for state in self.dims:
             mapping, keys = self.segment_codes(state)
             seg = self._traces_by_segment(state, mapping)
@@ -274,20 +280,20 @@ class SegmentAccumulator:
                 examples = sorted(t for c, ids in state.examples.items() if mapping[c] == index for t in ids)
                 head = {"dimension": state.dim.name, "segment": key, "label": self.label(state, key, pooled)}
                 entries = scored_segment == index if scored_segment is not None else None
+                if columns["has_latency"] is None and mask.all():
+                    spanning.append((len(blocks), head, examples, entries))
+                    blocks.append([])
+                    continue
                 metrics = self._metrics(mask, columns, feedback, arrays if entries is not None else None, entries)
-                for i, (metric, value, n, low, high) in enumerate(metrics):
-                    out.append(
-                        {
-                            **head,
-                            "metric": metric,
-                            "value": value,
-                            "n": n,
-                            "ci_low": low,
-                            "ci_high": high,
-                            "examples": examples[:EXAMPLES] if i == 0 else None,  # the volume row
-                        }
-                    )
-        return out
+                blocks.append(_segment_rows(head, examples, metrics))
+        if spanning:
+            self._latency_reordered = True
+            mask = np.ones(self.volume, dtype=bool)
+            for position, head, examples, entries in spanning:
+                scored = arrays if entries is not None else None
+                metrics = self._metrics(mask, columns, feedback, scored, entries, whole=True)
+                blocks[position] = _segment_rows(head, examples, metrics)
+        return [row for block in blocks for row in block]
 
     def _scored_codes(self, scores: ScoreArrays) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per dimension the key code of every distinct scored trace (``scores.trace_ids``), and whether the
@@ -315,8 +321,10 @@ class SegmentAccumulator:
         feedback: dict[str, np.ndarray],
         scores: ScoreArrays | None,
         entries: np.ndarray | None,
+        whole: bool = False,
     ) -> list[tuple[str, float | None, int, float | None, float | None]]:
-        """One segment's metrics (``volume`` first) from the traces in ``mask`` and its score ``entries``."""
+        """One segment's metrics (``volume`` first) from the traces in ``mask`` and its score ``entries``;
+        ``whole``: the segment is every trace, each with a latency, and the latency column may be reordered."""
 
         from genai_flywheel.metrics.aggregate import _scorer_rows
 
@@ -328,7 +336,10 @@ class SegmentAccumulator:
             ("error_rate", failed / volume, volume, *stats.wilson_interval(failed, volume)),
         ]
         has_latency = columns["has_latency"]
-        values = columns["latency"][mask if has_latency is None else mask & has_latency]
+        if whole:
+            values = columns["latency"]
+        else:
+            values = columns["latency"][mask if has_latency is None else mask & has_latency]
         # The segment's own copy, partitioned for the estimates and then sorted for the CIs, in place.
         estimates = stats.quantiles(values, [q for _, q in _PERCENTILES], overwrite=True)
         values.sort()
@@ -377,15 +388,50 @@ class SegmentAccumulator:
 
     def dimension_volumes(self) -> dict[str, dict[str, int]]:
         """Per dimension: traces per segment key of the interval, pooled as in :meth:`segment_codes`."""
-        import numpy as np
 
         out = {}
         for state in self.dims:
             mapping, keys = self.segment_codes(state)
             seg = self._traces_by_segment(state, mapping)
-            counts = np.bincount(seg, minlength=len(keys)) if seg.size else np.zeros(len(keys), dtype=np.int64)
+            counts = _count(seg, len(keys))
             out[state.dim.name] = {key: int(counts[i]) for i, key in enumerate(keys)}
         return out
+
+
+def _count(codes: np.ndarray, length: int) -> np.ndarray:
+    """How often each of ``0 .. length - 1`` occurs in ``codes``: ``np.bincount``, a slice at a time, since it
+    widens its input to 8-byte integers (8 MB for a million 2-byte codes)."""
+    import numpy as np
+
+    counts = np.zeros(length, dtype=np.int64)
+    for start in range(0, codes.size, _COUNT_SLICE):
+        counts += np.bincount(codes[start : start + _COUNT_SLICE], minlength=length)
+    return counts
+
+
+_COUNT_SLICE = 1 << 16
+
+
+def _segment_rows(
+    head: dict[str, Any],
+    examples: list[str],
+    metrics: list[tuple[str, float | None, int, float | None, float | None]],
+) -> list[dict[str, Any]]:
+    """A segment's metric rows as :meth:`SegmentAccumulator.rows` gives them (examples on the volume row)."""
+    from genai_flywheel.metrics.segment_schema import EXAMPLES
+
+    return [
+        {
+            **head,
+            "metric": metric,
+            "value": value,
+            "n": n,
+            "ci_low": low,
+            "ci_high": high,
+            "examples": examples[:EXAMPLES] if i == 0 else None,  # the volume row
+        }
+        for i, (metric, value, n, low, high) in enumerate(metrics)
+    ]
 
 
 #: Questions without a cluster kept to count the new patterns among them (the first ones of the interval).

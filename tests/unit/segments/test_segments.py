@@ -327,6 +327,34 @@ def test_a_dimension_with_more_values_than_int16_codes_hold_widens_them() -> Non
     assert n[(OTHER, "scorer.relevance.pass_rate")] == 2
 
 
+def test_a_segment_spanning_the_window_reads_the_latency_column_itself_and_changes_no_other_segment() -> None:
+    from genai_flywheel.metrics import stats
+
+    rows, scores = _window()
+    for r in rows:
+        r["model"] = "chat-1"  # one model: its segment is every trace of the window
+    declared = SEGMENTS.model_dump()
+    declared["dimensions"].insert(0, {"name": "m", "source": "model"})  # first: its sort must wait for the others
+    spanning = Segments.model_validate(declared)
+    profile = _profile([SYNC, DARK], counts={"version": {"v1": 50, "v2": 50}, "topic": {"c-sync": 30, "c-dark": 70}})
+    tables = {}
+    for name, segments in (("without", SEGMENTS), ("with", spanning)):
+        acc = SegmentAccumulator(app="app", segments=segments, profile=profile, scored_ids=pa.array([]))
+        for batch in (rows[:90], rows[90:]):
+            acc.add_traces(_table(batch).select(columns_for(segments)))
+        tables[name] = acc.table(scores, interval_start=START, interval_end=END)
+    with_model = tables["with"].filter(pa.compute.not_equal(tables["with"]["dimension"], "m"))
+    assert with_model.equals(tables["without"])  # the other segments' latencies were read before the sort
+    got = {r["metric"]: r for r in tables["with"].to_pylist() if r["dimension"] == "m"}
+    latency = np.sort(np.array([r["execution_time_ms"] for r in rows], dtype=float))
+    assert got["volume"]["value"] == len(rows)
+    for metric, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95)):
+        assert got[metric]["value"] == stats.quantile(latency, q)
+        assert (got[metric]["ci_low"], got[metric]["ci_high"]) == stats.quantile_ci(latency, q)
+    with pytest.raises(RuntimeError, match="once"):
+        acc.table(scores, interval_start=START, interval_end=END)  # its latency column is sorted now
+
+
 def test_psi_is_zero_for_the_same_mix_and_matches_a_hand_computation() -> None:
     assert psi([1000, 2000, 3000], [100, 200, 300]) == pytest.approx(0.0, abs=1e-3)
     p = [(90 + 0.5) / 101, (10 + 0.5) / 101]
