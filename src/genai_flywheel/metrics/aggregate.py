@@ -356,7 +356,6 @@ class WindowAccumulator:
 
     def rows(self, scores: pa.Table | ScoreArrays, quarantined: int) -> list[_Row]:
         """Every metric row of the window, given its scores and quarantined count."""
-
         volume = self.volume
         rows = [
             _Row("volume", float(volume), volume),
@@ -412,7 +411,6 @@ class WindowAccumulator:
         return rows
 
     def _token_and_cost_rows(self) -> list[_Row]:
-
         # Sorted, so a mean over floats does not depend on the order the batches came in.
         per_trace = self._tokens.values()
         per_trace.sort()
