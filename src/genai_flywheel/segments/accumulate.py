@@ -261,7 +261,7 @@ class SegmentAccumulator:
         blocks: list[list[dict[str, Any]]] = []  # one per segment, in order
         # A segment holding every trace of the window (one model, one version) takes the latency column itself,
         # sorted in place once the other segments are done with it: no copy of the window's latencies.
-        spanning: list[tuple[int, dict[str, Any], list[str], np.ndarray | None]] = []
+        spanning: list[tuple[int, dict[str, Any], list[str]]] = []
         for state in self.dims:
             mapping, keys = self.segment_codes(state)
             seg = self._traces_by_segment(state, mapping)
@@ -281,7 +281,7 @@ class SegmentAccumulator:
                 head = {"dimension": state.dim.name, "segment": key, "label": self.label(state, key, pooled)}
                 entries = scored_segment == index if scored_segment is not None else None
                 if columns["has_latency"] is None and mask.all():
-                    spanning.append((len(blocks), head, examples, entries))
+                    spanning.append((len(blocks), head, examples))
                     blocks.append([])
                     continue
                 metrics = self._metrics(mask, columns, feedback, arrays if entries is not None else None, entries)
@@ -289,8 +289,10 @@ class SegmentAccumulator:
         if spanning:
             self._latency_reordered = True
             mask = np.ones(self.volume, dtype=bool)
-            for position, head, examples, entries in spanning:
-                scored = arrays if entries is not None else None
+            # Such a segment's score entries are those of every scored trace the infos hold.
+            entries = present[arrays.trace] if trace_codes else None
+            scored = arrays if entries is not None else None
+            for position, head, examples in spanning:
                 metrics = self._metrics(mask, columns, feedback, scored, entries, whole=True)
                 blocks[position] = _segment_rows(head, examples, metrics)
         return [row for block in blocks for row in block]

@@ -337,12 +337,15 @@ def test_a_segment_spanning_the_window_reads_the_latency_column_itself_and_chang
     declared["dimensions"].insert(0, {"name": "m", "source": "model"})  # first: its sort must wait for the others
     spanning = Segments.model_validate(declared)
     profile = _profile([SYNC, DARK], counts={"version": {"v1": 50, "v2": 50}, "topic": {"c-sync": 30, "c-dark": 70}})
+    from genai_flywheel.metrics.scores import ScoreArrays
+
+    arrays = ScoreArrays.of(scores)
     tables = {}
     for name, segments in (("without", SEGMENTS), ("with", spanning)):
-        acc = SegmentAccumulator(app="app", segments=segments, profile=profile, scored_ids=pa.array([]))
+        acc = SegmentAccumulator(app="app", segments=segments, profile=profile, scored_ids=arrays.trace_ids)
         for batch in (rows[:90], rows[90:]):
             acc.add_traces(_table(batch).select(columns_for(segments)))
-        tables[name] = acc.table(scores, interval_start=START, interval_end=END)
+        tables[name] = acc.table(arrays, interval_start=START, interval_end=END)
     with_model = tables["with"].filter(pa.compute.not_equal(tables["with"]["dimension"], "m"))
     assert with_model.equals(tables["without"])  # the other segments' latencies were read before the sort
     got = {r["metric"]: r for r in tables["with"].to_pylist() if r["dimension"] == "m"}
@@ -351,8 +354,14 @@ def test_a_segment_spanning_the_window_reads_the_latency_column_itself_and_chang
     for metric, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95)):
         assert got[metric]["value"] == stats.quantile(latency, q)
         assert (got[metric]["ci_low"], got[metric]["ci_high"]) == stats.quantile_ci(latency, q)
+    # Its scorer rows are the app-level ones: every scored trace is in the window.
+    app_level = {r.metric: (r.value, r.n, r.ci_low, r.ci_high) for r in _scorer_rows(arrays)}
+    for metric in ("scorer.relevance.pass_rate", "scorer.relevance.mean"):
+        assert (got[metric]["value"], got[metric]["n"], got[metric]["ci_low"], got[metric]["ci_high"]) == app_level[
+            metric
+        ]
     with pytest.raises(RuntimeError, match="once"):
-        acc.table(scores, interval_start=START, interval_end=END)  # its latency column is sorted now
+        acc.table(arrays, interval_start=START, interval_end=END)  # its latency column is sorted now
 
 
 def test_psi_is_zero_for_the_same_mix_and_matches_a_hand_computation() -> None:
