@@ -10,8 +10,9 @@ A queue (``review.queues`` in ``flywheel.yaml``) takes, in this order:
 
 Left out: traces already attached to the queue (in any status) and traces a person already answered one of
 the queue's questions on (a ``HUMAN`` assessment named after one of its label schemas). At most ``cap`` new
-items are added per run. The stage records a run's plan (``review_queue.json``) before adding, and a
-re-run of the same curation run re-adds that plan (attaching is idempotent), so a retry adds nothing new.
+items are added per run, the calibration sample's kept within it (the rules' traces fill the rest). The
+stage records a run's plan (``review_queue.json``) before adding, and a re-run of the same curation run
+re-adds that plan (attaching is idempotent), so a retry adds nothing new.
 """
 
 from __future__ import annotations
@@ -164,9 +165,12 @@ def enqueue(
             already_reviewed += 1
         else:
             fresh.append(candidate)
-    # Calibration leaves out what the rules chose: a random sample must not lean towards bad traces.
-    fresh.extend(calibration_candidates(traces, spec, sampling, seen | queued | reviewed, app=app))
-    added = fresh[: spec.cap]
+    # Calibration leaves out what the rules chose: a random sample must not lean towards bad traces. Its items
+    # are kept within the cap and the rules' traces fill the rest: rules that always fill the cap would
+    # otherwise starve the only unbiased labels the judges are calibrated on.
+    calibration = calibration_candidates(traces, spec, sampling, seen | queued | reviewed, app=app)[: spec.cap]
+    added = fresh[: spec.cap - len(calibration)] + calibration
+    fresh.extend(calibration)
     if add:
         backend.add_items(queue_id, [c.trace_id for c in added])
     log.info(

@@ -45,8 +45,9 @@ def test_cap_limits_new_items_per_run() -> None:
     app = application()
     backend = InMemoryReviewBackend()
     result = _enqueue(backend, app, _traces(), _selected([f"tr-{i:02d}" for i in range(8)]))
-    assert len(result.added) == 5
-    assert result.over_cap == 3 + 2  # three rule picks and the calibration sample wait for the next run
+    # Rules that would fill the cap leave the calibration sample its place: the judges' only unbiased labels.
+    assert [c.source for c in result.added] == ["negative_feedback"] * 3 + [CALIBRATION] * 2
+    assert result.over_cap == 5  # five rule picks wait for the next run
 
 
 def test_rerun_adds_nothing_twice() -> None:
