@@ -46,11 +46,14 @@ class Column:
     at a million traces that was a quarter of the aggregate stage's growth.
     """
 
-    def __init__(self, dtype: Any, capacity: int | None = None) -> None:
+    def __init__(self, dtype: Any, capacity: int | None = None, *, widen_to: Any = None) -> None:
         import numpy as np
 
         self._array = np.empty(max(0, capacity or 0), dtype=dtype)  # untouched pages cost no memory
         self._size = 0
+        # ``widen_to``: a narrow type the values usually fit exactly (whole milliseconds and token counts as
+        # float32: half the bytes), widened to this one by the first value it cannot hold exactly.
+        self._widen_to = np.dtype(widen_to) if widen_to is not None else None
 
     def __len__(self) -> int:
         return self._size
@@ -61,9 +64,13 @@ class Column:
         return self._array.dtype
 
     def append(self, values: np.ndarray) -> None:
-        """Add ``values`` at the end (cast to the column's type)."""
+        """Add ``values`` at the end, cast to the column's type (widened first, with ``widen_to``, when that
+        type cannot hold every one of them exactly)."""
         import numpy as np
 
+        if self._widen_to is not None and self._array.dtype != self._widen_to:
+            if narrowed(values, self._array.dtype) is values:
+                self.widen(self._widen_to)
         end = self._size + values.size
         if end > self._array.size:
             grown = np.empty(max(end, 2 * self._array.size, 1024), dtype=self._array.dtype)
@@ -79,3 +86,21 @@ class Column:
     def values(self) -> np.ndarray:
         """The rows so far: a view, not a copy (sorting it in place sorts the column)."""
         return self._array[: self._size]
+
+    def values_as(self, dtype: Any) -> np.ndarray:
+        """The rows so far as ``dtype``: the view :meth:`values` gives when the column holds that type, else a
+        copy (the same values: a narrow column holds only values it holds exactly)."""
+        import numpy as np
+
+        values = self.values()
+        return values if values.dtype == np.dtype(dtype) else values.astype(dtype)
+
+
+def narrowed(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """``values`` cast to ``dtype`` when that holds every one of them exactly (NaN included), else ``values``
+    itself (the caller tells the two apart with ``is``)."""
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):  # a value out of range casts to inf: not exact, kept
+        narrow = values.astype(dtype)
+    return narrow if np.array_equal(narrow, values, equal_nan=narrow.dtype.kind == "f") else values

@@ -93,3 +93,29 @@ def test_a_widened_column_keeps_its_values_and_takes_wider_ones() -> None:
     codes.widen(np.int32)
     codes.append(np.array([40_000, 3], dtype=np.int32))
     assert codes.dtype == np.int32 and codes.values().tolist() == [1, 2, 40_000, 3]
+
+
+def test_a_narrow_column_widens_at_the_first_value_it_cannot_hold_exactly() -> None:
+    import numpy as np
+
+    from genai_flywheel.memory import Column, narrowed
+
+    latency = Column(np.float32, capacity=6, widen_to=np.float64)
+    latency.append(np.array([120.0, 3_400.0, np.nan]))  # whole milliseconds and a missing one: float32 holds them
+    assert latency.dtype == np.float32
+    # A view while the column holds the type asked for, a float64 copy of the same values otherwise.
+    assert np.shares_memory(latency.values_as(np.float32), latency.values())
+    assert latency.values_as(np.float64).dtype == np.float64
+    latency.append(np.array([0.1, 2.0**24 + 1]))  # neither is a float32
+    assert latency.dtype == np.float64
+    assert np.array_equal(latency.values(), [120.0, 3_400.0, np.nan, 0.1, 2.0**24 + 1], equal_nan=True)
+    assert latency.values()[3] == 0.1 and latency.values()[4] == 2.0**24 + 1
+    # Without widen_to a column casts (the caller's choice), as before.
+    plain = Column(np.float32, capacity=1)
+    plain.append(np.array([0.1]))
+    assert plain.dtype == np.float32 and float(plain.values()[0]) != 0.1
+    # narrowed: the narrow copy when exact (NaN included), the values themselves when not (overflow included).
+    exact = np.array([1.0, 0.5, np.nan])
+    assert narrowed(exact, np.float32).dtype == np.float32
+    for inexact in (np.array([1.0, 0.1]), np.array([1e300])):
+        assert narrowed(inexact, np.float32) is inexact

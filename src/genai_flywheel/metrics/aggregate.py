@@ -243,9 +243,10 @@ class WindowAccumulator:
     weight ``1 / pi``. When every trace of the window was read in full those metrics are exact too (the same
     values a full read gives); otherwise they are estimates with a CI (see :func:`aggregate_window`).
 
-    Memory: three numbers per trace (latency, tokens, cost: 24 bytes, 24 MB per million traces) so the
-    quantiles, means and sums stay exact, plus a few per fetched trace; never the traces themselves. The
-    input and output token sums are :class:`~genai_flywheel.metrics.stats.ExactSum`: two numbers a window.
+    Memory: two numbers per trace (latency and tokens, 8 bytes: float32 while every value is a float32
+    exactly, as whole milliseconds and token counts are; float64 from the first that is not) so the
+    quantiles and means stay exact, plus a few per fetched trace; never the traces themselves. The token
+    and cost sums are :class:`~genai_flywheel.metrics.stats.ExactSum`: a few numbers a window.
     """
 
     def __init__(self, *, app: str, prices: Mapping[str, Price], capacity: int | None = None) -> None:
@@ -256,11 +257,11 @@ class WindowAccumulator:
         self.volume = 0
         self.errors = 0
         # ``capacity``: the window's trace count when known, so these columns are allocated once.
-        self._latency = Column(np.float64, capacity)
+        self._latency = Column(np.float32, capacity, widen_to=np.float64)
         self._tokens_input = stats.ExactSum()
         self._tokens_output = stats.ExactSum()
-        self._tokens = Column(np.float64, capacity)  # per trace with token usage
-        self._costs = Column(np.float64, capacity)  # per priced trace
+        self._tokens = Column(np.float32, capacity, widen_to=np.float64)  # per trace with token usage
+        self._costs = stats.ExactSum()  # per priced trace
         self._unpriced: Counter[str] = Counter()
         self._feedback_positive: Counter[str] = Counter()
         self._feedback_counted: Counter[str] = Counter()
@@ -318,7 +319,7 @@ class WindowAccumulator:
         self._tokens_output.add(out[has_out])
         self._tokens.append(per_trace[has_usage])
         inp, out = np.nan_to_num(inp[priced]), np.nan_to_num(out[priced])
-        self._costs.append(inp / 1000.0 * in_price[priced] + out / 1000.0 * out_price[priced])
+        self._costs.add(inp / 1000.0 * in_price[priced] + out / 1000.0 * out_price[priced])
 
     def add_fetched(self, fetched: pa.Table | pa.RecordBatch) -> None:
         """Add one batch of traces read in full: ``trace_id``, ``status``, ``error_type``, ``spans`` and
@@ -356,6 +357,8 @@ class WindowAccumulator:
 
     def rows(self, scores: pa.Table | ScoreArrays, quarantined: int) -> list[_Row]:
         """Every metric row of the window, given its scores and quarantined count."""
+        import numpy as np
+
         volume = self.volume
         rows = [
             _Row("volume", float(volume), volume),
@@ -363,7 +366,7 @@ class WindowAccumulator:
             _proportion_row("error_rate", self.errors, volume, volume),
         ]
         rows += self._error_type_rows()
-        rows += _distribution_rows("latency", self._latency.values(), with_mean=True)
+        rows += _distribution_rows("latency", self._latency.values_as(np.float64), with_mean=True)
         rows += self._span_rows()
         rows += self._token_and_cost_rows()
         rows += [
@@ -411,8 +414,10 @@ class WindowAccumulator:
         return rows
 
     def _token_and_cost_rows(self) -> list[_Row]:
+        import numpy as np
+
         # Sorted, so a mean over floats does not depend on the order the batches came in.
-        per_trace = self._tokens.values()
+        per_trace = self._tokens.values_as(np.float64)
         per_trace.sort()
         tokens_mean, (low, high) = stats.mean_ci(per_trace)
         rows = [
@@ -422,7 +427,6 @@ class WindowAccumulator:
             _Row("tokens_per_trace", _finite(tokens_mean), int(per_trace.size), low, high),
         ]
         usage = int(per_trace.size)
-        costs = self._costs.values()
         unpriced = self._unpriced
         if unpriced:
             log.warning(
@@ -433,7 +437,7 @@ class WindowAccumulator:
                 sum(unpriced.values()),
                 ", ".join(sorted(unpriced)),
             )
-        rows.append(_Row("cost_usd", stats.fsum(costs), int(costs.size)))
+        rows.append(_Row("cost_usd", self._costs.value(), self._costs.count))
         rows.append(_Row("cost_unpriced_traces", float(sum(unpriced.values())), usage))
         return rows
 
@@ -537,25 +541,34 @@ def _scorer_rows(scores: pa.Table | ScoreArrays, where: np.ndarray | None = None
     rows = [_Row("sampled", float(sampled), sampled)]
     numeric, passed, weight, errored = arrays.numeric, arrays.passed, arrays.weight, arrays.errored
     for code, scorer in sorted(enumerate(arrays.names), key=lambda item: item[1]):
-        mine = (arrays.scorer == code) & entries
-        if not mine.any():
+        # The scorer's entries by position, then its values gathered: one mask of the whole score table at
+        # a time (a million entries' masks are a megabyte each), the rest the size of the scorer's share.
+        mine = arrays.scorer == code
+        mine &= entries
+        at = np.flatnonzero(mine)
+        del mine
+        if not at.size:
             continue
-        scored = mine & ~errored
-        has_value = scored & np.isfinite(numeric)
-        has_pass = scored & (passed != NO_VERDICT)
+        failed = errored[at]
+        scored = at[~failed]
+        values = numeric[scored]
+        finite = np.isfinite(values)
         # Weights may be held as float32 (exact values): every sum below is taken in float64.
-        mean, (low, high), _ = stats.weighted_mean_ci(numeric[has_value], weight[has_value].astype(np.float64))
-        rows.append(_Row(f"scorer.{scorer}.mean", _finite(mean), int(has_value.sum()), low, high))
+        mean, (low, high), _ = stats.weighted_mean_ci(values[finite], weight[scored[finite]].astype(np.float64))
+        rows.append(_Row(f"scorer.{scorer}.mean", _finite(mean), int(finite.sum()), low, high))
+        del values, finite
+        verdicts = passed[scored]
+        has_pass = verdicts != NO_VERDICT
         if has_pass.any():
-            w = weight[has_pass].astype(np.float64)
-            rate = stats.fsum(passed[has_pass] * w) / stats.fsum(w)
+            w = weight[scored[has_pass]].astype(np.float64)
+            rate = stats.fsum(verdicts[has_pass] * w) / stats.fsum(w)
             n_eff = stats.kish_effective_n(w)
             low, high = stats.wilson_interval(rate * n_eff, n_eff)
             rows.append(_Row(f"scorer.{scorer}.pass_rate", rate, int(has_pass.sum()), low, high))
         else:
             rows.append(_Row(f"scorer.{scorer}.pass_rate", None, 0))
-        rows.append(_Row(f"scorer.{scorer}.n", float(scored.sum()), int(scored.sum())))
-        rows.append(_Row(f"scorer.{scorer}.errors", float((mine & errored).sum()), int(mine.sum())))
+        rows.append(_Row(f"scorer.{scorer}.n", float(scored.size), int(scored.size)))
+        rows.append(_Row(f"scorer.{scorer}.errors", float(failed.sum()), int(at.size)))
     rows.extend(_judge_rows(arrays, entries))
     return rows
 

@@ -218,8 +218,9 @@ def _weights(weights: np.ndarray) -> np.ndarray:
     for the usual rates: 1, 2, 4, 5, 10, 20...), float64 otherwise; the same values either way."""
     import numpy as np
 
-    narrow = weights.astype(np.float32)
-    return narrow if np.array_equal(narrow, weights) else weights
+    from genai_flywheel.memory import narrowed
+
+    return narrowed(weights, np.float32)
 
 
 def _verdicts(passed: np.ndarray) -> np.ndarray:

@@ -64,19 +64,23 @@ def fsum(values: np.ndarray | Sequence[float]) -> float:
 class ExactSum:
     """The correctly rounded sum of values added batch by batch: what :func:`fsum` gives over all of them.
 
-    Integral values (token counts, milliseconds: the trace columns are integers) are summed exactly as
-    Python integers, so the state stays two numbers whatever the window's size; a batch with a fractional,
-    non-finite or huge value is kept as it is and summed with ``math.fsum`` at the end. The result does not
+    Every finite float64 is an integer multiple of 2^-1126 (53 significant bits above the smallest exponent),
+    so the running total is held exactly as one Python integer in those units, whatever the window's size
+    and whatever the values (token counts, milliseconds, dollar amounts); it is rounded once, by
+    :meth:`value`. Non-finite values are kept apart and summed as ``math.fsum`` sums them. The result does not
     depend on the order of the batches.
     """
 
-    # A batch is summed in int64 only when |value| * rows stays below 2^62: no overflow.
-    _INT64_HEADROOM = 2.0**62
+    # float64 = mantissa * 2**exponent with 0.5 <= |mantissa| < 1 and exponent >= -1073; the mantissa times
+    # 2**53 is an integer, so a value is that integer times 2**(exponent + 1073) units of 2**-1126.
+    _UNIT_EXPONENT = 1126
+    # Each mantissa is split into 27-bit halves summed in float64 per exponent: exact for up to 2**25 values.
+    _CHUNK = 1 << 25
 
     def __init__(self) -> None:
         self.count = 0
-        self._integer = 0
-        self._kept: list[np.ndarray] = []
+        self._units = 0  # the exact sum of the finite values, in units of 2**-1126
+        self._nonfinite: list[float] = []  # at most one of each kind: inf, -inf, nan
 
     def add(self, values: np.ndarray | Sequence[float]) -> None:
         """Add a batch of values (float64; NaN is a value here: filter missing ones out first)."""
@@ -86,20 +90,36 @@ class ExactSum:
         if not arr.size:
             return
         self.count += int(arr.size)
-        biggest = float(np.abs(arr).max())
-        if math.isfinite(biggest) and biggest * arr.size < self._INT64_HEADROOM and bool((arr == np.trunc(arr)).all()):
-            self._integer += int(arr.astype(np.int64).sum())
-        else:
-            self._kept.append(np.array(arr, dtype=np.float64, copy=True))
+        finite = np.isfinite(arr)
+        if not finite.all():
+            for special in np.unique(arr[~finite]).tolist():  # inf + inf is inf: one of each kind is enough
+                if not any(math.isnan(special) if math.isnan(k) else k == special for k in self._nonfinite):
+                    self._nonfinite.append(special)
+            arr = arr[finite]
+        for start in range(0, arr.size, self._CHUNK):
+            self._units += self._units_of(arr[start : start + self._CHUNK])
+
+    @classmethod
+    def _units_of(cls, arr: np.ndarray) -> int:
+        import numpy as np
+
+        mantissa, exponent = np.frexp(arr)
+        integer = (mantissa * 2.0**53).astype(np.int64)  # exact: the mantissa holds 53 bits
+        high, low = integer >> 27, integer & ((1 << 27) - 1)  # integer == high * 2**27 + low, low >= 0
+        shifts, group = np.unique(exponent.astype(np.int64) + (cls._UNIT_EXPONENT - 53), return_inverse=True)
+        # Per exponent, the halves' sums stay below 2**53 in float64 (at most 2**25 values of < 2**27): exact.
+        high_sums = np.bincount(group, weights=high, minlength=shifts.size)
+        low_sums = np.bincount(group, weights=low, minlength=shifts.size)
+        total = 0
+        for shift, high_sum, low_sum in zip(shifts.tolist(), high_sums.tolist(), low_sums.tolist(), strict=True):
+            total += ((int(high_sum) << 27) + int(low_sum)) << shift
+        return total
 
     def value(self) -> float:
         """The correctly rounded sum of every value added (0.0 for none)."""
-        import itertools
-
-        # The integer part as two floats whose sum is exact: the rounded value and the (small) remainder.
-        high = float(self._integer)
-        low = float(self._integer - int(high)) if math.isfinite(high) else 0.0
-        return math.fsum(itertools.chain((high, low), *(memoryview(part) for part in self._kept)))
+        # Python divides integers with correct rounding: the exact total, rounded once, as math.fsum rounds.
+        finite = self._units / (1 << self._UNIT_EXPONENT) if self._units else 0.0
+        return math.fsum([finite, *self._nonfinite]) if self._nonfinite else finite
 
 
 def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> Interval:
@@ -236,7 +256,11 @@ def weighted_mean_ci(
     n_eff = kish_effective_n(w)
     if n_eff < 2.0 - 1e-9:
         return mean, (None, None), n_eff
-    variance = fsum(w * (y - mean) ** 2) / sw * n_eff / (n_eff - 1.0)
+    # w (y - mean)^2 in one temporary array, squared and weighted in place.
+    deviations = y - mean
+    deviations *= deviations
+    deviations *= w
+    variance = fsum(deviations) / sw * n_eff / (n_eff - 1.0)
     half = _t_quantile(confidence, n_eff - 1.0) * math.sqrt(variance / n_eff)
     return mean, (mean - half, mean + half), n_eff
 

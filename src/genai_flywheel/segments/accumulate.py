@@ -8,8 +8,9 @@ computed with the app-level statistics: exact counts and shares, Wilson interval
 intervals for latency percentiles, and for the scorers the app-level weighted estimators
 (:func:`genai_flywheel.metrics.aggregate._scorer_rows`) over the segment's sampled traces.
 
-Memory: per trace and dimension a 4-byte segment code, plus a latency, an error flag and a feedback
-polarity per feedback name (about 20 bytes per trace for three dimensions: 20 MB per million traces),
+Memory: per trace and dimension a 1-byte segment code (2 past 127 values, 4 past 32,767), plus a latency
+(a float32 while every one is exactly a float32, as whole milliseconds are), an error flag and a feedback
+polarity per feedback name (about 9 bytes per trace for three dimensions: 9 MB per million traces),
 and per scored trace its key codes (by its position in the score arrays' trace ids, not by its id); never
 the traces themselves. A segment's scorer metrics read the window's score arrays through a mask, never a
 copy of them.
@@ -59,8 +60,8 @@ class _Dimension:
         self.top_k = dim.top_k or top_k
         self.codes: dict[str, int] = {}
         self.keys: list[str] = []
-        # int16 while the keys fit (a dimension's distinct values are few as a rule), int32 past that.
-        self.trace_codes = Column(np.int16, capacity)
+        # One byte while the keys fit (a dimension's distinct values are few as a rule), then two, then four.
+        self.trace_codes = Column(np.int8, capacity)
         self.examples: dict[int, list[str]] = {}
 
     def all_codes(self) -> np.ndarray:
@@ -77,8 +78,8 @@ class _Dimension:
                 code = self.codes[key] = len(self.keys)
                 self.keys.append(key)
             codes[i] = code
-        if len(self.keys) > np.iinfo(self.trace_codes.dtype).max:
-            self.trace_codes.widen(np.int32)
+        while len(self.keys) > np.iinfo(self.trace_codes.dtype).max:
+            self.trace_codes.widen(np.int16 if self.trace_codes.dtype == np.int8 else np.int32)
         self.trace_codes.append(codes)
         # The smallest trace ids of each key: examples that do not depend on the order of the batches.
         from genai_flywheel.metrics.segment_schema import EXAMPLES
@@ -121,7 +122,8 @@ class SegmentAccumulator:
         self.scored_ids = scored_ids if scored_ids is not None else pa.array([], pa.string())
         self.volume = 0
         self._errors = Column(bool, capacity)
-        self._latency = Column(np.float64, capacity)
+        # Whole milliseconds fit a float32 exactly (half the bytes); the first value that does not widens it.
+        self._latency = Column(np.float32, capacity, widen_to=np.float64)
         self._latency_reordered = False  # rows() sorted it in place for a segment spanning the window
         self._capacity = capacity
         self._feedback: dict[str, Column] = {}  # name -> per trace: 1 positive, 0 negative, -1 none
@@ -213,8 +215,10 @@ class SegmentAccumulator:
         )
         kept = sorted(ordinary[: state.top_k] + special, key=lambda c: state.keys[c])
         segment_keys = [state.keys[c] for c in kept]
-        # int16: at most 200 kept (config) plus the specials and other; halves each per-trace segment array.
-        mapping = np.full(len(state.keys), len(kept), dtype=np.int16)  # default: other
+        # At most 200 kept (config) plus the specials and other: one byte a trace for the per-trace segment
+        # arrays while they fit, two past that.
+        dtype = np.int8 if len(kept) < np.iinfo(np.int8).max else np.int16
+        mapping = np.full(len(state.keys), len(kept), dtype=dtype)  # default: other
         for index, code in enumerate(kept):
             mapping[code] = index
         if len(ordinary) > state.top_k:
@@ -259,8 +263,9 @@ class SegmentAccumulator:
         arrays = scores if isinstance(scores, ScoreArrays) else ScoreArrays.of(scores)
         trace_codes, present = self._scored_codes(arrays)
         blocks: list[list[dict[str, Any]]] = []  # one per segment, in order
-        # A segment holding every trace of the window (one model, one version) takes the latency column itself,
-        # sorted in place once the other segments are done with it: no copy of the window's latencies.
+        # A segment holding every trace of the window (one model, one version) takes the latency column itself
+        # (held in float64; a float32 column gives a float64 copy), sorted in place once the other segments
+        # are done with it.
         spanning: list[tuple[int, dict[str, Any], list[str]]] = []
         for state in self.dims:
             mapping, keys = self.segment_codes(state)
@@ -328,6 +333,8 @@ class SegmentAccumulator:
         """One segment's metrics (``volume`` first) from the traces in ``mask`` and its score ``entries``;
         ``whole``: the segment is every trace, each with a latency, and the latency column may be reordered."""
 
+        import numpy as np
+
         from genai_flywheel.metrics.aggregate import _scorer_rows
 
         volume = int(mask.sum())
@@ -342,6 +349,8 @@ class SegmentAccumulator:
             values = columns["latency"]
         else:
             values = columns["latency"][mask if has_latency is None else mask & has_latency]
+        # Held as float32 when every latency is one exactly: the same values in float64, for the same figures.
+        values = values.astype(np.float64, copy=False)
         # The segment's own copy, partitioned for the estimates and then sorted for the CIs, in place.
         estimates = stats.quantiles(values, [q for _, q in _PERCENTILES], overwrite=True)
         values.sort()
@@ -402,7 +411,7 @@ class SegmentAccumulator:
 
 def _count(codes: np.ndarray, length: int) -> np.ndarray:
     """How often each of ``0 .. length - 1`` occurs in ``codes``: ``np.bincount``, a slice at a time, since it
-    widens its input to 8-byte integers (8 MB for a million 2-byte codes)."""
+    widens its input to 8-byte integers (8 MB for a million 1-byte codes)."""
     import numpy as np
 
     counts = np.zeros(length, dtype=np.int64)

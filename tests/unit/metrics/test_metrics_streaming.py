@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -142,3 +143,35 @@ def test_weighted_quantile_weights_the_values() -> None:
     assert stats.weighted_quantile_ci([10.0, 1.0], [1.0, 9.0], 0.95)[0] == 10.0
     with pytest.raises(ValueError, match="differ in length"):
         stats.weighted_quantile_ci([1.0], [1.0, 2.0], 0.5)
+
+
+def test_values_past_float32_widen_the_per_trace_columns_and_keep_every_figure_exact() -> None:
+    # Whole milliseconds and token counts are held as float32 while every one is a float32 exactly; past 2**24
+    # they are not, and the column widens: the figures are those of the float64 values, however batched.
+    rng = random.Random(9)
+    latencies = [rng.randint(50, 5_000) for _ in range(300)]
+    tokens = [rng.randint(1, 900) for _ in range(300)]
+    latencies[250], tokens[260] = 2**24 + 1, 2**24 + 3  # in a late batch
+    window = pa.Table.from_pylist(
+        [
+            trace(i, execution_time_ms=ms, input_tokens=t // 3, output_tokens=t - t // 3, total_tokens=t)
+            for i, (ms, t) in enumerate(zip(latencies, tokens, strict=True))
+        ],
+        schema=TRACE_SCHEMA,
+    )
+    everything = _fetched(window, np.ones(300, bool), np.ones(300))
+    metrics = _metrics(_stream(window, everything, 40))
+    assert float(np.float32(2**24 + 1)) != 2**24 + 1  # the premise: float32 cannot hold it
+    values = np.sort(np.array(latencies, dtype=np.float64))
+    for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        row = metrics[f"latency_{label}_ms"]
+        assert row["value"] == stats.quantile(values, q)
+        assert (row["ci_low"], row["ci_high"]) == stats.quantile_ci(values, q)
+    mean, (low, high) = stats.mean_ci(values)
+    assert (metrics["latency_mean_ms"]["value"], metrics["latency_mean_ms"]["ci_high"]) == (mean, high)
+    per_trace = np.sort(np.array(tokens, dtype=np.float64))
+    assert metrics["tokens_total"]["value"] == math.fsum(tokens) == float(sum(tokens))
+    assert metrics["tokens_per_trace"]["value"] == stats.mean_ci(per_trace)[0]
+    # The cost is summed exactly, batch by batch, without a per-trace column: math.fsum of every trace's cost.
+    costs = [(t // 3) / 1000.0 * 1.0 + (t - t // 3) / 1000.0 * 2.0 for t in tokens]
+    assert metrics["cost_usd"]["value"] == math.fsum(costs) and metrics["cost_usd"]["n"] == 300

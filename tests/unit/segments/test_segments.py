@@ -417,3 +417,41 @@ def test_segment_configuration_is_checked(tmp_path) -> None:
     base.write_text(text.replace("metric: error_rate\n", "metric: drift.nosuch.psi\n", 1))
     with pytest.raises(ConfigError, match="not declared"):
         load_config(base)
+
+
+def test_one_byte_codes_widen_past_127_values_and_a_latency_past_float32_widens_its_column() -> None:
+    from collections import Counter
+
+    from genai_flywheel.metrics import stats
+
+    segments = Segments.model_validate({"top_k": 200, "dimensions": [{"name": "user", "source": "tags.user"}]})
+    users = [f"u{i % 260:03d}" for i in range(1_000)]
+    users[:40] = ["hot"] * 40  # the top value by volume, met first
+    latencies = [100 + (i * 37) % 900 for i in range(1_000)]
+    latencies[-1] = 2**24 + 1  # in the last batch: float32 cannot hold it
+    rows = [
+        _info(i, version=None, query="q", latency=ms) | {"tags": json.dumps({"user": u})}
+        for i, (u, ms) in enumerate(zip(users, latencies, strict=True))
+    ]
+    acc = SegmentAccumulator(app="app", segments=segments, profile=None, capacity=1_000)
+    acc.add_traces(_table(rows[:100]).select(columns_for(segments)))  # 61 values: one byte a code
+    assert acc.dims[0].all_codes().dtype == np.int8 and acc._latency.dtype == np.float32
+    for start in range(100, 1_000, 300):
+        acc.add_traces(_table(rows[start : start + 300]).select(columns_for(segments)))
+    assert acc.dims[0].all_codes().dtype == np.int16 and acc._latency.dtype == np.float64
+    # The codes met before the widening kept their values: every segment's volume is the count of its traces.
+    expected = Counter(users)
+    volumes = acc.dimension_volumes()["user"]
+    kept = sorted(expected, key=lambda u: (-expected[u], u))[:200]
+    assert {u: volumes[u] for u in kept} == {u: expected[u] for u in kept}
+    assert volumes[OTHER] == 1_000 - sum(expected[u] for u in kept)
+    table = acc.table(SCORE_SCHEMA.empty_table(), interval_start=START, interval_end=END).to_pylist()
+    assert len({r["segment"] for r in table}) == 201  # 200 kept and other: two-byte segment indices
+    # u219 is kept (four traces); its last one is the latency float32 cannot hold, which its p95 interpolates.
+    late = users[-1]
+    assert late == "u219" and late in kept
+    mine = np.array([ms for u, ms in zip(users, latencies, strict=True) if u == late], dtype=np.float64)
+    p95 = next(r for r in table if r["segment"] == late and r["metric"] == "latency_p95_ms")
+    assert p95["value"] == stats.quantile(mine, 0.95) != stats.quantile(mine.astype(np.float32), 0.95)
+    whole = next(r for r in table if r["segment"] == "hot" and r["metric"] == "volume")
+    assert whole["value"] == 40
