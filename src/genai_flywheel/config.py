@@ -96,6 +96,12 @@ class Stratum(_Model):
 
 class Sampling(_Model):
     rate: Rate = 0.2
+    min_traces: int = Field(
+        default=0,
+        ge=0,
+        description="Score at least this many traces an interval: a quiet interval's base rate rises to "
+        "min_traces / its valid traces (at most 1), where a fixed rate leaves too few to test a segment",
+    )
     filter: Filter | None = Field(default=None, description="Only traces matching this selection filter")
     strata: list[Stratum] = Field(default_factory=list)
     shards: int = Field(default=4, ge=1, le=64, description="Scoring shards (mapped task instances)")

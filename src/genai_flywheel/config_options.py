@@ -232,6 +232,16 @@ class LatencySloOptions(ThresholdOptions):
     slo_ms: number(gt=0) | None = Field(default=None, description="Default: the application's slo.latency_ms")
 
 
+class FreshnessOptions(ThresholdOptions):
+    stale: dict[StrictStr, list[StrictStr]] | None = Field(
+        default=None,
+        description="Metadata values that mark a retrieved document stale, by key "
+        "(default: status archived, deprecated, retired, obsolete; {} for none)",
+    )
+    max_age_days: number(gt=0) | None = Field(default=None, description="Stale when last updated longer ago")
+    updated_key: StrictStr | None = Field(default=None, description="The metadata key of the update time")
+
+
 class NoOptions(_ScorerOptions):
     """A judge that takes no options."""
 
@@ -265,6 +275,7 @@ BUILTIN_OPTIONS: dict[str, type[_ScorerOptions]] = {
     "refusal": RefusalOptions,
     "pii": PiiOptions,
     "latency_slo": LatencySloOptions,
+    "freshness": FreshnessOptions,
 }
 JUDGE_OPTIONS: dict[str, type[_ScorerOptions]] = {
     "relevance_to_query": NoOptions,

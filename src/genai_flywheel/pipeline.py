@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genai_flywheel.config import Application, FlywheelConfig, load_config
+from genai_flywheel.config import Application, FlywheelConfig, Sampling, load_config
 from genai_flywheel.workspace import IntervalWorkspace
 
 if TYPE_CHECKING:
@@ -161,9 +161,18 @@ def sample(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None
     per_scorer = {s.name: 0 for s in scorers}
     shards: set[int] = set()
     _exists(ws, "valid.parquet", "validate")
+    sampling = _interval_sampling(app, ws)
+    if sampling is not app.sampling:
+        log.info(
+            "interval %s: base sampling rate %.4g instead of %.4g (sampling.min_traces %d)",
+            ws.start.isoformat(),
+            sampling.rate,
+            app.sampling.rate,
+            sampling.min_traces,
+        )
     with ParquetPartWriter(ws.path("sample.parquet"), sample_schema()) as out:
         for batch in iter_parquet_batches([ws.path("valid.parquet")]):
-            plan = plan_sample(_table(batch), app.sampling, scorers)
+            plan = plan_sample(_table(batch), sampling, scorers)
             out.write(plan.table)
             eligible += plan.eligible
             for name, count in plan.per_scorer.items():
@@ -175,6 +184,15 @@ def sample(app_name: str, start: Any, end: Any, *, config: FlywheelConfig | None
             if int(f.stem.split("=")[1]) not in shards:
                 f.unlink()
     return {"shards": sorted(shards), "eligible": eligible, "sampled": out.rows, "per_scorer": per_scorer}
+
+
+def _interval_sampling(app: Application, ws: IntervalWorkspace) -> Sampling:
+    """The application's sampling as this interval applies it (``sampling.min_traces``): sample and score
+    derive it from the same count of valid traces, so both use the same rates and weights."""
+    from genai_flywheel.traces.sampling import interval_sampling
+    from genai_flywheel.workspace import parquet_rows
+
+    return interval_sampling(app.sampling, parquet_rows([ws.path("valid.parquet")]))
 
 
 def _exists(ws: IntervalWorkspace, name: str, producer: str) -> None:
@@ -215,6 +233,7 @@ def score_shard(
 
     _, app, ws = _context(app_name, start, end, config)
     _exists(ws, "sample.parquet", "sample")
+    sampling = _interval_sampling(app, ws)
     # This shard's rows, streamed: neither the window's sample nor the shard's is ever held.
     mine = (b.filter(pc.equal(b.column("shard"), shard)) for b in iter_parquet_batches([ws.path("sample.parquet")]))
     specs = {s.name: s for s in app.scorers}
@@ -235,7 +254,7 @@ def score_shard(
             content = validate_trace_content(batch.rows)
             quarantine.write(content.quarantine)
             fetched.write(content.valid.select(FETCHED_SCHEMA.names))
-            table = score_sampled(content.valid, loaded, specs, app.sampling, budget)
+            table = score_sampled(content.valid, loaded, specs, sampling, budget)
             errors += sum(1 for e in table.column("error").to_pylist() if e)
             scores.write(table)
     if quarantine.rows:

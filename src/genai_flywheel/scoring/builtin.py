@@ -13,6 +13,7 @@ groundedness   float 0..1            share of answer sentences supported by retr
 refusal        bool                  the answer is empty or a refusal (phrase list)         False
 pii            bool                  the answer contains PII (:mod:`genai_flywheel.pii`)    False
 latency_slo    bool                  trace execution time <= ``slo_ms``                     True
+freshness      bool                  no retrieved document is stale by its metadata         True
 =============  ====================  =====================================================  ==============
 
 MLflow is imported inside the factories, not at module import: importing it costs seconds.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from genai_flywheel import pii
@@ -42,6 +44,9 @@ DEFAULT_GROUNDEDNESS_THRESHOLD = 0.6
 DEFAULT_SENTENCE_OVERLAP = 0.5
 _RATIONALE_WORDS = 8
 NO_CONTEXT = "no retrieved context: the trace has no RETRIEVER span with documents"
+#: Metadata values that mark a retrieved document as stale, by metadata key (``freshness``'s default).
+DEFAULT_STALE_METADATA: dict[str, tuple[str, ...]] = {"status": ("archived", "deprecated", "retired", "obsolete")}
+DEFAULT_UPDATED_KEY = "last_updated"
 
 
 def _words(items: Sequence[str]) -> str:
@@ -97,21 +102,109 @@ def _document_text(doc: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def retrieved_context(trace: Trace | None) -> list[str]:
-    """The document texts of every RETRIEVER span of ``trace``, in span order."""
+def retrieved_documents(trace: Trace | None) -> list[Any]:
+    """The documents of every RETRIEVER span of ``trace``, in span order, as the spans logged them (MLflow
+    ``Document`` dicts, objects or bare strings)."""
     if trace is None:
         return []
     from mlflow.entities import SpanType
 
-    texts: list[str] = []
+    found: list[Any] = []
     for span in trace.search_spans(span_type=SpanType.RETRIEVER):
         docs = span.outputs
         if isinstance(docs, dict) and isinstance(docs.get("documents"), list):
             docs = docs["documents"]
         if not isinstance(docs, list):
             docs = [docs]
-        texts.extend(t for t in (_document_text(d) for d in docs) if t)
-    return texts
+        found.extend(d for d in docs if d is not None)
+    return found
+
+
+def retrieved_context(trace: Trace | None) -> list[str]:
+    """The document texts of every RETRIEVER span of ``trace``, in span order."""
+    return [t for t in (_document_text(d) for d in retrieved_documents(trace)) if t]
+
+
+def _document_metadata(doc: Any) -> dict[str, Any]:
+    metadata = doc.get("metadata") if isinstance(doc, dict) else getattr(doc, "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _document_name(doc: Any, metadata: dict[str, Any]) -> str:
+    for value in (metadata.get("doc_uri"), metadata.get("title"), doc.get("id") if isinstance(doc, dict) else None):
+        if isinstance(value, str) and value:
+            return value
+    return "a document"
+
+
+def _updated_at(value: Any) -> datetime | None:
+    """A ``last_updated`` metadata value (ISO 8601 date or time, or epoch milliseconds) as a UTC time."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def freshness_scorer(
+    stale: Mapping[str, Sequence[str]] | None = None,
+    max_age_days: float | None = None,
+    updated_key: str = DEFAULT_UPDATED_KEY,
+) -> Scorer:
+    """``freshness``: True when no document the trace retrieved is stale, by its own metadata.
+
+    A document is stale when a metadata key of ``stale`` holds one of its values (case-insensitive; by
+    default ``status`` archived, deprecated, retired or obsolete), or, with ``max_age_days``, when its
+    ``updated_key`` time is more than that many days before the trace. An archived page leaking back into a
+    search index answers one feature's questions wrongly while every answer stays on topic and grounded in
+    what was retrieved: the relevance and groundedness heuristics cannot see it, this can. The value is
+    None (with an error) when the trace retrieved nothing, as for ``groundedness``.
+    """
+    from mlflow.entities import Feedback
+    from mlflow.genai.scorers import scorer
+
+    markers = {
+        str(key): {str(v).strip().casefold() for v in values}
+        for key, values in (DEFAULT_STALE_METADATA if stale is None else stale).items()
+    }
+    if max_age_days is not None and (
+        isinstance(max_age_days, bool) or not isinstance(max_age_days, int | float) or not max_age_days > 0
+    ):
+        raise ValueError(f"max_age_days must be a positive number of days, got {max_age_days!r}")
+    if not markers and max_age_days is None:
+        raise ValueError("freshness needs stale metadata values or max_age_days: set at least one")
+    max_age = timedelta(days=float(max_age_days)) if max_age_days is not None else None
+
+    @scorer(name="freshness", timeout=0, pass_if=lambda v: v is True)
+    def freshness(trace: Trace | None = None) -> Feedback:
+        documents = retrieved_documents(trace)
+        if not documents:
+            return Feedback(value=None, error=NO_CONTEXT)
+        at = datetime.fromtimestamp(trace.info.request_time / 1000.0, tz=UTC) if trace is not None else None
+        reasons = []
+        for doc in documents:
+            metadata = _document_metadata(doc)
+            for key, values in markers.items():
+                value = metadata.get(key)
+                if isinstance(value, str) and value.strip().casefold() in values:
+                    reasons.append(f"{_document_name(doc, metadata)} is {key}={value}")
+            if max_age is not None and at is not None:
+                updated = _updated_at(metadata.get(updated_key))
+                if updated is not None and at - updated > max_age:
+                    age = (at - updated).days
+                    reasons.append(f"{_document_name(doc, metadata)} was last updated {age} days before the trace")
+        if reasons:
+            more = f" (and {len(reasons) - 2} more)" if len(reasons) > 2 else ""
+            return Feedback(value=False, rationale=f"stale: {'; '.join(reasons[:2])}{more}")
+        return Feedback(value=True, rationale=f"{len(documents)} retrieved document(s), none stale")
+
+    return freshness
 
 
 def groundedness_scorer(

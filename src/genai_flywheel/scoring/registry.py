@@ -1,6 +1,7 @@
 """The scorer registry: turn an application's ``scorers:`` list into ready MLflow scorers.
 
-Names: the built-in heuristics (``relevance``, ``groundedness``, ``refusal``, ``pii``, ``latency_slo``),
+Names: the built-in heuristics (``relevance``, ``groundedness``, ``refusal``, ``pii``, ``latency_slo``,
+``freshness``),
 MLflow's judges (``relevance_to_query``, ``safety``, ``retrieval_groundedness``, ``guidelines``,
 ``judge``), or any name with ``ref: "module:function"`` pointing at a user's ``@scorer``.
 """
@@ -81,6 +82,14 @@ BUILTINS: dict[str, _Builtin] = {
         lower_is_better=True,
     ),
     "latency_slo": _Builtin(builtin.latency_slo_scorer, lambda app: {"slo_ms": app.slo.latency_ms}, None),
+    "freshness": _Builtin(
+        builtin.freshness_scorer,
+        lambda app: {
+            "stale": {k: list(v) for k, v in builtin.DEFAULT_STALE_METADATA.items()},
+            "updated_key": builtin.DEFAULT_UPDATED_KEY,
+        },
+        None,
+    ),
 }
 JUDGES = tuple(sorted(JUDGE_OPTIONS))
 

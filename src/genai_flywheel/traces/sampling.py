@@ -18,6 +18,12 @@ scorer — that is how errors and traces with negative feedback are oversampled.
 pi being the highest rate that applies to it (its probability of being read at all), so aggregates over
 scores and over fetched traces stay unbiased.
 
+A quiet interval (a night, a weekend) holds few traces, and a fixed rate leaves too few of them to test one
+segment: with ``min_traces`` the interval's base rate rises to ``min_traces / valid traces`` (at most 1,
+:func:`interval_sampling`). The rate depends only on the interval's count of valid traces, so the sample
+stays deterministic, still coordinated (a higher rate keeps every trace a lower one picks) and weighted by
+the rate actually used.
+
 Sampling reads trace infos (pass one), so strata and the sampling filter may use ``trace.*``, ``tags.*``,
 ``metadata.*``, ``assessments.*`` and ``feedback.*`` fields, not the inputs or outputs of the root span.
 """
@@ -53,6 +59,16 @@ class SamplePlan:
     table: pa.Table  # sampled rows: trace columns + stratum, sample_rate, weight, shard, scorers
     eligible: int  # traces that passed the sampling filter
     per_scorer: dict[str, int]  # sampled traces per scorer
+
+
+def interval_sampling(sampling: Sampling, traces: int) -> Sampling:
+    """``sampling`` for an interval of ``traces`` valid traces: the base rate raised to
+    ``min_traces / traces`` (at most 1) when that is higher; otherwise ``sampling`` itself. Strata and the
+    scorers' own rates are unchanged."""
+    if sampling.min_traces <= 0 or traces <= 0:
+        return sampling
+    rate = min(1.0, sampling.min_traces / traces)
+    return sampling.model_copy(update={"rate": rate}) if rate > sampling.rate else sampling
 
 
 def scorer_rate(sampling: Sampling, spec: ScorerSpec, stratum: str) -> float:

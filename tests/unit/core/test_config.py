@@ -65,7 +65,7 @@ def test_duplicate_names_are_rejected() -> None:
 def test_scorer_ref_must_be_module_function() -> None:
     data = _base()
     data["applications"][0]["scorers"].append({"name": "mine", "ref": "not a ref"})
-    with pytest.raises(ConfigError, match=r"applications\[0\]\.scorers\[6\]\.ref"):
+    with pytest.raises(ConfigError, match=r"applications\[0\]\.scorers\[7\]\.ref"):
         parse_config(data)
 
 

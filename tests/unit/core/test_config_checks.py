@@ -163,21 +163,21 @@ def test_judge_options_are_typed() -> None:
         return lambda app: app["scorers"].append(spec)
 
     missing = _error(add({"name": "judge"}))
-    assert "applications[0].scorers[6].options.instructions: Field required; add it" in missing
+    assert "applications[0].scorers[7].options.instructions: Field required; add it" in missing
     bad_type = _error(
         add({"name": "judge", "options": {"instructions": "Is {{ outputs }} ok?", "feedback_value_type": "dict"}})
     )
-    assert "applications[0].scorers[6].options.feedback_value_type" in bad_type
+    assert "applications[0].scorers[7].options.feedback_value_type" in bad_type
     assert "Input should be one of yes_no, bool, float, int, str or a list of allowed values" in bad_type
     assert "(got 'dict')" in bad_type
     empty = _error(add({"name": "guidelines", "options": {"guidelines": []}}))
-    assert "applications[0].scorers[6].options.guidelines: Input should be a rule or a non-empty list of them" in empty
+    assert "applications[0].scorers[7].options.guidelines: Input should be a rule or a non-empty list of them" in empty
 
 
 def test_a_ref_scorer_keeps_free_form_options() -> None:
     data = _base()
     data["applications"][0]["scorers"].append({"name": "mine", "ref": "my_pkg.scorers:tone", "options": {"any": [1]}})
-    assert parse_config(data).applications[0].scorers[6].options == {"any": [1]}
+    assert parse_config(data).applications[0].scorers[7].options == {"any": [1]}
 
 
 def test_threshold_set_twice_is_rejected_at_load() -> None:

@@ -172,3 +172,27 @@ def test_planning_batch_by_batch_gives_the_plan_of_the_whole_window() -> None:
     whole = plan_sample(table, _sampling(), SCORERS).table
     parts = [plan_sample(table.slice(i, 250), _sampling(), SCORERS).table for i in range(0, 900, 250)]
     assert pa.concat_tables(parts).equals(whole)
+
+
+def test_a_quiet_interval_is_sampled_at_a_rate_that_gives_min_traces() -> None:
+    from genai_flywheel.traces.sampling import interval_sampling
+
+    configured = _sampling(min_traces=150)
+    # 1,000 traces: 20% already gives 200, the configuration is kept as it is.
+    assert interval_sampling(configured, 1_000) is configured
+    # 300 traces: the base rate rises to 150 / 300; strata and scorer rates are unchanged.
+    quiet = interval_sampling(configured, 300)
+    assert quiet.rate == 0.5 and quiet.strata == configured.strata and quiet.min_traces == 150
+    # 100 traces: every one, weight 1. Without min_traces, or for an empty interval, nothing changes.
+    assert interval_sampling(configured, 100).rate == 1.0
+    assert interval_sampling(_sampling(), 100).rate == 0.2 and interval_sampling(configured, 0) is configured
+    table = _table(300)
+    low, high = plan_sample(table, configured, SCORERS).table, plan_sample(table, quiet, SCORERS).table
+    base = [r for r in high.to_pylist() if r["stratum"] == "base"]
+    assert base and all(r["sample_rate"] == 0.5 and r["weight"] == 2.0 for r in base)
+    # Still coordinated: the higher rate keeps every trace the configured rate picks, for every scorer.
+    picked = dict(_decisions(high))
+    assert all(set(names) <= set(picked.get(trace_id, ())) for trace_id, names in _decisions(low))
+    assert len(picked) > low.num_rows
+    everything = plan_sample(_table(100), interval_sampling(configured, 100), SCORERS).table
+    assert everything.num_rows == 100 and set(everything.column("weight").to_pylist()) <= {1.0}

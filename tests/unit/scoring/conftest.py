@@ -20,7 +20,7 @@ def make_trace_json(
     *,
     inputs: Any = None,
     outputs: Any = None,
-    documents: list[str] | None = None,
+    documents: list[str | dict[str, Any]] | None = None,
     duration_ms: int = 1200,
 ) -> str:
     """``Trace.to_json()`` text of a trace with a root span and, if ``documents``, a RETRIEVER span."""
@@ -50,7 +50,10 @@ def make_trace_json(
 
     spans = [span("app", b"rootspan", None, "CHAIN", inputs, outputs, duration_ms)]
     if documents is not None:
-        docs = [{"page_content": d, "metadata": {"doc_uri": f"doc-{n}"}, "id": None} for n, d in enumerate(documents)]
+        docs = [
+            d if isinstance(d, dict) else {"page_content": d, "metadata": {"doc_uri": f"doc-{n}"}, "id": None}
+            for n, d in enumerate(documents)
+        ]
         spans.append(span("retrieve", b"retrieve", _b64(b"rootspan"), "RETRIEVER", {"q": "x"}, docs, 5))
     trace = {
         "info": {

@@ -177,6 +177,53 @@ def test_latency_slo_validates(bad: Any) -> None:
         builtin.latency_slo_scorer(slo_ms=bad)
 
 
+# -- freshness ---------------------------------------------------------------------------------------
+
+
+def _doc(uri: str, **metadata: Any) -> dict[str, Any]:
+    return {"page_content": "Smart Sync was retired in 2021.", "metadata": {"doc_uri": uri, **metadata}, "id": uri}
+
+
+def test_freshness_flags_a_retrieved_document_its_metadata_marks_stale(
+    trace_json: Callable[..., str], trace_from: Callable
+) -> None:
+    scorer = builtin.freshness_scorer()
+    current = [_doc("kb/smart-sync", status="current"), _doc("kb/plans")]
+    fresh = _run(scorer, trace=trace_from(trace_json(documents=current)))
+    assert fresh.value is True and "2 retrieved document(s), none stale" in fresh.rationale
+    archived = [_doc("kb/smart-sync", status="current"), _doc("kb/archive/smart-sync-2021", status="Archived")]
+    stale = _run(scorer, trace=trace_from(trace_json(documents=archived)))
+    assert stale.value is False and "kb/archive/smart-sync-2021 is status=Archived" in stale.rationale
+    # Nothing retrieved: no verdict (an error), as for groundedness.
+    missing = _run(scorer, trace=trace_from(trace_json()))
+    assert missing.value is None and missing.error.error_message == builtin.NO_CONTEXT
+
+
+def test_freshness_by_age_and_by_custom_markers(trace_json: Callable[..., str], trace_from: Callable) -> None:
+    # The trace is of 2026-01-01: a page last updated 400 days before is past a 365-day limit.
+    old = [_doc("kb/old", last_updated="2024-11-27"), _doc("kb/new", last_updated="2025-12-01T10:00:00Z")]
+    by_age = builtin.freshness_scorer(stale={}, max_age_days=365)
+    verdict = _run(by_age, trace=trace_from(trace_json(documents=old)))
+    assert verdict.value is False and "kb/old was last updated 400 days before the trace" in verdict.rationale
+    recent = _run(by_age, trace=trace_from(trace_json(documents=old[1:])))
+    assert recent.value is True
+    # Custom markers replace the defaults: status archived is fresh here, lifecycle sunset is not.
+    custom = builtin.freshness_scorer(stale={"lifecycle": ["sunset"]})
+    archived = [_doc("kb/a", status="archived")]
+    assert _run(custom, trace=trace_from(trace_json(documents=archived))).value is True
+    sunset = [_doc("kb/b", lifecycle="sunset")]
+    assert _run(custom, trace=trace_from(trace_json(documents=sunset))).value is False
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"max_age_days": 0}, "max_age_days"), ({"max_age_days": True}, "max_age_days"), ({"stale": {}}, "at least")],
+)
+def test_freshness_validates(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        builtin.freshness_scorer(**options)
+
+
 def test_scorers_are_mlflow_scorers_with_only_the_arguments_they_read() -> None:
     import inspect
 
@@ -188,6 +235,7 @@ def test_scorers_are_mlflow_scorers_with_only_the_arguments_they_read() -> None:
         "refusal": ["outputs"],
         "pii": ["outputs"],
         "latency_slo": ["trace"],
+        "freshness": ["trace"],
     }
     made = [
         builtin.relevance_scorer(),
@@ -195,6 +243,7 @@ def test_scorers_are_mlflow_scorers_with_only_the_arguments_they_read() -> None:
         builtin.refusal_scorer(),
         builtin.pii_scorer(),
         builtin.latency_slo_scorer(1000),
+        builtin.freshness_scorer(),
     ]
     for scorer in made:
         assert isinstance(scorer, Scorer)

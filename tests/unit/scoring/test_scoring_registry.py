@@ -42,6 +42,7 @@ def _spec(**kwargs: Any) -> ScorerSpec:
 
 def test_available_names() -> None:
     assert available_scorers() == [
+        "freshness",
         "groundedness",
         "guidelines",
         "judge",
@@ -109,7 +110,7 @@ def test_threshold_and_options_are_applied() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"name": "relevence"}, "unknown scorer 'relevence'; available: groundedness, guidelines"),
+        ({"name": "relevence"}, "unknown scorer 'relevence'; available: freshness, groundedness, guidelines"),
     ],
 )
 def test_bad_specs_raise_scorer_error(spec: dict[str, Any], message: str) -> None:

@@ -129,6 +129,8 @@ def test_page_lists_firing_alert_rules_and_recent_events(page: str) -> None:
         "monitor_stalled",
         "topic_satisfaction",
         "topic_relevance",
+        "stale_documents",
+        "topic_freshness",
     }
     assert ">firing<" in rules["latency_p95"] and ">ok<" in rules["error_rate"]
     events = [(r[1], r[2]) for r in table_rows(section, "recent-events")]
@@ -270,6 +272,8 @@ def test_api_alerts(client: TestClient) -> None:
         "monitor_stalled": "not evaluated",  # the watchdog's rule: the monitor never evaluates it
         "topic_satisfaction": "not evaluated",  # per-segment rules: this fixture stores no segment table
         "topic_relevance": "not evaluated",
+        "stale_documents": "ok",
+        "topic_freshness": "not evaluated",
     }
     assert [(e["rule"], e["kind"], e["interval_start"]) for e in body["recent_events"]] == [
         ("latency_p95", "fired", "2026-01-05T08:00:00Z"),
