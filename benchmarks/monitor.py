@@ -259,8 +259,9 @@ def write_config(
     path: Path, tracking_uri: str, data_root: Path, *, sample_rate: float | None, schedule: str | None = SCHEDULE
 ) -> FlywheelConfig:
     """The repository's flywheel.yaml for the simulated app, pointed at ``tracking_uri``: code scorers only,
-    the monitor ``schedule`` (default one daily interval), base sampling rate ``sample_rate`` (the logic of
-    tests/integration/conftest.py). ``None`` keeps the repository's sampling rate or schedule."""
+    the monitor ``schedule`` (default one daily interval), base sampling rate ``sample_rate`` (exactly: no
+    ``min_traces``; the logic of tests/integration/conftest.py). ``None`` keeps the repository's sampling
+    rate or schedule."""
     from genai_flywheel.scoring.registry import JUDGES
 
     cfg = yaml.safe_load((ROOT / "flywheel.yaml").read_text())
@@ -271,7 +272,8 @@ def write_config(
     if schedule is not None:
         app["schedule"] = schedule
     if sample_rate is not None:
-        app.setdefault("sampling", {})["rate"] = sample_rate
+        # The rate asked for, exactly: min_traces would raise it in a small benchmark window.
+        app.setdefault("sampling", {}).update(rate=sample_rate, min_traces=0)
     cfg["data_root"] = str(data_root)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return load_config(path)

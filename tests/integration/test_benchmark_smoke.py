@@ -129,10 +129,10 @@ def test_serve_runs_the_stages_through_an_mlflow_server(tmp_path: Path) -> None:
     )
     assert summary["tracking_uri"].startswith("http://127.0.0.1:")
     assert summary["backend_store"] == f"sqlite:///{(tmp_path / 'run.db').resolve()}"
-    assert summary["write_back_written"] == 20 * 5 and summary["write_back_per_s"] > 0
+    assert summary["write_back_written"] == 20 * 6 and summary["write_back_per_s"] > 0
     assert summary["ceiling"]["rows"] == 30 and summary["ceiling"]["per_s"] > 0  # measured beside it
     assert [s["stage"] for s in summary["stages"]] == list(monitor.STAGES)
-    assert summary["scores_computed"] == 20 * 5  # the five code scorers of the bench config
+    assert summary["scores_computed"] == 20 * 6  # the six code scorers of the bench config
     assert summary["whole_monitor"] is None and summary["baseline"] is None
     port = int(summary["tracking_uri"].rsplit(":", 1)[1])
     with pytest.raises(OSError):  # stopped afterwards
@@ -198,7 +198,7 @@ def test_postgres_runs_the_stages_on_a_copy_in_postgresql(tmp_path: Path, serve:
     assert on_postgres.startswith("postgresql+psycopg2://postgres@127.0.0.1:") and on_postgres.endswith("/run")
     assert summary["tracking_uri"].startswith("http://" if serve else "postgresql")
     assert [s["stage"] for s in summary["stages"]] == list(monitor.STAGES)
-    assert summary["scores_computed"] == summary["write_back_written"] == 20 * 5
+    assert summary["scores_computed"] == summary["write_back_written"] == 20 * 6
     assert (summary["ceiling"] is not None) == serve  # a bare client loop only makes sense against a server
     # The SQLite store it was copied from stays free of scores: every run starts from the same traces.
     assert _scorer_assessments(f"sqlite:///{(tmp_path / 'traces.db').resolve()}") == 0
