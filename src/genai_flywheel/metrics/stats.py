@@ -80,7 +80,7 @@ class ExactSum:
     def __init__(self) -> None:
         self.count = 0
         self._units = 0  # the exact sum of the finite values, in units of 2**-1126
-        self._nonfinite: list[float] = []  # at most one of each kind: inf, -inf, nan
+        self._nonfinite: dict[str, float] = {}  # one of each kind met (inf, -inf, nan): inf + inf is inf
 
     def add(self, values: np.ndarray | Sequence[float]) -> None:
         """Add a batch of values (float64; NaN is a value here: filter missing ones out first)."""
@@ -92,9 +92,7 @@ class ExactSum:
         self.count += int(arr.size)
         finite = np.isfinite(arr)
         if not finite.all():
-            for special in np.unique(arr[~finite]).tolist():  # inf + inf is inf: one of each kind is enough
-                if not any(math.isnan(special) if math.isnan(k) else k == special for k in self._nonfinite):
-                    self._nonfinite.append(special)
+            self._nonfinite.update((repr(v), v) for v in np.unique(arr[~finite]).tolist())
             arr = arr[finite]
         for start in range(0, arr.size, self._CHUNK):
             self._units += self._units_of(arr[start : start + self._CHUNK])
@@ -119,7 +117,7 @@ class ExactSum:
         """The correctly rounded sum of every value added (0.0 for none)."""
         # Python divides integers with correct rounding: the exact total, rounded once, as math.fsum rounds.
         finite = self._units / (1 << self._UNIT_EXPONENT) if self._units else 0.0
-        return math.fsum([finite, *self._nonfinite]) if self._nonfinite else finite
+        return math.fsum([finite, *self._nonfinite.values()]) if self._nonfinite else finite
 
 
 def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) -> Interval:

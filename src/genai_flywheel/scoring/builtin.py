@@ -144,11 +144,12 @@ def _updated_at(value: Any) -> datetime | None:
     if isinstance(value, int | float) and math.isfinite(value):
         return datetime.fromtimestamp(value / 1000.0, tz=UTC)
     if isinstance(value, str):
+        from genai_flywheel.workspace import to_utc
+
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return to_utc(value.strip())
         except ValueError:
             return None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return None
 
 

@@ -278,7 +278,7 @@ def test_exact_sum_holds_fractional_values_of_any_magnitude_as_one_number() -> N
             for batch in batches:
                 acc.add(batch)
             assert acc.value() == math.fsum(values.tolist()) and acc.count == values.size
-            assert isinstance(acc._units, int) and acc._nonfinite == []
+            assert isinstance(acc._units, int) and not acc._nonfinite
     # Non-finite values sum as math.fsum sums them; inf and -inf together have no sum.
     for values in ([1.0, math.inf], [math.nan, 1.0], [math.inf, math.inf, 2.0], [-math.inf, 0.25]):
         acc = stats.ExactSum()
